@@ -1,0 +1,101 @@
+// Device helpers shared by the CUDA kernels: element conversions, 16-byte vector loads and stores, reductions,
+// and dtype dispatch for launchers.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <string_view>
+
+#include "mlxn/core/dtype.h"
+#include "mlxn/core/status.h"
+
+namespace mlxn::cuda {
+
+// ---- element conversions (f32 arithmetic everywhere) ----
+__device__ __forceinline__ float to_f32(float v) { return v; }
+__device__ __forceinline__ float to_f32(__half v) { return __half2float(v); }
+__device__ __forceinline__ float to_f32(__nv_bfloat16 v) { return __bfloat162float(v); }
+
+template <typename T>
+__device__ __forceinline__ T from_f32(float v);
+template <>
+__device__ __forceinline__ float from_f32<float>(float v) { return v; }
+template <>
+__device__ __forceinline__ __half from_f32<__half>(float v) { return __float2half_rn(v); }
+template <>
+__device__ __forceinline__ __nv_bfloat16 from_f32<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
+
+// ---- 8 elements through 16-byte accesses (one uint4 for 16-bit types, two for f32); p must be 16-byte aligned ----
+template <typename T>
+__device__ __forceinline__ void load8(const T* p, float (&v)[8]) {
+  if constexpr (sizeof(T) == 4) {
+    const float4 a = __ldg(reinterpret_cast<const float4*>(p));
+    const float4 b = __ldg(reinterpret_cast<const float4*>(p) + 1);
+    v[0] = a.x; v[1] = a.y; v[2] = a.z; v[3] = a.w;
+    v[4] = b.x; v[5] = b.y; v[6] = b.z; v[7] = b.w;
+  } else {
+    const uint4 raw = __ldg(reinterpret_cast<const uint4*>(p));
+    const T* e = reinterpret_cast<const T*>(&raw);
+#pragma unroll
+    for (int i = 0; i < 8; ++i) v[i] = to_f32(e[i]);
+  }
+}
+
+// Loads through L1 are fine for data read once; streaming outputs use st.global.cs so they do not evict inputs.
+template <typename T>
+__device__ __forceinline__ void store8(T* p, const float (&v)[8]) {
+  if constexpr (sizeof(T) == 4) {
+    __stcs(reinterpret_cast<float4*>(p), make_float4(v[0], v[1], v[2], v[3]));
+    __stcs(reinterpret_cast<float4*>(p) + 1, make_float4(v[4], v[5], v[6], v[7]));
+  } else {
+    uint4 raw;
+    T* e = reinterpret_cast<T*>(&raw);
+#pragma unroll
+    for (int i = 0; i < 8; ++i) e[i] = from_f32<T>(v[i]);
+    __stcs(reinterpret_cast<uint4*>(p), raw);
+  }
+}
+
+__host__ __device__ __forceinline__ bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
+
+// ---- reductions ----
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+// ---- dtype dispatch for launchers: runtime DType in, C++ type out ----
+template <typename T>
+struct TypeTag {
+  using type = T;
+};
+
+// Calls f(TypeTag<T>{}) for f32 / f16 / bf16; any other dtype is an Unsupported status naming the op and argument.
+template <typename F>
+Status dispatch_float(DType t, std::string_view op, std::string_view arg, F&& f) {
+  switch (t) {
+    case DType::F32: return f(TypeTag<float>{});
+    case DType::F16: return f(TypeTag<__half>{});
+    case DType::BF16: return f(TypeTag<__nv_bfloat16>{});
+    default: return unsupported(op, arg, " dtype ", t, " has no CUDA kernel");
+  }
+}
+
+inline Status launch_status(cudaError_t e, std::string_view op) {
+  if (e == cudaSuccess) return Status::ok();
+  return error(StatusCode::DeviceError, op, "kernel launch failed: ", cudaGetErrorName(e), " (",
+               cudaGetErrorString(e), ")");
+}
+
+inline unsigned grid_1d(int64_t work_items, int block, int64_t max_blocks = 1 << 30) {
+  int64_t g = (work_items + block - 1) / block;
+  if (g < 1) g = 1;
+  if (g > max_blocks) g = max_blocks;
+  return static_cast<unsigned>(g);
+}
+
+}  // namespace mlxn::cuda

@@ -1,0 +1,133 @@
+// RMSNorm over the last dimension (Zhang & Sennrich 2019): y = x * rsqrt(mean(x^2) + eps) * (w + w_offset).
+// Included by the generated instance files only; src/cuda/norm.cu dispatches through the kernel table.
+#pragma once
+
+#include "cuda/common.cuh"
+#include "kernels/norm.h"
+
+namespace mlxn::cuda {
+
+// Threads per row T (a multiple of 32) x rows per block R: blockDim = (T, R). R > 1 only when T == 32, so every
+// reduction wider than a warp belongs to one row and a block never has a row past the end.
+__device__ __forceinline__ float row_sum(float v, float* scratch) {
+  v = warp_sum(v);
+  if (blockDim.x == 32) return v;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, n_warps = blockDim.x >> 5;
+  if (lane == 0) scratch[warp] = v;
+  __syncthreads();
+  float s = 0.0f;
+  for (int i = 0; i < n_warps; ++i) s += scratch[i];
+  return s;
+}
+
+// Rows whose length is a multiple of 8 with 16-byte aligned pointers: each thread keeps VPT chunks of 8 elements
+// in registers, so x is read once from memory.
+// At most 512 threads per row, so each thread may hold its chunks in up to 128 registers without spilling
+// (1024-thread blocks cap a thread at 64).
+template <int VPT>
+constexpr int rms_norm_max_threads() {
+  return 512;
+}
+
+template <typename Tx, typename Tw, typename Ty, int VPT>
+__global__ void __launch_bounds__(rms_norm_max_threads<VPT>()) rms_norm_vec_kernel(kern::RmsNormParams p) {
+  __shared__ float scratch[32];
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * blockDim.y + threadIdx.y;
+  if (row >= p.rows) return;  // only when R > 1, i.e. warp-wide rows: no block barrier follows
+  const int64_t n8 = p.cols >> 3;
+  const Tx* x = static_cast<const Tx*>(p.x) + row * p.cols;
+  Ty* y = static_cast<Ty*>(p.y) + row * p.cols;
+  const Tw* w = static_cast<const Tw*>(p.w);
+
+  float v[VPT][8];
+  float ss = 0.0f;
+#pragma unroll
+  for (int k = 0; k < VPT; ++k) {
+    const int64_t c = threadIdx.x + static_cast<int64_t>(k) * blockDim.x;
+    if (c < n8) {
+      load8(x + c * 8, v[k]);
+    } else {
+#pragma unroll
+      for (int i = 0; i < 8; ++i) v[k][i] = 0.0f;
+    }
+#pragma unroll
+    for (int i = 0; i < 8; ++i) ss = fmaf(v[k][i], v[k][i], ss);
+  }
+  ss = row_sum(ss, scratch);
+  const float r = rsqrtf(__fdividef(ss, static_cast<float>(p.cols)) + p.eps);
+#pragma unroll
+  for (int k = 0; k < VPT; ++k) {
+    const int64_t c = threadIdx.x + static_cast<int64_t>(k) * blockDim.x;
+    if (c >= n8) continue;
+    float o[8];
+    if (w != nullptr) {
+      float wv[8];
+      load8(w + c * 8, wv);
+#pragma unroll
+      for (int i = 0; i < 8; ++i) o[i] = v[k][i] * r * (wv[i] + p.w_offset);
+    } else {
+#pragma unroll
+      for (int i = 0; i < 8; ++i) o[i] = v[k][i] * r;
+    }
+    store8(y + c * 8, o);
+  }
+}
+
+// Any row length and alignment: two passes over the row (the second read mostly hits L1/L2).
+template <typename Tx, typename Tw, typename Ty>
+__global__ void __launch_bounds__(1024) rms_norm_any_kernel(kern::RmsNormParams p) {
+  __shared__ float scratch[32];
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * blockDim.y + threadIdx.y;
+  if (row >= p.rows) return;
+  const Tx* x = static_cast<const Tx*>(p.x) + row * p.cols;
+  Ty* y = static_cast<Ty*>(p.y) + row * p.cols;
+  const Tw* w = static_cast<const Tw*>(p.w);
+  float ss = 0.0f;
+  for (int64_t c = threadIdx.x; c < p.cols; c += blockDim.x) {
+    const float v = to_f32(x[c]);
+    ss = fmaf(v, v, ss);
+  }
+  ss = row_sum(ss, scratch);
+  const float r = rsqrtf(__fdividef(ss, static_cast<float>(p.cols)) + p.eps);
+  for (int64_t c = threadIdx.x; c < p.cols; c += blockDim.x) {
+    float o = to_f32(x[c]) * r;
+    if (w != nullptr) o *= to_f32(w[c]) + p.w_offset;
+    y[c] = from_f32<Ty>(o);
+  }
+}
+
+inline int round_up32(int64_t v) { return static_cast<int>((v + 31) / 32 * 32); }
+
+template <typename Tx, typename Tw, typename Ty>
+Status launch_rms_norm(const kern::RmsNormParams& p, const ExecContext& ctx) {
+  auto stream = static_cast<cudaStream_t>(ctx.stream);
+  if (p.rows == 0) return Status::ok();
+  const int64_t n8 = p.cols / 8;
+  const bool vec = p.cols % 8 == 0 && aligned16(p.x) && aligned16(p.y) && (p.w == nullptr || aligned16(p.w)) &&
+                   n8 <= 8 * rms_norm_max_threads<8>();
+  // Aim at 128 threads per row with up to 8 chunks of 8 in flight per thread: enough bytes in flight per SM
+  // (16 rows x 8 KiB for 4096-wide bf16 rows) while large rows still fit one block.
+  int vpt = 1;
+  while (vec && vpt < 8 && n8 > static_cast<int64_t>(vpt) * 128) vpt *= 2;
+  const int64_t work = vec ? (n8 + vpt - 1) / vpt : (p.cols + 7) / 8;
+  const int t = std::min(1024, std::max(32, round_up32(work)));
+  const int r = t == 32 ? 4 : 1;
+  const dim3 block(static_cast<unsigned>(t), static_cast<unsigned>(r));
+  const int64_t blocks = (p.rows + r - 1) / r;
+  if (blocks > 0x7fffffff) return unsupported("rms_norm", p.rows, " rows exceed one launch");
+  const dim3 grid(static_cast<unsigned>(blocks));
+  if (!vec) {
+    rms_norm_any_kernel<Tx, Tw, Ty><<<grid, block, 0, stream>>>(p);
+  } else if (vpt == 1) {
+    rms_norm_vec_kernel<Tx, Tw, Ty, 1><<<grid, block, 0, stream>>>(p);
+  } else if (vpt == 2) {
+    rms_norm_vec_kernel<Tx, Tw, Ty, 2><<<grid, block, 0, stream>>>(p);
+  } else if (vpt == 4) {
+    rms_norm_vec_kernel<Tx, Tw, Ty, 4><<<grid, block, 0, stream>>>(p);
+  } else {
+    rms_norm_vec_kernel<Tx, Tw, Ty, 8><<<grid, block, 0, stream>>>(p);
+  }
+  return launch_status(cudaGetLastError(), "rms_norm");
+}
+
+}  // namespace mlxn::cuda
