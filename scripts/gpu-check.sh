@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# One call on the GPU machine: build with all cores, run the gpu tests, run them under compute-sanitizer
+# (memcheck, racecheck), run the benchmarks, print a summary last. Logs go to $OUT (or /tmp/mlxn-gpu-check).
+# GoogleTest comes from .deps/googletest when the machine has no installed copy (scripts/prepare-device.sh).
+#   MLXN_GTEST_FILTER   restricts the sanitizer runs (default: all gpu tests)
+#   MLXN_BENCH_ARGS     extra mlxn_bench arguments
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out="${OUT:-/tmp/mlxn-gpu-check}"
+mkdir -p "$out"
+build=build-gpu
+summary=()
+note() { summary+=("$1"); echo "== $1"; }
+
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.mem --format=csv | tee "$out/gpu.txt"
+args=(-S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMLXN_CUDA=ON
+      -DCMAKE_CUDA_ARCHITECTURES="${MLXN_CUDA_ARCHS:-90a}" -DMLXN_KERNEL_SET="${MLXN_KERNEL_SET:-default}")
+[[ -d .deps/googletest ]] && args+=(-DMLXN_GTEST_SOURCE_DIR="$PWD/.deps/googletest")
+[[ -d .deps/include ]] && args+=(-DCMAKE_PREFIX_PATH="$PWD/.deps" -DMLXN_EXTRA_INCLUDE_DIR="$PWD/.deps/include")
+start=$(date +%s)
+if cmake "${args[@]}" >"$out/configure.log" 2>&1 && cmake --build "$build" -j"$(nproc)" >"$out/build.log" 2>&1; then
+  note "build: ok in $(( $(date +%s) - start )) s"
+else
+  tail -40 "$out/configure.log" "$out/build.log"
+  note "build: FAILED"
+  printf '%s\n' "${summary[@]}"
+  exit 1
+fi
+
+ctest --test-dir "$build" -L gpu --output-on-failure -j1 >"$out/ctest-gpu.log" 2>&1
+rc=$?
+note "gpu tests: $(grep -E 'tests passed|tests failed' "$out/ctest-gpu.log" | tail -1) (rc $rc)"
+[[ $rc -ne 0 ]] && grep -E "Failure|FAILED|Expected|Which is|error" "$out/ctest-gpu.log" | head -40
+
+filter="${MLXN_GTEST_FILTER:-*}"
+for tool in memcheck racecheck; do
+  compute-sanitizer --tool "$tool" --error-exitcode 99 "$build/tests/mlxn_gpu_tests" --gtest_filter="$filter" \
+    >"$out/sanitizer-$tool.log" 2>&1
+  rc=$?
+  note "compute-sanitizer $tool: rc $rc, $(grep -E 'ERROR SUMMARY' "$out/sanitizer-$tool.log" | tail -1)"
+done
+
+"$build/bench/mlxn_bench" --device cuda --json "$out/bench.jsonl" ${MLXN_BENCH_ARGS:-} | tee "$out/bench.txt"
+note "bench: rc ${PIPESTATUS[0]}"
+echo
+echo "================ summary ================"
+printf '%s\n' "${summary[@]}"
+cat "$out/bench.txt"
