@@ -76,8 +76,11 @@ class CudaDevice final : public DeviceImpl {
 
   Status copy_to_device(void* dst, const void* src, size_t bytes) override {
     MLXN_TRY(use());
+    // Every host copy and fill runs on the device's copy stream and is waited for: the legacy-stream cudaMemcpy /
+    // cudaMemset may return before the data lands, and sessions' non-blocking streams do not wait for them.
     if (bytes <= kDirectCopyMax) {
-      MLXN_CUDA_TRY(cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice), "upload", "cudaMemcpy");
+      MLXN_CUDA_TRY(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, copy_stream_), "upload", "cudaMemcpyAsync");
+      MLXN_CUDA_TRY(cudaStreamSynchronize(copy_stream_), "upload", "cudaStreamSynchronize");
       return Status::ok();
     }
     std::lock_guard<std::mutex> lock(staging_mu_);
@@ -100,7 +103,9 @@ class CudaDevice final : public DeviceImpl {
   Status copy_to_host(void* dst, const void* src, size_t bytes) override {
     MLXN_TRY(use());
     if (bytes <= kDirectCopyMax) {
-      MLXN_CUDA_TRY(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost), "download", "cudaMemcpy");
+      MLXN_CUDA_TRY(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, copy_stream_), "download",
+                    "cudaMemcpyAsync");
+      MLXN_CUDA_TRY(cudaStreamSynchronize(copy_stream_), "download", "cudaStreamSynchronize");
       return Status::ok();
     }
     std::lock_guard<std::mutex> lock(staging_mu_);
@@ -130,7 +135,8 @@ class CudaDevice final : public DeviceImpl {
 
   Status fill(void* dst, uint8_t value, size_t bytes) override {
     MLXN_TRY(use());
-    MLXN_CUDA_TRY(cudaMemset(dst, value, bytes), "fill", "cudaMemset");
+    MLXN_CUDA_TRY(cudaMemsetAsync(dst, value, bytes, copy_stream_), "fill", "cudaMemsetAsync");
+    MLXN_CUDA_TRY(cudaStreamSynchronize(copy_stream_), "fill", "cudaStreamSynchronize");
     return Status::ok();
   }
 
@@ -205,7 +211,8 @@ class CudaSession final : public SessionImpl, public std::enable_shared_from_thi
     for (auto& s : streams_) MLXN_CUDA_TRY(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), "session", "cudaStreamCreate");
     MLXN_CUDA_TRY(cudaEventCreateWithFlags(&fork_, cudaEventDisableTiming), "session", "cudaEventCreate");
     MLXN_CUDA_TRY(cudaMalloc(&step_dev_, sizeof(uint32_t) * kStepParamSlots), "session", "cudaMalloc (step params)");
-    MLXN_CUDA_TRY(cudaMemset(step_dev_, 0, sizeof(uint32_t) * kStepParamSlots), "session", "cudaMemset");
+    MLXN_CUDA_TRY(cudaMemsetAsync(step_dev_, 0, sizeof(uint32_t) * kStepParamSlots, streams_[0]), "session",
+                  "cudaMemsetAsync");
     step_dirty_ = false;
     return Status::ok();
   }
