@@ -12,4 +12,5 @@
 #include "mlxn/core/status.h"
 #include "mlxn/ops/copy.h"
 #include "mlxn/ops/elementwise.h"
+#include "mlxn/ops/matmul.h"
 #include "mlxn/ops/norm.h"

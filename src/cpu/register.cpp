@@ -16,6 +16,7 @@ void register_kernels(KernelRegistry& r) {
       r.add("add_scalar", KernelRegistry::key({a, b}));
       r.add("cast", KernelRegistry::key({a, b}));
       r.add("copy", KernelRegistry::key({a, b}));
+      r.add("matmul", KernelRegistry::key({a, b}));  // (w, x)
     }
   }
   for (int t = 0; t < static_cast<int>(DType::Count_); ++t) {
