@@ -16,7 +16,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.mem --f
 args=(-S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMLXN_CUDA=ON
       -DCMAKE_CUDA_ARCHITECTURES="${MLXN_CUDA_ARCHS:-90a}" -DMLXN_KERNEL_SET="${MLXN_KERNEL_SET:-default}")
 [[ -d .deps/googletest ]] && args+=(-DMLXN_GTEST_SOURCE_DIR="$PWD/.deps/googletest")
-[[ -d .deps/include ]] && args+=(-DCMAKE_PREFIX_PATH="$PWD/.deps" -DMLXN_EXTRA_INCLUDE_DIR="$PWD/.deps/include")
+[[ -d .deps/share/cmake ]] && args+=(-DCMAKE_PREFIX_PATH="$PWD/.deps")
 start=$(date +%s)
 if cmake "${args[@]}" >"$out/configure.log" 2>&1 && cmake --build "$build" -j"$(nproc)" >"$out/build.log" 2>&1; then
   note "build: ok in $(( $(date +%s) - start )) s"

@@ -1,0 +1,17 @@
+// Subcommands of the `mlxn` tool. Each takes the arguments after its name and returns the process exit status;
+// errors are one line on stderr and a non-zero status.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace mlxn::cli {
+
+using Args = std::vector<std::string>;
+
+int cmd_inspect(const Args& args);
+
+// "mlxn <cmd>: <message>" on stderr; returns 1.
+int fail(const std::string& cmd, const std::string& message);
+
+}  // namespace mlxn::cli

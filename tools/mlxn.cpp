@@ -1,0 +1,54 @@
+// mlxn: command-line tools of mlx-native. `mlxn help` lists the subcommands.
+#include <cstdio>
+#include <exception>
+#include <string>
+
+#include "commands.h"
+
+namespace mlxn::cli {
+
+int fail(const std::string& cmd, const std::string& message) {
+  std::fprintf(stderr, "mlxn %s: %s\n", cmd.c_str(), message.c_str());
+  return 1;
+}
+
+namespace {
+
+struct Command {
+  const char* name;
+  const char* usage;
+  int (*run)(const Args&);
+};
+
+const Command kCommands[] = {
+    {"inspect", "inspect FILE|DIR [--json] [--dump NAME -o OUT.npy]   architecture, metadata, tensors of a GGUF "
+                "file or safetensors checkpoint",
+     cmd_inspect},
+};
+
+int usage(FILE* out) {
+  std::fprintf(out, "usage: mlxn COMMAND [ARGS]\n\ncommands:\n");
+  for (const auto& c : kCommands) std::fprintf(out, "  mlxn %s\n", c.usage);
+  return out == stderr ? 2 : 0;
+}
+
+}  // namespace
+}  // namespace mlxn::cli
+
+int main(int argc, char** argv) {
+  using namespace mlxn::cli;
+  if (argc < 2) return usage(stderr);
+  const std::string cmd = argv[1];
+  if (cmd == "help" || cmd == "--help" || cmd == "-h") return usage(stdout);
+  Args args(argv + 2, argv + argc);
+  for (const auto& c : kCommands) {
+    if (cmd != c.name) continue;
+    try {
+      return c.run(args);
+    } catch (const std::exception& e) {  // last resort: library calls return statuses, but allocation can throw
+      return fail(cmd, std::string("internal error: ") + e.what());
+    }
+  }
+  std::fprintf(stderr, "mlxn: unknown command '%s'\n", cmd.c_str());
+  return usage(stderr);
+}
