@@ -120,6 +120,29 @@ Status bench_elementwise(Harness& h, Ew kind, DType tin, DType tout, int64_t row
   return Status::ok();
 }
 
+// y = x W^T: decode sizes are bandwidth-bound (weight bytes over time), prefill sizes compute-bound.
+Status bench_matmul(Harness& h, DType t, int64_t M, int64_t N, int64_t K) {
+  const double w_bytes = static_cast<double>(N * K * static_cast<int64_t>(dtype_size(t)));
+  const int sets = h.rotation(w_bytes);
+  std::vector<Buffer> ws;
+  for (int i = 0; i < sets; ++i) {
+    MLXN_ASSIGN_OR_RETURN(Buffer w, h.device().alloc(t, {N, K}));
+    MLXN_TRY(fill_random(w, 300 + static_cast<uint64_t>(i)));
+    ws.push_back(w);
+  }
+  MLXN_ASSIGN_OR_RETURN(Buffer x, h.device().alloc(t, {M, K}));
+  MLXN_TRY(fill_random(x, 7));
+  MLXN_ASSIGN_OR_RETURN(Buffer y, h.device().alloc(t, {M, N}));
+  MLXN_ASSIGN_OR_RETURN(double us, h.time_us([&](int k) {
+    return ops::matmul(h.session(), x, ws[static_cast<size_t>(k) % ws.size()], y);
+  }));
+  Row r{"matmul m=" + std::to_string(M), std::to_string(N) + "x" + std::to_string(K), std::string(dtype_name(t)),
+        sets > 1 ? "W rotated" : "", us, M <= 16 ? w_bytes : 0};
+  if (M > 16) r.flops = 2.0 * static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K);
+  h.add(r);
+  return Status::ok();
+}
+
 // 200 dependent small ops (x += k on 4096 floats): per-op time eagerly and replayed from a captured graph.
 Status bench_launch_overhead(Harness& h) {
   constexpr int kOps = 200;
@@ -167,6 +190,7 @@ int run(const Options& o) {
   h.print_header();
   // The CPU runs the same cases at a quarter of the rows: it is the reference backend, not a fast one.
   const bool gpu = dev.backend() == Backend::Cuda;
+  if (!gpu && o.filter.empty()) std::printf("(CPU: the reference backend; matmul cases skipped, use --filter matmul)\n");
   const int64_t big_rows = gpu ? 4096 : 1024;
   std::vector<std::pair<std::string, std::function<Status()>>> cases = {
       {"copy", [&] { return bench_copy_ceiling(h); }},
@@ -179,10 +203,20 @@ int run(const Options& o) {
       {"cast", [&] { return bench_elementwise(h, Ew::Cast, DType::F32, DType::BF16, big_rows, 4096); }},
       {"add", [&] { return bench_elementwise(h, Ew::Add, DType::BF16, DType::BF16, 1, 4096); }},
       {"launch", [&] { return bench_launch_overhead(h); }},
+      {"matmul", [&] { return bench_matmul(h, DType::BF16, 1, 4096, 4096); }},
+      {"matmul", [&] { return bench_matmul(h, DType::BF16, 1, 1024, 4096); }},
+      {"matmul", [&] { return bench_matmul(h, DType::BF16, 1, 14336, 4096); }},
+      {"matmul", [&] { return bench_matmul(h, DType::BF16, 1, 4096, 14336); }},
+      {"matmul", [&] { return bench_matmul(h, DType::BF16, 8, 14336, 4096); }},
+      {"matmul", [&] { return bench_matmul(h, DType::BF16, 16, 14336, 4096); }},
+      {"matmul", [&] { return bench_matmul(h, DType::F16, 1, 14336, 4096); }},
+      {"matmul", [&] { return bench_matmul(h, DType::BF16, 512, 4096, 14336); }},
+      {"matmul", [&] { return bench_matmul(h, DType::BF16, 4096, 4096, 4096); }},
   };
   int failures = 0;
   for (auto& [name, fn] : cases) {
     if (name != "copy" && !selected(o, name)) continue;
+    if (name == "matmul" && !gpu && o.filter.empty()) continue;
     Status st = fn();
     if (!st.is_ok()) {
       std::fprintf(stderr, "mlxn_bench: %s: %s\n", name.c_str(), st.to_string().c_str());

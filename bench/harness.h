@@ -17,7 +17,9 @@ struct Row {
   std::string op, shape, dtype, note;
   double us = 0;        // median time per call
   double bytes = 0;     // minimum bytes moved per call (0: not bandwidth-bound)
+  double flops = 0;     // arithmetic per call, for compute-bound cases (reported as TFLOP/s in the note)
   double gbps() const { return bytes > 0 && us > 0 ? bytes / (us * 1e3) : 0; }
+  double tflops() const { return flops > 0 && us > 0 ? flops / (us * 1e6) : 0; }
 };
 
 class Harness {
@@ -58,6 +60,11 @@ class Harness {
   }
 
   void add(Row r) {
+    if (r.flops > 0) {
+      char buf[64];
+      std::snprintf(buf, sizeof(buf), "%.1f TFLOP/s", r.tflops());
+      r.note = r.note.empty() ? buf : r.note + ", " + buf;
+    }
     rows_.push_back(std::move(r));
     print_row(rows_.back());
   }
@@ -90,9 +97,9 @@ class Harness {
       const double pct = copy_gbps_ > 0 && r.bytes > 0 ? 100.0 * r.gbps() / copy_gbps_ : 0;
       std::fprintf(f,
                    "{\"device\":\"%s\",\"op\":\"%s\",\"shape\":\"%s\",\"dtype\":\"%s\",\"us\":%.3f,\"gbps\":%.1f,"
-                   "\"pct_copy\":%.1f,\"copy_gbps\":%.1f,\"note\":\"%s\"}\n",
+                   "\"pct_copy\":%.1f,\"copy_gbps\":%.1f,\"tflops\":%.2f,\"note\":\"%s\"}\n",
                    device_name.c_str(), r.op.c_str(), r.shape.c_str(), r.dtype.c_str(), r.us, r.gbps(), pct,
-                   copy_gbps_, r.note.c_str());
+                   copy_gbps_, r.tflops(), r.note.c_str());
     }
     std::fclose(f);
     return true;

@@ -18,10 +18,11 @@ args=(-S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMLXN_CUDA=ON
 [[ -d .deps/googletest ]] && args+=(-DMLXN_GTEST_SOURCE_DIR="$PWD/.deps/googletest")
 [[ -d .deps/share/cmake ]] && args+=(-DCMAKE_PREFIX_PATH="$PWD/.deps")
 start=$(date +%s)
-if cmake "${args[@]}" >"$out/configure.log" 2>&1 && cmake --build "$build" -j"$(nproc)" >"$out/build.log" 2>&1; then
+if cmake "${args[@]}" >"$out/configure.log" 2>&1 && cmake --build "$build" -j"$(nproc)" -- -k 0 >"$out/build.log" 2>&1; then
   note "build: ok in $(( $(date +%s) - start )) s"
 else
-  tail -40 "$out/configure.log" "$out/build.log"
+  tail -n 20 "$out/configure.log"
+  grep -E "error|FAILED" -A4 "$out/build.log" | head -80
   note "build: FAILED"
   printf '%s\n' "${summary[@]}"
   exit 1
@@ -34,7 +35,7 @@ note "gpu tests: $(grep -E 'tests passed|tests failed' "$out/ctest-gpu.log" | ta
 
 filter="${MLXN_GTEST_FILTER:-*}"
 for tool in memcheck racecheck; do
-  compute-sanitizer --tool "$tool" --error-exitcode 99 "$build/tests/mlxn_gpu_tests" --gtest_filter="$filter" \
+  timeout "${MLXN_SANITIZER_TIMEOUT:-200}" compute-sanitizer --tool "$tool" --error-exitcode 99 "$build/tests/mlxn_gpu_tests" --gtest_filter="$filter" \
     >"$out/sanitizer-$tool.log" 2>&1
   rc=$?
   note "compute-sanitizer $tool: rc $rc, $(grep -E 'ERROR SUMMARY' "$out/sanitizer-$tool.log" | tail -1)"

@@ -292,7 +292,8 @@ TEST(KernelRegistry, SupportsAndRequire) {
                  }).is_ok());
   EXPECT_EQ(calls, 1);
   // The CPU device lists every op it runs.
-  const auto& cpu = Device::cpu().kernels();
+  Device cpu_dev = Device::cpu();
+  const auto& cpu = cpu_dev.kernels();
   EXPECT_TRUE(cpu.supports("rms_norm", "f16.f32.bf16"));
   EXPECT_TRUE(cpu.supports("copy", "q4_K.q4_K"));
 }

@@ -29,47 +29,90 @@ constexpr int rms_norm_max_threads() {
   return 512;
 }
 
+// 8 elements as raw 16-byte words (one for 16-bit types, two for f32): half the registers of 8 floats, so more
+// rows stay resident and the next row can be prefetched.
+template <typename T>
+struct Raw8 {
+  uint4 w[sizeof(T) == 4 ? 2 : 1];
+};
+
+template <typename T>
+__device__ __forceinline__ Raw8<T> load_raw8(const T* p) {
+  Raw8<T> r;
+#pragma unroll
+  for (int i = 0; i < (sizeof(T) == 4 ? 2 : 1); ++i) r.w[i] = __ldcs(reinterpret_cast<const uint4*>(p) + i);
+  return r;
+}
+
+template <typename T>
+__device__ __forceinline__ void unpack8(const Raw8<T>& r, float (&v)[8]) {
+  const T* e = reinterpret_cast<const T*>(r.w);
+#pragma unroll
+  for (int i = 0; i < 8; ++i) v[i] = to_f32(e[i]);
+}
+
+// Rows whose length is a multiple of 8 with 16-byte aligned pointers. Each thread keeps VPT chunks of 8 elements
+// of its row in registers (x is read once) and prefetches the same chunks of the block's next row before it
+// reduces and writes the current one, so loads stay in flight across the reduction. Blocks loop over rows.
 template <typename Tx, typename Tw, typename Ty, int VPT>
 __global__ void __launch_bounds__(rms_norm_max_threads<VPT>()) rms_norm_vec_kernel(kern::RmsNormParams p) {
-  __shared__ float scratch[32];
-  const int64_t row = static_cast<int64_t>(blockIdx.x) * blockDim.y + threadIdx.y;
-  if (row >= p.rows) return;  // only when R > 1, i.e. warp-wide rows: no block barrier follows
+  __shared__ float scratch[2][32];  // alternate rows use alternate halves: a fast warp cannot overwrite unread sums
   const int64_t n8 = p.cols >> 3;
-  const Tx* x = static_cast<const Tx*>(p.x) + row * p.cols;
-  Ty* y = static_cast<Ty*>(p.y) + row * p.cols;
+  const int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.y;
+  int64_t row = static_cast<int64_t>(blockIdx.x) * blockDim.y + threadIdx.y;
   const Tw* w = static_cast<const Tw*>(p.w);
+  const float inv_cols = 1.0f / static_cast<float>(p.cols);
 
-  float v[VPT][8];
-  float ss = 0.0f;
+  auto load_row = [&](int64_t r, Raw8<Tx>(&dst)[VPT]) {
+    const Tx* x = static_cast<const Tx*>(p.x) + r * p.cols;
 #pragma unroll
-  for (int k = 0; k < VPT; ++k) {
-    const int64_t c = threadIdx.x + static_cast<int64_t>(k) * blockDim.x;
-    if (c < n8) {
-      load8(x + c * 8, v[k]);
-    } else {
+    for (int k = 0; k < VPT; ++k) {
+      const int64_t c = threadIdx.x + static_cast<int64_t>(k) * blockDim.x;
+      if (c < n8) dst[k] = load_raw8(x + c * 8);
+    }
+  };
+
+  Raw8<Tx> cur[VPT], nxt[VPT];
+  if (row < p.rows) load_row(row, cur);
+  int half = 0;
+  // With R > 1 rows per block (warp-wide rows) warps may leave the loop at different times: row_sum then uses
+  // no block barrier. With R == 1 every thread of the block runs the same iterations.
+  for (; row < p.rows; row += step) {
+    if (row + step < p.rows) load_row(row + step, nxt);
+    float ss = 0.0f;
 #pragma unroll
-      for (int i = 0; i < 8; ++i) v[k][i] = 0.0f;
+    for (int k = 0; k < VPT; ++k) {
+      const int64_t c = threadIdx.x + static_cast<int64_t>(k) * blockDim.x;
+      if (c < n8) {
+        float v[8];
+        unpack8(cur[k], v);
+#pragma unroll
+        for (int i = 0; i < 8; ++i) ss = fmaf(v[i], v[i], ss);
+      }
+    }
+    ss = row_sum(ss, scratch[half]);
+    half ^= 1;
+    const float r = rsqrtf(ss * inv_cols + p.eps);
+    Ty* y = static_cast<Ty*>(p.y) + row * p.cols;
+#pragma unroll
+    for (int k = 0; k < VPT; ++k) {
+      const int64_t c = threadIdx.x + static_cast<int64_t>(k) * blockDim.x;
+      if (c >= n8) continue;
+      float v[8], o[8];
+      unpack8(cur[k], v);
+      if (w != nullptr) {
+        float wv[8];
+        load8(w + c * 8, wv);
+#pragma unroll
+        for (int i = 0; i < 8; ++i) o[i] = v[i] * r * (wv[i] + p.w_offset);
+      } else {
+#pragma unroll
+        for (int i = 0; i < 8; ++i) o[i] = v[i] * r;
+      }
+      store8(y + c * 8, o);
     }
 #pragma unroll
-    for (int i = 0; i < 8; ++i) ss = fmaf(v[k][i], v[k][i], ss);
-  }
-  ss = row_sum(ss, scratch);
-  const float r = rsqrtf(__fdividef(ss, static_cast<float>(p.cols)) + p.eps);
-#pragma unroll
-  for (int k = 0; k < VPT; ++k) {
-    const int64_t c = threadIdx.x + static_cast<int64_t>(k) * blockDim.x;
-    if (c >= n8) continue;
-    float o[8];
-    if (w != nullptr) {
-      float wv[8];
-      load8(w + c * 8, wv);
-#pragma unroll
-      for (int i = 0; i < 8; ++i) o[i] = v[k][i] * r * (wv[i] + p.w_offset);
-    } else {
-#pragma unroll
-      for (int i = 0; i < 8; ++i) o[i] = v[k][i] * r;
-    }
-    store8(y + c * 8, o);
+    for (int k = 0; k < VPT; ++k) cur[k] = nxt[k];
   }
 }
 
@@ -103,19 +146,24 @@ Status launch_rms_norm(const kern::RmsNormParams& p, const ExecContext& ctx) {
   auto stream = static_cast<cudaStream_t>(ctx.stream);
   if (p.rows == 0) return Status::ok();
   const int64_t n8 = p.cols / 8;
+  // f32 rows hold two words per chunk: at most 4 chunks per thread (current + prefetched rows in registers).
+  constexpr int max_vpt = sizeof(Tx) == 4 ? 4 : 8;
   const bool vec = p.cols % 8 == 0 && aligned16(p.x) && aligned16(p.y) && (p.w == nullptr || aligned16(p.w)) &&
-                   n8 <= 8 * rms_norm_max_threads<8>();
+                   n8 <= max_vpt * rms_norm_max_threads<8>();
   // Aim at 128 threads per row with up to 8 chunks of 8 in flight per thread: enough bytes in flight per SM
   // (16 rows x 8 KiB for 4096-wide bf16 rows) while large rows still fit one block.
   int vpt = 1;
-  while (vec && vpt < 8 && n8 > static_cast<int64_t>(vpt) * 128) vpt *= 2;
+  while (vec && vpt < max_vpt && n8 > static_cast<int64_t>(vpt) * 128) vpt *= 2;
   const int64_t work = vec ? (n8 + vpt - 1) / vpt : (p.cols + 7) / 8;
   const int t = std::min(1024, std::max(32, round_up32(work)));
   const int r = t == 32 ? 4 : 1;
   const dim3 block(static_cast<unsigned>(t), static_cast<unsigned>(r));
-  const int64_t blocks = (p.rows + r - 1) / r;
+  int64_t blocks = (p.rows + r - 1) / r;
+  // The vectorized kernel loops over rows: about as many blocks as fit on the device at once (2048 threads per SM
+  // at best); more would only add waves. The general kernel takes one block per row group.
+  if (vec) blocks = std::min<int64_t>(blocks, static_cast<int64_t>(ctx.props->multiprocessor_count) * (2048 / (t * r)));
   if (blocks > 0x7fffffff) return unsupported("rms_norm", p.rows, " rows exceed one launch");
-  const dim3 grid(static_cast<unsigned>(blocks));
+  const dim3 grid(static_cast<unsigned>(std::max<int64_t>(blocks, 1)));
   if (!vec) {
     rms_norm_any_kernel<Tx, Tw, Ty><<<grid, block, 0, stream>>>(p);
   } else if (vpt == 1) {
@@ -124,7 +172,7 @@ Status launch_rms_norm(const kern::RmsNormParams& p, const ExecContext& ctx) {
     rms_norm_vec_kernel<Tx, Tw, Ty, 2><<<grid, block, 0, stream>>>(p);
   } else if (vpt == 4) {
     rms_norm_vec_kernel<Tx, Tw, Ty, 4><<<grid, block, 0, stream>>>(p);
-  } else {
+  } else if constexpr (max_vpt >= 8) {
     rms_norm_vec_kernel<Tx, Tw, Ty, 8><<<grid, block, 0, stream>>>(p);
   }
   return launch_status(cudaGetLastError(), "rms_norm");

@@ -4,4 +4,11 @@ set(MLXN_CUDA_INSTANCE_SOURCES
   src/cuda/instances/rms_norm_f32.cu
   src/cuda/instances/rms_norm_f16.cu
   src/cuda/instances/rms_norm_bf16.cu
+  src/cuda/instances/elementwise_f32.cu
+  src/cuda/instances/elementwise_f16.cu
+  src/cuda/instances/elementwise_bf16.cu
+  src/cuda/instances/copy_bits.cpp
+  src/cuda/instances/matmul_f32.cu
+  src/cuda/instances/matmul_f16.cu
+  src/cuda/instances/matmul_bf16.cu
 )

@@ -6,11 +6,25 @@ namespace mlxn::cuda {
 void add_rms_norm_f32(KernelTable& t);
 void add_rms_norm_f16(KernelTable& t);
 void add_rms_norm_bf16(KernelTable& t);
+void add_elementwise_f32(KernelTable& t);
+void add_elementwise_f16(KernelTable& t);
+void add_elementwise_bf16(KernelTable& t);
+void add_copy_bits(KernelTable& t);
+void add_matmul_f32(KernelTable& t);
+void add_matmul_f16(KernelTable& t);
+void add_matmul_bf16(KernelTable& t);
 
 void fill_kernel_table(KernelTable& t) {
   add_rms_norm_f32(t);
   add_rms_norm_f16(t);
   add_rms_norm_bf16(t);
+  add_elementwise_f32(t);
+  add_elementwise_f16(t);
+  add_elementwise_bf16(t);
+  add_copy_bits(t);
+  add_matmul_f32(t);
+  add_matmul_f16(t);
+  add_matmul_bf16(t);
 }
 
 }  // namespace mlxn::cuda
