@@ -33,9 +33,13 @@ rc=$?
 note "gpu tests: $(grep -E 'tests passed|tests failed' "$out/ctest-gpu.log" | tail -1) (rc $rc)"
 [[ $rc -ne 0 ]] && grep -E "Failure|FAILED|Expected|Which is|error" "$out/ctest-gpu.log" | head -40
 
-filter="${MLXN_GTEST_FILTER:-*}"
+# The deliberate out-of-memory test makes the sanitizer report the failed cudaMalloc: leave it out by default.
+filter="${MLXN_GTEST_FILTER:--GpuSession.ErrorsAreStatuses}"
+# racecheck skips cuBLAS's own kernels (nvjet*): it reports hazards inside them that are not ours to fix.
 for tool in memcheck racecheck; do
-  timeout "${MLXN_SANITIZER_TIMEOUT:-200}" compute-sanitizer --tool "$tool" --error-exitcode 99 "$build/tests/mlxn_gpu_tests" --gtest_filter="$filter" \
+  extra=()
+  [[ $tool == racecheck ]] && extra=(--kernel-name-exclude kns=nvjet)
+  timeout "${MLXN_SANITIZER_TIMEOUT:-200}" compute-sanitizer --tool "$tool" "${extra[@]}" --error-exitcode 99 "$build/tests/mlxn_gpu_tests" --gtest_filter="$filter" \
     >"$out/sanitizer-$tool.log" 2>&1
   rc=$?
   note "compute-sanitizer $tool: rc $rc, $(grep -E 'ERROR SUMMARY' "$out/sanitizer-$tool.log" | tail -1)"

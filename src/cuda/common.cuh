@@ -7,6 +7,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <string_view>
 
 #include "mlxn/core/dtype.h"
@@ -89,6 +90,43 @@ inline Status launch_status(cudaError_t e, std::string_view op) {
   if (e == cudaSuccess) return Status::ok();
   return error(StatusCode::DeviceError, op, "kernel launch failed: ", cudaGetErrorName(e), " (",
                cudaGetErrorString(e), ")");
+}
+
+// Experiment knobs for tuning runs on the GPU machine (MLXN_TUNE_*); production code paths never need them.
+inline int tune_knob(const char* name, int fallback) {
+  const char* v = std::getenv(name);
+  return v ? std::atoi(v) : fallback;
+}
+
+// Programmatic dependent launch (sm_90): a kernel launched with programmatic stream serialization may start while
+// the previous kernel in the stream finishes; pdl_wait() blocks until that kernel's memory is visible, so it must
+// come before the first read of anything an earlier op wrote. Both are no-ops without the launch attribute and
+// below sm_90.
+__device__ __forceinline__ void pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void pdl_trigger() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+template <typename... KArgs, typename... Args>
+cudaError_t launch_kernel(void (*kernel)(KArgs...), dim3 grid, dim3 block, cudaStream_t stream, bool pdl,
+                          Args... args) {
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = grid;
+  cfg.blockDim = block;
+  cfg.dynamicSmemBytes = 0;
+  cfg.stream = stream;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = pdl ? 1 : 0;
+  return cudaLaunchKernelEx(&cfg, kernel, args...);
 }
 
 inline unsigned grid_1d(int64_t work_items, int block, int64_t max_blocks = 1 << 30) {

@@ -73,7 +73,9 @@ __global__ void __launch_bounds__(rms_norm_max_threads<VPT>()) rms_norm_vec_kern
   };
 
   Raw8<Tx> cur[VPT], nxt[VPT];
+  pdl_wait();
   if (row < p.rows) load_row(row, cur);
+  pdl_trigger();
   int half = 0;
   // With R > 1 rows per block (warp-wide rows) warps may leave the loop at different times: row_sum then uses
   // no block barrier. With R == 1 every thread of the block runs the same iterations.
@@ -120,6 +122,7 @@ __global__ void __launch_bounds__(rms_norm_max_threads<VPT>()) rms_norm_vec_kern
 template <typename Tx, typename Tw, typename Ty>
 __global__ void __launch_bounds__(1024) rms_norm_any_kernel(kern::RmsNormParams p) {
   __shared__ float scratch[32];
+  pdl_wait();
   const int64_t row = static_cast<int64_t>(blockIdx.x) * blockDim.y + threadIdx.y;
   if (row >= p.rows) return;
   const Tx* x = static_cast<const Tx*>(p.x) + row * p.cols;
@@ -152,30 +155,36 @@ Status launch_rms_norm(const kern::RmsNormParams& p, const ExecContext& ctx) {
                    n8 <= max_vpt * rms_norm_max_threads<8>();
   // Aim at 128 threads per row with up to 8 chunks of 8 in flight per thread: enough bytes in flight per SM
   // (16 rows x 8 KiB for 4096-wide bf16 rows) while large rows still fit one block.
+  static const int target_tpr = tune_knob("MLXN_TUNE_RMS_TPR", 128);
+  static const int grid_mode = tune_knob("MLXN_TUNE_RMS_GRID", 2);
+  static const bool pdl = tune_knob("MLXN_TUNE_PDL", 0) != 0;
   int vpt = 1;
-  while (vec && vpt < max_vpt && n8 > static_cast<int64_t>(vpt) * 128) vpt *= 2;
+  while (vec && vpt < max_vpt && n8 > static_cast<int64_t>(vpt) * target_tpr) vpt *= 2;
   const int64_t work = vec ? (n8 + vpt - 1) / vpt : (p.cols + 7) / 8;
   const int t = std::min(1024, std::max(32, round_up32(work)));
   const int r = t == 32 ? 4 : 1;
   const dim3 block(static_cast<unsigned>(t), static_cast<unsigned>(r));
   int64_t blocks = (p.rows + r - 1) / r;
-  // The vectorized kernel loops over rows: about as many blocks as fit on the device at once (2048 threads per SM
-  // at best); more would only add waves. The general kernel takes one block per row group.
-  if (vec) blocks = std::min<int64_t>(blocks, static_cast<int64_t>(ctx.props->multiprocessor_count) * (2048 / (t * r)));
+  void (*kernel)(kern::RmsNormParams) = rms_norm_any_kernel<Tx, Tw, Ty>;
+  if (vec) {
+    if (vpt == 1) kernel = rms_norm_vec_kernel<Tx, Tw, Ty, 1>;
+    else if (vpt == 2) kernel = rms_norm_vec_kernel<Tx, Tw, Ty, 2>;
+    else if (vpt == 4) kernel = rms_norm_vec_kernel<Tx, Tw, Ty, 4>;
+    else if constexpr (max_vpt >= 8) kernel = rms_norm_vec_kernel<Tx, Tw, Ty, 8>;
+    // The vectorized kernel loops over rows: as many blocks as stay resident (mode 1: occupancy query; mode 2:
+    // 2048 threads per SM); mode 0: one block per row group.
+    if (grid_mode == 1) {
+      int per_sm = 0;
+      if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, t * r, 0) != cudaSuccess || per_sm < 1)
+        per_sm = 1;
+      blocks = std::min<int64_t>(blocks, static_cast<int64_t>(ctx.props->multiprocessor_count) * per_sm);
+    } else if (grid_mode == 2) {
+      blocks = std::min<int64_t>(blocks, static_cast<int64_t>(ctx.props->multiprocessor_count) * (2048 / (t * r)));
+    }
+  }
   if (blocks > 0x7fffffff) return unsupported("rms_norm", p.rows, " rows exceed one launch");
   const dim3 grid(static_cast<unsigned>(std::max<int64_t>(blocks, 1)));
-  if (!vec) {
-    rms_norm_any_kernel<Tx, Tw, Ty><<<grid, block, 0, stream>>>(p);
-  } else if (vpt == 1) {
-    rms_norm_vec_kernel<Tx, Tw, Ty, 1><<<grid, block, 0, stream>>>(p);
-  } else if (vpt == 2) {
-    rms_norm_vec_kernel<Tx, Tw, Ty, 2><<<grid, block, 0, stream>>>(p);
-  } else if (vpt == 4) {
-    rms_norm_vec_kernel<Tx, Tw, Ty, 4><<<grid, block, 0, stream>>>(p);
-  } else if constexpr (max_vpt >= 8) {
-    rms_norm_vec_kernel<Tx, Tw, Ty, 8><<<grid, block, 0, stream>>>(p);
-  }
-  return launch_status(cudaGetLastError(), "rms_norm");
+  return launch_status(launch_kernel(kernel, grid, block, stream, pdl, p), "rms_norm");
 }
 
 }  // namespace mlxn::cuda
