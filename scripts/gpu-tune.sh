@@ -20,6 +20,6 @@ i=0
 for setting in "$@"; do
   echo "== $setting"
   env $setting "$build/bench/mlxn_bench" --device cuda --quick --filter "$filter" | grep -v "^op \|^mlxn_bench" \
-    | tee "$out/tune-$i.txt"
+    | tee -a "$out/tune.txt"
   i=$((i + 1))
 done

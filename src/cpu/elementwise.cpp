@@ -1,9 +1,8 @@
 // Elementwise and copy references: f32 arithmetic rounded once to the output dtype, indices decomposed per element.
-#include "kernels/elementwise.h"
-
 #include <cstring>
 
 #include "cpu/common.h"
+#include "kernels/elementwise.h"
 
 namespace mlxn::cpu {
 namespace {

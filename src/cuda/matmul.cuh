@@ -23,6 +23,8 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_kernel(kern::MatmulParam
   constexpr int EPL = VEC ? 8 : 1;  // elements per lane per chunk
   constexpr int CHUNK = 32 * EPL;
   __shared__ float partial[kGemvWarps][ROWS * MT];
+  pdl_wait();  // x may be the previous op's output
+  pdl_trigger();
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int64_t n0 = static_cast<int64_t>(blockIdx.x) * ROWS;
   const int64_t m0 = static_cast<int64_t>(blockIdx.y) * MT;
@@ -91,11 +93,10 @@ Status launch_gemv_tile(const kern::MatmulParams& p, cudaStream_t stream) {
   const int64_t gx = (p.N + ROWS - 1) / ROWS, gy = (p.M + MT - 1) / MT;
   if (gx > 0x7fffffff || gy > 65535) return unsupported("matmul", "shape exceeds one launch");
   const dim3 grid(static_cast<unsigned>(gx), static_cast<unsigned>(gy));
-  if (vec)
-    gemv_kernel<Tw, Tx, MT, true><<<grid, kGemvWarps * 32, 0, stream>>>(p);
-  else
-    gemv_kernel<Tw, Tx, MT, false><<<grid, kGemvWarps * 32, 0, stream>>>(p);
-  return launch_status(cudaGetLastError(), "matmul");
+  const dim3 block(kGemvWarps * 32);
+  return launch_status(vec ? launch_kernel(gemv_kernel<Tw, Tx, MT, true>, grid, block, stream, true, p)
+                           : launch_kernel(gemv_kernel<Tw, Tx, MT, false>, grid, block, stream, true, p),
+                       "matmul");
 }
 
 // Decode path for any M: tiles of 1, 2, 4 or 8 rows of x (M > 8 runs several tiles of 8; W is then re-read, mostly
