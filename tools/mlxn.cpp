@@ -24,6 +24,12 @@ const Command kCommands[] = {
     {"inspect", "inspect FILE|DIR [--json] [--dump NAME -o OUT.npy]   architecture, metadata, tensors of a GGUF "
                 "file or safetensors checkpoint",
      cmd_inspect},
+    {"quantize", "quantize IN OUT --type TYPE [--recipe pure|llama] [--threads N] [--allow-requantize] "
+                 "[--hf-names] [--dry-run]   quantize a float GGUF / safetensors model into a GGUF (Q4_K_M, Q8_0, ...)",
+     cmd_quantize},
+    {"bench-load", "bench-load FILE|DIR [--device cpu|cuda[:N]] [--runs N] | --synth GIB [--tmp DIR]   time loading "
+                   "every tensor onto a device (from page cache)",
+     cmd_bench_load},
 };
 
 int usage(FILE* out) {

@@ -13,6 +13,7 @@ set(MLXN_IO_SOURCES
   src/io/safetensors.cpp
   src/io/json_config.cpp
   src/io/npy.cpp
+  src/io/quantize_model.cpp
 )
 list(APPEND MLXN_SOURCES ${MLXN_QUANT_SOURCES} ${MLXN_IO_SOURCES})
 
