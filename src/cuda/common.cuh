@@ -125,7 +125,9 @@ cudaError_t launch_kernel(void (*kernel)(KArgs...), dim3 grid, dim3 block, cudaS
   attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
   attr[0].val.programmaticStreamSerializationAllowed = 1;
   cfg.attrs = attr;
-  cfg.numAttrs = pdl ? 1 : 0;
+  // MLXN_PDL=0 turns programmatic dependent launch off everywhere (for comparison runs and tool debugging).
+  static const bool pdl_allowed = tune_knob("MLXN_PDL", 1) != 0;
+  cfg.numAttrs = pdl && pdl_allowed ? 1 : 0;
   return cudaLaunchKernelEx(&cfg, kernel, args...);
 }
 
