@@ -4,8 +4,11 @@
 #pragma once
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <functional>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -112,5 +115,82 @@ class Harness {
   double copy_gbps_ = 0;
   std::vector<Row> rows_;
 };
+
+// ---- the case registry: each bench/cases_*.cpp file adds its cases from a static initializer ----------------------
+
+struct BenchEnv {
+  bool gpu = false;
+  int64_t big_rows = 4096;  // rows of the "large input" cases (a quarter on the CPU, the reference backend)
+};
+
+struct Case {
+  std::string name;  // what --filter matches
+  int order = 0;     // cases run by (order, registration); the copy ceiling is order 0 and always runs first
+  bool heavy = false;  // skipped on the CPU unless --filter names it
+  std::function<Status(Harness&, const BenchEnv&)> fn;
+};
+
+inline std::vector<Case>& case_list() {
+  static std::vector<Case> cases;
+  return cases;
+}
+
+inline bool add_case(std::string name, int order, std::function<Status(Harness&, const BenchEnv&)> fn,
+                     bool heavy = false) {
+  case_list().push_back({std::move(name), order, heavy, std::move(fn)});
+  return true;
+}
+
+// ---- helpers shared by the case files ---------------------------------------------------------------------------
+
+// Random (not zero) contents: zeros can run faster than real data and hide unwritten outputs. Float dtypes get
+// N(0, 1) values; other dtypes get random bytes.
+inline Status fill_random(const Buffer& b, uint64_t seed) {
+  std::mt19937_64 g(seed);
+  std::vector<uint8_t> bytes(b.nbytes());
+  const DType t = b.dtype();
+  if (t != DType::F32 && t != DType::F16 && t != DType::BF16) {
+    for (auto& x : bytes) x = static_cast<uint8_t>(g());
+    return b.upload(bytes.data(), bytes.size());
+  }
+  std::normal_distribution<float> d(0.0f, 1.0f);
+  const size_t n = static_cast<size_t>(b.numel());
+  for (size_t i = 0; i < n; ++i) {
+    const float v = d(g);
+    if (t == DType::F32) {
+      std::memcpy(bytes.data() + 4 * i, &v, 4);
+    } else {
+      const uint16_t hv = t == DType::F16 ? f32_to_f16(v) : f32_to_bf16(v);
+      std::memcpy(bytes.data() + 2 * i, &hv, 2);
+    }
+  }
+  return b.upload(bytes.data(), bytes.size());
+}
+
+inline std::string shape_str(int64_t r, int64_t c) { return std::to_string(r) + "x" + std::to_string(c); }
+
+// `n` input/output sets of rows x cols rotated between calls (Harness::rotation says how many).
+struct Sets {
+  std::vector<Buffer> in, in2, out;
+};
+
+inline Result<Sets> make_sets(Harness& h, int n_sets, DType tin, DType tout, int64_t rows, int64_t cols,
+                              bool two_inputs) {
+  Sets s;
+  for (int i = 0; i < n_sets; ++i) {
+    MLXN_ASSIGN_OR_RETURN(Buffer a, h.device().alloc(tin, {rows, cols}));
+    MLXN_TRY(fill_random(a, 17 + static_cast<uint64_t>(i)));
+    s.in.push_back(a);
+    if (two_inputs) {
+      MLXN_ASSIGN_OR_RETURN(Buffer b, h.device().alloc(tin, {rows, cols}));
+      MLXN_TRY(fill_random(b, 1017 + static_cast<uint64_t>(i)));
+      s.in2.push_back(b);
+    }
+    MLXN_ASSIGN_OR_RETURN(Buffer o, h.device().alloc(tout, {rows, cols}));
+    MLXN_TRY(o.fill_bytes(0));
+    s.out.push_back(o);
+  }
+  return s;
+}
 
 }  // namespace mlxn::bench
