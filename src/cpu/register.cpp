@@ -1,4 +1,6 @@
 // The CPU backend runs every dtype combination of every op; this lists them for the registry.
+#include <string>
+
 #include "mlxn/core/kernel_registry.h"
 
 namespace mlxn::cpu {
@@ -18,6 +20,13 @@ void register_kernels(KernelRegistry& r) {
       r.add("copy", KernelRegistry::key({a, b}));
       r.add("matmul", KernelRegistry::key({a, b}));  // (w, x)
     }
+  }
+  // Quantized matmul: every weight format against every activation dtype.
+  const DType weights[] = {DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q8_0,   DType::Q2_K, DType::Q3_K,
+                           DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::IQ4_NL, DType::IQ4_XS, DType::MXFP4};
+  for (DType x : floats) {
+    for (DType w : weights) r.add("qmatmul", KernelRegistry::key({w, x}));
+    for (int bits : {2, 3, 4, 5, 6, 8}) r.add("qmatmul", "affine" + std::to_string(bits) + "." + std::string(dtype_name(x)));
   }
   for (int t = 0; t < static_cast<int>(DType::Count_); ++t) {
     const auto d = static_cast<DType>(t);

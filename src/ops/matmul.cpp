@@ -1,6 +1,11 @@
 #include "mlxn/ops/matmul.h"
 
+#include <span>
+#include <vector>
+
 #include "kernels/matmul.h"
+#include "kernels/qmatmul.h"
+#include "mlxn/quant/affine.h"
 #include "ops/common.h"
 
 namespace mlxn::ops {
@@ -15,17 +20,124 @@ Result<std::pair<int64_t, int64_t>> rows_of(std::string_view op, std::string_vie
   return invalid_argument(op, arg, " must be contiguous or a 2-D view with contiguous rows (shape ", b.shape(), ")");
 }
 
-}  // namespace
-
-Status matmul(Session& s, const Buffer& x, const Buffer& w, const Buffer& y) {
-  constexpr std::string_view op = "matmul";
+// x, y and K checks shared by the dense and quantized entry points; fills the x / y fields of `kp`.
+template <typename P>
+Status check_xy(std::string_view op, Session& s, const Buffer& x, const Buffer& y, int64_t N, int64_t K, P& kp) {
   MLXN_TRY(detail::check_buffer(op, "x", s, x));
-  MLXN_TRY(detail::check_buffer(op, "w", s, w));
   MLXN_TRY(detail::check_buffer(op, "y", s, y));
   MLXN_TRY(detail::check_float(op, "x", x));
   MLXN_TRY(detail::check_float(op, "y", y));
   if (y.dtype() != x.dtype()) return unsupported(op, "y has dtype ", y.dtype(), "; expected x's (", x.dtype(), ")");
+  MLXN_ASSIGN_OR_RETURN(auto xr, rows_of(op, "x", x));
+  MLXN_ASSIGN_OR_RETURN(auto yr, rows_of(op, "y", y));
+  if (x.shape().back() != K) return invalid_argument(op, "x has ", x.shape().back(), " columns, w has K = ", K);
+  Shape want = x.shape();
+  want[want.rank() - 1] = N;
+  if (y.shape() != want) return invalid_argument(op, "y has shape ", y.shape(), ", expected ", want);
+  if (y.range().overlaps(x.range())) return invalid_argument(op, "y overlaps x");
+  kp.x = x.data();
+  kp.y = y.data();
+  kp.tx = x.dtype();
+  kp.M = xr.first;
+  kp.ldx = xr.second;
+  kp.ldy = yr.second;
+  kp.N = N;
+  kp.K = K;
+  return Status::ok();
+}
+
+Status record_qmatmul(Session& s, const kern::QMatmulParams& kp, const std::string& key, const Buffer& x,
+                      std::span<const MemRange> w_ranges, const Buffer& y) {
+  constexpr std::string_view op = "matmul";
+  MLXN_TRY(s.device().kernels().require("qmatmul", key));
+  std::vector<MemRange> reads{x.range()};
+  reads.insert(reads.end(), w_ranges.begin(), w_ranges.end());
+  const MemRange writes[1] = {y.range()};
+  return s.record(op, reads, writes, [kp](const ExecContext& ctx) { return MLXN_BACKEND_CALL(qmatmul, kp, ctx); });
+}
+
+Status matmul_quantized(Session& s, const Buffer& x, const Buffer& w, const Buffer& y) {
+  constexpr std::string_view op = "matmul";
+  MLXN_TRY(detail::check_contiguous(op, "w", w));
+  const DType t = w.dtype();
+  switch (t) {
+    case DType::Q4_0: case DType::Q4_1: case DType::Q5_0: case DType::Q5_1: case DType::Q8_0: case DType::Q2_K:
+    case DType::Q3_K: case DType::Q4_K: case DType::Q5_K: case DType::Q6_K: case DType::IQ4_NL: case DType::IQ4_XS:
+    case DType::MXFP4:
+      break;
+    default: return unsupported(op, "w has block type ", t, ", which has no matmul (it is not a weight format)");
+  }
+  const auto& info = dtype_info(t);
+  const int64_t N = w.shape()[0], K = w.shape()[1];
+  if (K % info.block_elems != 0)
+    return invalid_argument(op, "w has K = ", K, ", not a whole number of ", t, " blocks of ", info.block_elems);
+  if (reinterpret_cast<uintptr_t>(w.data()) % 4 != 0) return invalid_argument(op, "w data is not 4-byte aligned");
+  kern::QMatmulParams kp;
+  MLXN_TRY(check_xy(op, s, x, y, N, K, kp));
+  if (y.range().overlaps(w.range())) return invalid_argument(op, "y overlaps w");
+  kp.layout = kern::QWeight::Ggml;
+  kp.w = w.data();
+  kp.tw = t;
+  kp.row_bytes = K / info.block_elems * info.block_bytes;
+  const MemRange wr[1] = {w.range()};
+  return record_qmatmul(s, kp, KernelRegistry::key({t, x.dtype()}), x, wr, y);
+}
+
+}  // namespace
+
+Status matmul_affine(Session& s, const Buffer& x, const AffineWeight& w, const Buffer& y) {
+  constexpr std::string_view op = "matmul_affine";
+  MLXN_TRY(detail::check_buffer(op, "packed", s, w.packed));
+  MLXN_TRY(detail::check_buffer(op, "scales", s, w.scales));
+  MLXN_TRY(detail::check_buffer(op, "biases", s, w.biases));
+  MLXN_TRY(detail::check_contiguous(op, "packed", w.packed));
+  MLXN_TRY(detail::check_contiguous(op, "scales", w.scales));
+  MLXN_TRY(detail::check_contiguous(op, "biases", w.biases));
+  if (w.packed.dtype() != DType::U32 && w.packed.dtype() != DType::I32)
+    return invalid_argument(op, "packed has dtype ", w.packed.dtype(), "; expected u32");
+  if (w.packed.rank() != 2) return invalid_argument(op, "packed must be [N, K * bits / 32], got ", w.packed.shape());
+  if (w.bits != 2 && w.bits != 3 && w.bits != 4 && w.bits != 5 && w.bits != 6 && w.bits != 8)
+    return invalid_argument(op, "bits = ", w.bits, "; expected 2, 3, 4, 5, 6 or 8");
+  const int64_t N = w.packed.shape()[0];
+  const int64_t K = w.packed.shape()[1] * 32 / w.bits;
+  if (w.packed.shape()[1] * 32 % w.bits != 0) return invalid_argument(op, "packed row is not a whole number of codes");
+  if (w.group_size <= 0 || w.group_size % 32 != 0 || K % w.group_size != 0)
+    return invalid_argument(op, "group_size ", w.group_size, " must be a multiple of 32 dividing K = ", K);
+  MLXN_TRY(quant::affine_check({w.bits, w.group_size}, N, K));
+  const DType ts = w.scales.dtype();
+  if (ts != DType::F16 && ts != DType::BF16 && ts != DType::F32)
+    return unsupported(op, "scales have dtype ", ts, "; expected f16, bf16 or f32");
+  if (w.biases.dtype() != ts) return invalid_argument(op, "biases have dtype ", w.biases.dtype(), ", scales ", ts);
+  const Shape gs{N, K / w.group_size};
+  if (w.scales.shape() != gs) return invalid_argument(op, "scales have shape ", w.scales.shape(), ", expected ", gs);
+  if (w.biases.shape() != gs) return invalid_argument(op, "biases have shape ", w.biases.shape(), ", expected ", gs);
+  kern::QMatmulParams kp;
+  MLXN_TRY(check_xy(op, s, x, y, N, K, kp));
+  for (const Buffer* b : {&w.packed, &w.scales, &w.biases})
+    if (y.range().overlaps(b->range())) return invalid_argument(op, "y overlaps the weight");
+  kp.layout = kern::QWeight::Affine;
+  kp.w = w.packed.data();
+  kp.scales = w.scales.data();
+  kp.biases = w.biases.data();
+  kp.ts = ts;
+  kp.bits = w.bits;
+  kp.group = w.group_size;
+  kp.row_bytes = K / 8 * w.bits;
+  const MemRange wr[3] = {w.packed.range(), w.scales.range(), w.biases.range()};
+  return record_qmatmul(s, kp, "affine" + std::to_string(w.bits) + "." + std::string(dtype_name(x.dtype())), x, wr,
+                        y);
+}
+
+Status matmul(Session& s, const Buffer& x, const Buffer& w, const Buffer& y) {
+  constexpr std::string_view op = "matmul";
+  MLXN_TRY(detail::check_buffer(op, "w", s, w));
   if (w.rank() != 2) return invalid_argument(op, "w must be [N, K], got ", w.shape());
+  if (is_quantized(w.dtype())) return matmul_quantized(s, x, w, y);
+  MLXN_TRY(detail::check_buffer(op, "x", s, x));
+  MLXN_TRY(detail::check_buffer(op, "y", s, y));
+  MLXN_TRY(detail::check_float(op, "x", x));
+  MLXN_TRY(detail::check_float(op, "y", y));
+  if (y.dtype() != x.dtype()) return unsupported(op, "y has dtype ", y.dtype(), "; expected x's (", x.dtype(), ")");
   MLXN_TRY(detail::check_contiguous(op, "w", w));
   MLXN_TRY(detail::check_float(op, "w", w));
   const int64_t N = w.shape()[0], K = w.shape()[1];

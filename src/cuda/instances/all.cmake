@@ -11,4 +11,10 @@ set(MLXN_CUDA_INSTANCE_SOURCES
   src/cuda/instances/matmul_f32.cu
   src/cuda/instances/matmul_f16.cu
   src/cuda/instances/matmul_bf16.cu
+  src/cuda/instances/qmatmul_ggml_f32.cu
+  src/cuda/instances/qmatmul_affine_f32.cu
+  src/cuda/instances/qmatmul_ggml_f16.cu
+  src/cuda/instances/qmatmul_affine_f16.cu
+  src/cuda/instances/qmatmul_ggml_bf16.cu
+  src/cuda/instances/qmatmul_affine_bf16.cu
 )

@@ -13,6 +13,12 @@ void add_copy_bits(KernelTable& t);
 void add_matmul_f32(KernelTable& t);
 void add_matmul_f16(KernelTable& t);
 void add_matmul_bf16(KernelTable& t);
+void add_qmatmul_ggml_f32(KernelTable& t);
+void add_qmatmul_affine_f32(KernelTable& t);
+void add_qmatmul_ggml_f16(KernelTable& t);
+void add_qmatmul_affine_f16(KernelTable& t);
+void add_qmatmul_ggml_bf16(KernelTable& t);
+void add_qmatmul_affine_bf16(KernelTable& t);
 
 void fill_kernel_table(KernelTable& t) {
   add_rms_norm_f32(t);
@@ -25,6 +31,12 @@ void fill_kernel_table(KernelTable& t) {
   add_matmul_f32(t);
   add_matmul_f16(t);
   add_matmul_bf16(t);
+  add_qmatmul_ggml_f32(t);
+  add_qmatmul_affine_f32(t);
+  add_qmatmul_ggml_f16(t);
+  add_qmatmul_affine_f16(t);
+  add_qmatmul_ggml_bf16(t);
+  add_qmatmul_affine_bf16(t);
 }
 
 }  // namespace mlxn::cuda

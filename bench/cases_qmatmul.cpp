@@ -1,0 +1,92 @@
+// Quantized matmul cases: decode sizes (m = 1, 8, 16) as weight bandwidth against the copy ceiling, for every GGML
+// format and MLX affine on the Llama-3-8B / Qwen3-8B projection shapes.
+#include <map>
+
+#include "harness.h"
+
+namespace mlxn::bench {
+namespace {
+
+struct QCase {
+  DType tw;      // GGML block type, or U32 for MLX affine
+  int bits = 4;  // affine
+  int64_t M, N, K;
+};
+
+std::string qname(const QCase& c) {
+  return c.tw == DType::U32 ? "affine" + std::to_string(c.bits) + " g64" : std::string(dtype_name(c.tw));
+}
+
+// m = 1 time per (format, shape), to report m = 8 / 16 against it.
+std::map<std::string, double>& m1_times() {
+  static std::map<std::string, double> t;
+  return t;
+}
+
+Status bench_qmatmul(Harness& h, const QCase& c) {
+  const bool affine = c.tw == DType::U32;
+  constexpr int kGroup = 64;
+  const double w_bytes = affine ? static_cast<double>(c.N * c.K) * c.bits / 8 + static_cast<double>(c.N * c.K / kGroup) * 4
+                                : static_cast<double>(dtype_storage_bytes(c.tw, c.N * c.K).value());
+  const int sets = h.rotation(w_bytes);
+  std::vector<Buffer> ws, ss, bs;
+  for (int i = 0; i < sets; ++i) {
+    if (affine) {
+      MLXN_ASSIGN_OR_RETURN(Buffer w, h.device().alloc(DType::U32, {c.N, c.K * c.bits / 32}));
+      MLXN_ASSIGN_OR_RETURN(Buffer s, h.device().alloc(DType::F16, {c.N, c.K / kGroup}));
+      MLXN_ASSIGN_OR_RETURN(Buffer b, h.device().alloc(DType::F16, {c.N, c.K / kGroup}));
+      MLXN_TRY(fill_random(w, 300 + static_cast<uint64_t>(i)));
+      MLXN_TRY(fill_random(s, 400 + static_cast<uint64_t>(i)));
+      MLXN_TRY(fill_random(b, 500 + static_cast<uint64_t>(i)));
+      ws.push_back(w), ss.push_back(s), bs.push_back(b);
+    } else {
+      MLXN_ASSIGN_OR_RETURN(Buffer w, h.device().alloc(c.tw, {c.N, c.K}));
+      MLXN_TRY(fill_random(w, 300 + static_cast<uint64_t>(i)));  // random blocks: the kernels do not branch on data
+      ws.push_back(w);
+    }
+  }
+  MLXN_ASSIGN_OR_RETURN(Buffer x, h.device().alloc(DType::BF16, {c.M, c.K}));
+  MLXN_TRY(fill_random(x, 7));
+  MLXN_ASSIGN_OR_RETURN(Buffer y, h.device().alloc(DType::BF16, {c.M, c.N}));
+  MLXN_ASSIGN_OR_RETURN(double us, h.time_us([&](int k) -> Status {
+    const size_t i = static_cast<size_t>(k) % ws.size();
+    if (!affine) return ops::matmul(h.session(), x, ws[i], y);
+    ops::AffineWeight aw{ws[i], ss[i], bs[i], c.bits, kGroup};
+    return ops::matmul_affine(h.session(), x, aw, y);
+  }));
+  const std::string key = qname(c) + " " + std::to_string(c.N) + "x" + std::to_string(c.K);
+  std::string note = sets > 1 ? "W rotated" : "";
+  if (c.M == 1) {
+    m1_times()[key] = us;
+  } else if (auto it = m1_times().find(key); it != m1_times().end()) {
+    char buf[48];
+    std::snprintf(buf, sizeof(buf), "%.2fx the m=1 time", us / it->second);
+    note = note.empty() ? buf : note + ", " + buf;
+  }
+  h.add({"qmatmul m=" + std::to_string(c.M), std::to_string(c.N) + "x" + std::to_string(c.K), qname(c) + " x bf16",
+         note, us, c.M <= 16 ? w_bytes : 0});
+  return Status::ok();
+}
+
+const bool registered = [] {
+  const DType all[] = {DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q8_0,   DType::Q2_K,   DType::Q3_K,
+                       DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::IQ4_NL, DType::IQ4_XS, DType::MXFP4};
+  const std::pair<int64_t, int64_t> shapes[] = {{4096, 4096},  {1024, 4096},  {14336, 4096},
+                                                {4096, 14336}, {12288, 4096}, {151936, 4096}};
+  std::vector<QCase> cases;
+  for (DType t : all) {
+    for (auto [N, K] : shapes) cases.push_back({t, 4, 1, N, K});
+    cases.push_back({t, 4, 8, 14336, 4096});
+    cases.push_back({t, 4, 16, 14336, 4096});
+  }
+  for (int bits : {4, 8}) {
+    for (auto [N, K] : shapes) cases.push_back({DType::U32, bits, 1, N, K});
+    cases.push_back({DType::U32, bits, 8, 14336, 4096});
+  }
+  for (const QCase& c : cases)
+    add_case("qmatmul", 31, [c](Harness& h, const BenchEnv&) { return bench_qmatmul(h, c); }, true);
+  return true;
+}();
+
+}  // namespace
+}  // namespace mlxn::bench

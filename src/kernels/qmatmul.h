@@ -1,0 +1,42 @@
+// Plain parameter struct of the quantized matmul kernels (GGML block formats and MLX affine), and the backend entry
+// points.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/exec.h"
+
+namespace mlxn::kern {
+
+// Which weight layout a quantized matmul reads.
+enum class QWeight : uint8_t {
+  Ggml,    // W is a [N, K] tensor of GGML blocks of type tw (rows of K / block_elems blocks)
+  Affine,  // MLX affine: packed u32 rows of K * bits / 32 words, scales and biases [N, K / group] of type ts
+};
+
+// y[m * ldy + n] = sum_k x[m * ldx + k] * W(n, k) for m < M, n < N.
+struct QMatmulParams {
+  const void* x = nullptr;
+  const void* w = nullptr;       // GGML blocks, or the packed affine words
+  const void* scales = nullptr;  // affine only
+  const void* biases = nullptr;  // affine only
+  void* y = nullptr;
+  QWeight layout = QWeight::Ggml;
+  DType tx = DType::F32;  // y has x's dtype
+  DType tw = DType::Q4_0;  // GGML block type (Ggml layout)
+  DType ts = DType::F16;   // affine scales / biases dtype
+  int bits = 4;            // affine
+  int group = 64;          // affine
+  int64_t M = 0, N = 0, K = 0;
+  int64_t ldx = 0, ldy = 0;  // row strides in elements
+  int64_t row_bytes = 0;     // bytes of one row of W
+};
+
+}  // namespace mlxn::kern
+
+namespace mlxn::cpu {
+Status qmatmul(const kern::QMatmulParams& p, const ExecContext& ctx);
+}
+namespace mlxn::cuda {
+Status qmatmul(const kern::QMatmulParams& p, const ExecContext& ctx);
+}

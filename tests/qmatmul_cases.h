@@ -1,0 +1,156 @@
+// Quantized matmul cases shared by the CPU test and the GPU test. Weights are Gaussian data quantized with our
+// reference quantizers (random bytes with a small scale for IQ4_XS, which has no reference quantizer); the
+// reference dequantizes them with quant::dequantize (checked bit-exact against the gguf package by the oracle test)
+// and takes float64 dot products.
+#pragma once
+
+#include "mlxn/quant/affine.h"
+#include "mlxn/quant/quant.h"
+#include "test_util.h"
+
+namespace mlxn::test {
+
+struct QMatmulCase {
+  DType tw;       // a GGML block type, or U32 for MLX affine
+  int bits = 0;   // affine
+  int group = 0;  // affine
+  DType ts = DType::F16;  // affine scales
+  int64_t M, N, K;
+  DType tx;
+  int64_t x_row_pad;  // x is a 2-D view whose rows are K + pad apart (0: contiguous)
+};
+
+inline std::string describe(const QMatmulCase& c) {
+  if (c.tw == DType::U32)
+    return detail::cat("affine bits=", c.bits, " group=", c.group, " scales=", c.ts, " M=", c.M, " N=", c.N,
+                       " K=", c.K, " x=", c.tx, " pad=", c.x_row_pad);
+  return detail::cat(c.tw, " M=", c.M, " N=", c.N, " K=", c.K, " x=", c.tx, " pad=", c.x_row_pad);
+}
+
+struct QWeights {
+  std::vector<uint8_t> blocks, scales, biases;  // GGML blocks or affine packed words, plus affine scales / biases
+  std::vector<float> w;                         // the dequantized weight, [N, K]
+};
+
+inline QWeights make_qweights(const QMatmulCase& c, uint64_t seed) {
+  QWeights q;
+  auto src = randn(static_cast<size_t>(c.N * c.K), seed, 1.0f);
+  q.w.resize(src.size());
+  if (c.tw == DType::U32) {
+    auto aq = quant::affine_quantize({c.bits, c.group}, c.N, c.K, src.data(), c.ts);
+    EXPECT_TRUE(aq.is_ok()) << aq.status().to_string();
+    q.blocks = aq->packed;
+    q.scales = aq->scales;
+    q.biases = aq->biases;
+    EXPECT_TRUE(quant::affine_dequantize({c.bits, c.group}, c.N, c.K, q.blocks.data(), q.blocks.size(), c.ts,
+                                         q.scales.data(), q.biases.data(), q.w.data())
+                    .is_ok());
+    return q;
+  }
+  q.blocks.resize(dtype_storage_bytes(c.tw, c.N * c.K).value());
+  if (quant::can_quantize(c.tw)) {
+    EXPECT_TRUE(quant::quantize(c.tw, src.data(), c.N * c.K, q.blocks.data(), q.blocks.size()).is_ok());
+  } else {
+    // IQ4_XS: random codes and sub-block scales under a small f16 super-block scale.
+    std::mt19937_64 g(seed);
+    for (auto& b : q.blocks) b = static_cast<uint8_t>(g());
+    const size_t bb = static_cast<size_t>(dtype_info(c.tw).block_bytes);
+    const uint16_t d = f32_to_f16(0.004f);
+    for (size_t o = 0; o < q.blocks.size(); o += bb) std::memcpy(q.blocks.data() + o, &d, 2);
+  }
+  EXPECT_TRUE(quant::dequantize(c.tw, q.blocks.data(), q.blocks.size(), q.w.data(), c.N * c.K).is_ok());
+  return q;
+}
+
+struct QMatmulRun {
+  std::vector<float> x, y;  // x as rounded to its dtype, without padding
+  std::vector<double> ref;
+  Status status;
+};
+
+inline QMatmulRun run_qmatmul(const Device& dev, const QMatmulCase& c, const QWeights& q, uint64_t seed) {
+  QMatmulRun out;
+  out.x = rounded(c.tx, randn(static_cast<size_t>(c.M * c.K), seed + 7));
+  const int64_t ldx = c.K + c.x_row_pad;
+  std::vector<float> xp(static_cast<size_t>(c.M * ldx), 3.0f);
+  for (int64_t m = 0; m < c.M; ++m)
+    for (int64_t k = 0; k < c.K; ++k) xp[static_cast<size_t>(m * ldx + k)] = out.x[static_cast<size_t>(m * c.K + k)];
+  auto xs = make_buffer(dev, c.tx, {c.M, ldx}, xp);
+  Buffer x = xs;
+  if (c.x_row_pad) {
+    Strides st{};
+    st[0] = ldx;
+    st[1] = 1;
+    x = xs.view_strided(0, c.tx, {c.M, c.K}, st).value();
+  }
+  auto y = dev.alloc(c.tx, {c.M, c.N}).value();
+  poison(y);
+  auto s = Session::create(dev).value();
+  if (c.tw == DType::U32) {
+    ops::AffineWeight aw;
+    aw.bits = c.bits;
+    aw.group_size = c.group;
+    aw.packed = dev.alloc(DType::U32, {c.N, c.K * c.bits / 32}).value();
+    aw.scales = dev.alloc(c.ts, {c.N, c.K / c.group}).value();
+    aw.biases = dev.alloc(c.ts, {c.N, c.K / c.group}).value();
+    EXPECT_TRUE(aw.packed.upload(q.blocks.data(), q.blocks.size()).is_ok());
+    EXPECT_TRUE(aw.scales.upload(q.scales.data(), q.scales.size()).is_ok());
+    EXPECT_TRUE(aw.biases.upload(q.biases.data(), q.biases.size()).is_ok());
+    out.status = ops::matmul_affine(s, x, aw, y);
+  } else {
+    auto w = dev.alloc(c.tw, {c.N, c.K}).value();
+    EXPECT_TRUE(w.upload(q.blocks.data(), q.blocks.size()).is_ok());
+    out.status = ops::matmul(s, x, w, y);
+  }
+  if (out.status.is_ok()) out.status = s.finish();
+  if (out.status.is_ok()) out.y = read_f32(y);
+  out.ref.resize(static_cast<size_t>(c.M * c.N));
+  for (int64_t m = 0; m < c.M; ++m)
+    for (int64_t n = 0; n < c.N; ++n) {
+      double acc = 0;
+      for (int64_t k = 0; k < c.K; ++k)
+        acc += static_cast<double>(out.x[static_cast<size_t>(m * c.K + k)]) * q.w[static_cast<size_t>(n * c.K + k)];
+      out.ref[static_cast<size_t>(m * c.N + n)] = acc;
+    }
+  return out;
+}
+
+inline std::vector<DType> qmatmul_formats() {
+  return {DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q8_0,   DType::Q2_K,   DType::Q3_K,
+          DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::IQ4_NL, DType::IQ4_XS, DType::MXFP4};
+}
+
+// Shapes per format: K of one block, a few blocks, and just over 4096 (a partial last chunk); N = 1, odd, and
+// not a multiple of the 16-row tile; M across the decode tiles (1, 8, 16) and beyond (33).
+inline std::vector<QMatmulCase> qmatmul_cases(bool big) {
+  std::vector<QMatmulCase> cases;
+  int i = 0;
+  const DType xs[] = {DType::F32, DType::BF16, DType::F16};
+  auto shapes = [&](int64_t kb) {
+    std::vector<std::array<int64_t, 3>> v = {{1, 1, kb}, {3, 17, 3 * kb}, {8, 64, 9 * kb}, {16, 33, 3 * kb}};
+    if (big) {
+      v.push_back({1, 257, (4096 / kb + 1) * kb});
+      v.push_back({11, 40, 2 * kb});
+      v.push_back({33, 19, kb});
+    }
+    return v;
+  };
+  for (DType t : qmatmul_formats())
+    for (auto [M, N, K] : shapes(dtype_info(t).block_elems)) {
+      QMatmulCase c{t, 0, 0, DType::F16, M, N, K, xs[i % 3], (i % 4 == 3) ? 8 : 0};
+      ++i;
+      cases.push_back(c);
+    }
+  const DType ts[] = {DType::F16, DType::BF16, DType::F32};
+  for (int bits : {2, 3, 4, 5, 6, 8})
+    for (int group : {32, 64, 128})
+      for (auto [M, N, K] : shapes(128)) {
+        if (!big && group != 64) continue;
+        QMatmulCase c{DType::U32, bits, group, ts[i % 3], M, N, K, xs[i % 3], (i % 4 == 3) ? 8 : 0};
+        ++i;
+        cases.push_back(c);
+      }
+  return cases;
+}
+
+}  // namespace mlxn::test
