@@ -61,7 +61,8 @@ class CudaDevice final : public DeviceImpl {
   Result<void*> allocate(size_t bytes) override {
     MLXN_TRY(use());
     void* p = nullptr;
-    cudaError_t e = cudaMalloc(&p, bytes);
+    // Padded to 16 bytes: kernels may read the whole aligned word (up to 16 bytes) holding a buffer's last byte.
+    cudaError_t e = cudaMalloc(&p, (bytes + 15) & ~size_t{15});
     if (e != cudaSuccess) {
       cudaGetLastError();
       return error(StatusCode::OutOfMemory, "alloc", "cannot allocate ", bytes, " bytes on ", props_.name, ": ",

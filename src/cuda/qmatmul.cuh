@@ -6,16 +6,17 @@
 // free and the cost per element is the decode alone, the same at M = 1 and M = 16.
 //
 // Layout of the work. A warp owns 16 rows of W (the mma's M side) and a slice of K; the block's warps split K and
-// meet in shared memory. x rows are the mma's N side (8 per tile, NT tiles). Each k16 step of the mma covers 16
-// consecutive elements of one block of W; thread (g = lane / 4, c = lane % 4) holds rows g and g + 8 and the four
-// physical elements 16 s + 4 c .. + 3 of step s. The mma's logical k order is a permutation of the physical one
-// (logical 2c, 2c+1 <- physical 4c, 4c+1; logical 2c+8, 2c+9 <- physical 4c+2, 4c+3), applied to x in the same way,
-// so the product is unchanged and every thread decodes four consecutive elements.
+// meet in shared memory. x rows are the mma's N side (8 per tile, NT tiles). K is walked in chunks of 256 elements;
+// in a chunk, thread (g = lane / 4, c = lane % 4) holds rows g and g + 8 and owns the 64 elements 64 c .. 64 c + 63,
+// four per k16 step. The mma's logical k order is a permutation of the physical one (for step s, logical 2c, 2c+1
+// <- physical 64c + 4s, +1; logical 2c+8, 2c+9 <- physical 64c + 4s + 2, +3), applied to x in the same way, so the
+// product is unchanged, each thread reads one contiguous stretch of every row's chunk (wide loads, few scales), and
+// its x values are consecutive.
 //
-// Each format decodes its four elements to unsigned bytes u with a constant bias (q = u - bias, exact in f16 through
-// the 0x6400 exponent trick), plus a scale d and a minimum term m per row and step: W = d * q + m. The block sum is
-// d * (q . x) + m * sum(x); the mma computes q . x (and sum(x) with an all-ones A operand), the scales are applied in
-// f32. x is rounded to f16 for the mma (f32 / bf16 inputs beyond +-65504 saturate).
+// Each format decodes its four elements to unsigned bytes u with a constant bias (code q = u - bias, exact in f16
+// through the 0x6400 exponent trick) and gives a scale d and an offset m per row and sub-block; the weight
+// d * q + m is formed in f16 (one rounding, 2^-11 relative) and fed to the mma, which accumulates in f32. x is
+// rounded to f16 for the mma (f32 / bf16 inputs beyond +-65504 saturate, as do scales beyond the f16 range).
 #pragma once
 
 #include <type_traits>
@@ -30,16 +31,32 @@ namespace mlxn::cuda::qmm {
 __device__ __forceinline__ uint32_t ld8(const uint8_t* p) { return __ldg(p); }
 __device__ __forceinline__ uint32_t ld16(const uint8_t* p) { return __ldg(reinterpret_cast<const uint16_t*>(p)); }
 __device__ __forceinline__ uint32_t ld32(const uint8_t* p) { return __ldg(reinterpret_cast<const uint32_t*>(p)); }
-// Four bytes at a 2-byte aligned address.
-__device__ __forceinline__ uint32_t ld32_a2(const uint8_t* p) { return ld16(p) | (ld16(p + 2) << 16); }
-// Four bytes at any address.
-__device__ __forceinline__ uint32_t ld32_a1(const uint8_t* p) {
-  return ld8(p) | (ld8(p + 1) << 8) | (ld8(p + 2) << 16) | (ld8(p + 3) << 24);
+// N little-endian words starting at any byte address: aligned word loads and funnel shifts (one load per word
+// rather than two or four narrow ones). The aligned words may extend up to three bytes before and after the range:
+// still inside the allocation, whose size the CUDA backend pads to 16 bytes.
+template <int N>
+__device__ __forceinline__ void load_words(const uint8_t* p, uint32_t (&out)[N]) {
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  const uint32_t* base = reinterpret_cast<const uint32_t*>(a & ~uintptr_t{3});
+  const uint32_t sh = static_cast<uint32_t>(a & 3) * 8;
+  uint32_t w[N + 1];
+#pragma unroll
+  for (int i = 0; i < N; ++i) w[i] = __ldg(base + i);
+  w[N] = sh ? __ldg(base + N) : 0u;
+#pragma unroll
+  for (int i = 0; i < N; ++i) out[i] = __funnelshift_r(w[i], w[i + 1], sh);
 }
+
 __device__ __forceinline__ float f16_bits(uint32_t h) {
   return __half2float(__ushort_as_half(static_cast<unsigned short>(h & 0xFFFFu)));
 }
 __device__ __forceinline__ uint32_t byte_of(uint32_t w, int i) { return (w >> (8 * i)) & 0xFFu; }
+// Byte i (< 12) of three words, by selects rather than an indexed array (a runtime index into a register array
+// would put it in local memory).
+__device__ __forceinline__ uint32_t byte_of3(const uint32_t (&w)[3], int i) {
+  const uint32_t v = i < 4 ? w[0] : i < 8 ? w[1] : w[2];
+  return byte_of(v, i % 4);
+}
 
 inline constexpr uint32_t kLow4 = 0x0F0F0F0Fu;
 
@@ -82,188 +99,244 @@ struct RowSrc {
 };
 
 // ---- formats ----
-// Each format: kElems (elements per block), kBytes, kBias, kHasMin, a Raw struct with what one thread needs from one
-// block of one row, load(row, block, c), and quants / scale for step s (s < kElems / 16).
+// The kernel walks K in chunks of 256 elements; in each chunk, thread c (lane % 4) owns elements 64 c .. 64 c + 63
+// and step s (< 16) of the chunk covers its elements 64 c + 4 s .. + 3. A format gives:
+//   Raw                    what one thread needs from one row of one chunk (loaded before any arithmetic)
+//   load(row, chunk, c)    never reads blocks at or past K (the 32-element formats may end inside a chunk)
+//   quants(raw, s, c)      the four elements of step s as unsigned bytes u, the code being u - kBias
+//   scale(raw, s, c, d, m) the element is d * code + m; constant over kScaleSteps consecutive steps
 template <DType T>
 struct Fmt;
 
-template <>
-struct Fmt<DType::Q4_0> {
-  static constexpr int kElems = 32, kBytes = 18, kBias = 8;
-  static constexpr bool kHasMin = false;
-  struct Raw { uint32_t q; float d; };
-  __device__ static Raw load(const RowSrc& r, int64_t b, int c) {
-    const uint8_t* p = r.w + b * kBytes;
-    return {ld32_a2(p + 2 + 4 * c), f16_bits(ld16(p))};
+// 32-element formats: thread c owns blocks 2c and 2c + 1 of the chunk's eight; step s is in block s / 8, at
+// elements 4 (s % 8) .. + 3 of it: low nibbles of qs[4 (s % 4) ..] for s % 8 < 4, high nibbles after.
+struct Blocks32 {
+  static constexpr int kElems = 32, kScaleSteps = 8;
+  __device__ static bool live(int64_t chunk, int c, int j, int64_t nblk) { return chunk * 8 + 2 * c + j < nblk; }
+  __device__ static const uint8_t* block(const uint8_t* row, int64_t chunk, int c, int j, int bytes) {
+    return row + (chunk * 8 + 2 * c + j) * bytes;
   }
-  __device__ static uint32_t quants(const Raw& r, int s) { return s == 0 ? r.q & kLow4 : (r.q >> 4) & kLow4; }
-  __device__ static void scale(const Raw& r, int, float& d, float&) { d = r.d; }
+  __device__ static uint32_t nibbles(const uint32_t (&q)[2][4], int s) {
+    const uint32_t w = q[s / 8][s % 4];
+    return (s % 8) < 4 ? w & kLow4 : (w >> 4) & kLow4;
+  }
 };
 
 template <>
-struct Fmt<DType::Q4_1> {
-  static constexpr int kElems = 32, kBytes = 20, kBias = 0;
-  static constexpr bool kHasMin = true;
-  struct Raw { uint32_t q; uint32_t dm; };
-  __device__ static Raw load(const RowSrc& r, int64_t b, int c) {
-    const uint8_t* p = r.w + b * kBytes;
-    return {ld32(p + 4 + 4 * c), ld32(p)};
+struct Fmt<DType::Q4_0> : Blocks32 {
+  static constexpr int kBytes = 18, kBias = 8;
+  static constexpr bool kHasMin = false;
+  struct Raw { uint32_t q[2][4]; float d[2]; };
+  __device__ static Raw load(const RowSrc& r, int64_t ch, int c, int64_t nblk) {
+    Raw x{};
+#pragma unroll
+    for (int j = 0; j < 2; ++j) {
+      if (!live(ch, c, j, nblk)) continue;
+      const uint8_t* p = block(r.w, ch, c, j, kBytes);
+      x.d[j] = f16_bits(ld16(p));
+      load_words(p + 2, x.q[j]);
+    }
+    return x;
   }
-  __device__ static uint32_t quants(const Raw& r, int s) { return s == 0 ? r.q & kLow4 : (r.q >> 4) & kLow4; }
-  __device__ static void scale(const Raw& r, int, float& d, float& m) {
-    d = f16_bits(r.dm);
-    m = f16_bits(r.dm >> 16);
+  __device__ static uint32_t quants(const Raw& r, int s, int) { return nibbles(r.q, s); }
+  __device__ static void scale(const Raw& r, int s, int, float& d, float&) { d = r.d[s / 8]; }
+};
+
+template <>
+struct Fmt<DType::Q4_1> : Blocks32 {
+  static constexpr int kBytes = 20, kBias = 0;
+  static constexpr bool kHasMin = true;
+  struct Raw { uint32_t q[2][4]; uint32_t dm[2]; };
+  __device__ static Raw load(const RowSrc& r, int64_t ch, int c, int64_t nblk) {
+    Raw x{};
+#pragma unroll
+    for (int j = 0; j < 2; ++j) {
+      if (!live(ch, c, j, nblk)) continue;
+      const uint8_t* p = block(r.w, ch, c, j, kBytes);
+      x.dm[j] = ld32(p);
+#pragma unroll
+      for (int w = 0; w < 4; ++w) x.q[j][w] = ld32(p + 4 + 4 * w);
+    }
+    return x;
+  }
+  __device__ static uint32_t quants(const Raw& r, int s, int) { return nibbles(r.q, s); }
+  __device__ static void scale(const Raw& r, int s, int, float& d, float& m) {
+    d = f16_bits(r.dm[s / 8]);
+    m = f16_bits(r.dm[s / 8] >> 16);
   }
 };
 
 // Bit i (i < 4) of `h4` to bit 4 of byte i.
 __device__ __forceinline__ uint32_t spread_bit4(uint32_t h4) { return ((h4 * 0x00204081u) & 0x01010101u) << 4; }
 
+// Q5_0 / Q5_1: the fifth bit of element e of a block is bit e of qh.
 template <>
-struct Fmt<DType::Q5_0> {
-  static constexpr int kElems = 32, kBytes = 22, kBias = 16;
+struct Fmt<DType::Q5_0> : Blocks32 {
+  static constexpr int kBytes = 22, kBias = 16;
   static constexpr bool kHasMin = false;
-  struct Raw { uint32_t q, h; float d; };
-  __device__ static Raw load(const RowSrc& r, int64_t b, int c) {
-    const uint8_t* p = r.w + b * kBytes;
-    // qh is whole-block (bit e = fifth bit of element e); the thread shifts out its own bits per step.
-    const uint32_t h = ld32_a2(p + 2);
-    return {ld32_a2(p + 6 + 4 * c), h >> (4 * c), f16_bits(ld16(p))};
+  struct Raw { uint32_t q[2][4]; uint32_t h[2]; float d[2]; };
+  __device__ static Raw load(const RowSrc& r, int64_t ch, int c, int64_t nblk) {
+    Raw x{};
+#pragma unroll
+    for (int j = 0; j < 2; ++j) {
+      if (!live(ch, c, j, nblk)) continue;
+      const uint8_t* p = block(r.w, ch, c, j, kBytes);
+      x.d[j] = f16_bits(ld16(p));
+      uint32_t w[5];
+      load_words(p + 2, w);
+      x.h[j] = w[0];
+#pragma unroll
+      for (int i = 0; i < 4; ++i) x.q[j][i] = w[i + 1];
+    }
+    return x;
   }
-  __device__ static uint32_t quants(const Raw& r, int s) {
-    const uint32_t nib = s == 0 ? r.q & kLow4 : (r.q >> 4) & kLow4;
-    return nib | spread_bit4((r.h >> (16 * s)) & 0xFu);
+  __device__ static uint32_t quants(const Raw& r, int s, int) {
+    return nibbles(r.q, s) | spread_bit4((r.h[s / 8] >> (4 * (s % 8))) & 0xFu);
   }
-  __device__ static void scale(const Raw& r, int, float& d, float&) { d = r.d; }
+  __device__ static void scale(const Raw& r, int s, int, float& d, float&) { d = r.d[s / 8]; }
 };
 
 template <>
-struct Fmt<DType::Q5_1> {
-  static constexpr int kElems = 32, kBytes = 24, kBias = 0;
+struct Fmt<DType::Q5_1> : Blocks32 {
+  static constexpr int kBytes = 24, kBias = 0;
   static constexpr bool kHasMin = true;
-  struct Raw { uint32_t q, h, dm; };
-  __device__ static Raw load(const RowSrc& r, int64_t b, int c) {
-    const uint8_t* p = r.w + b * kBytes;
-    return {ld32(p + 8 + 4 * c), ld32(p + 4) >> (4 * c), ld32(p)};
+  struct Raw { uint32_t q[2][4]; uint32_t h[2], dm[2]; };
+  __device__ static Raw load(const RowSrc& r, int64_t ch, int c, int64_t nblk) {
+    Raw x{};
+#pragma unroll
+    for (int j = 0; j < 2; ++j) {
+      if (!live(ch, c, j, nblk)) continue;
+      const uint8_t* p = block(r.w, ch, c, j, kBytes);
+      x.dm[j] = ld32(p);
+      x.h[j] = ld32(p + 4);
+#pragma unroll
+      for (int w = 0; w < 4; ++w) x.q[j][w] = ld32(p + 8 + 4 * w);
+    }
+    return x;
   }
-  __device__ static uint32_t quants(const Raw& r, int s) {
-    const uint32_t nib = s == 0 ? r.q & kLow4 : (r.q >> 4) & kLow4;
-    return nib | spread_bit4((r.h >> (16 * s)) & 0xFu);
+  __device__ static uint32_t quants(const Raw& r, int s, int) {
+    return nibbles(r.q, s) | spread_bit4((r.h[s / 8] >> (4 * (s % 8))) & 0xFu);
   }
-  __device__ static void scale(const Raw& r, int, float& d, float& m) {
-    d = f16_bits(r.dm);
-    m = f16_bits(r.dm >> 16);
+  __device__ static void scale(const Raw& r, int s, int, float& d, float& m) {
+    d = f16_bits(r.dm[s / 8]);
+    m = f16_bits(r.dm[s / 8] >> 16);
   }
 };
 
 template <>
-struct Fmt<DType::Q8_0> {
-  static constexpr int kElems = 32, kBytes = 34, kBias = 128;
+struct Fmt<DType::Q8_0> : Blocks32 {
+  static constexpr int kBytes = 34, kBias = 128;
   static constexpr bool kHasMin = false;
-  struct Raw { uint32_t q0, q1; float d; };
-  __device__ static Raw load(const RowSrc& r, int64_t b, int c) {
-    const uint8_t* p = r.w + b * kBytes;
-    return {ld32_a2(p + 2 + 4 * c), ld32_a2(p + 18 + 4 * c), f16_bits(ld16(p))};
+  struct Raw { uint32_t q[2][8]; float d[2]; };
+  __device__ static Raw load(const RowSrc& r, int64_t ch, int c, int64_t nblk) {
+    Raw x{};
+#pragma unroll
+    for (int j = 0; j < 2; ++j) {
+      if (!live(ch, c, j, nblk)) continue;
+      const uint8_t* p = block(r.w, ch, c, j, kBytes);
+      x.d[j] = f16_bits(ld16(p));
+      load_words(p + 2, x.q[j]);
+    }
+    return x;
   }
-  __device__ static uint32_t quants(const Raw& r, int s) { return (s == 0 ? r.q0 : r.q1) ^ 0x80808080u; }
-  __device__ static void scale(const Raw& r, int, float& d, float&) { d = r.d; }
+  __device__ static uint32_t quants(const Raw& r, int s, int) { return r.q[s / 8][s % 8] ^ 0x80808080u; }
+  __device__ static void scale(const Raw& r, int s, int, float& d, float&) { d = r.d[s / 8]; }
 };
 
 template <>
-struct Fmt<DType::IQ4_NL> {
-  static constexpr int kElems = 32, kBytes = 18, kBias = 128;
+struct Fmt<DType::IQ4_NL> : Fmt<DType::Q4_0> {
+  static constexpr int kBias = 128;
+  __device__ static uint32_t quants(const Raw& r, int s, int) {
+    return Table16<quant::kIQ4NLValues>::map(nibbles(r.q, s));
+  }
+};
+
+template <>
+struct Fmt<DType::MXFP4> : Blocks32 {
+  static constexpr int kBytes = 17, kBias = 128;
   static constexpr bool kHasMin = false;
-  struct Raw { uint32_t q; float d; };
-  __device__ static Raw load(const RowSrc& r, int64_t b, int c) {
-    const uint8_t* p = r.w + b * kBytes;
-    return {ld32_a2(p + 2 + 4 * c), f16_bits(ld16(p))};
+  struct Raw { uint32_t q[2][4]; float d[2]; };
+  __device__ static Raw load(const RowSrc& r, int64_t ch, int c, int64_t nblk) {
+    Raw x{};
+#pragma unroll
+    for (int j = 0; j < 2; ++j) {
+      if (!live(ch, c, j, nblk)) continue;
+      const uint8_t* p = block(r.w, ch, c, j, kBytes);
+      x.d[j] = e8m0_half(ld8(p));
+      load_words(p + 1, x.q[j]);
+    }
+    return x;
   }
-  __device__ static uint32_t quants(const Raw& r, int s) {
-    return Table16<quant::kIQ4NLValues>::map(s == 0 ? r.q & kLow4 : (r.q >> 4) & kLow4);
+  __device__ static uint32_t quants(const Raw& r, int s, int) {
+    return Table16<quant::kMXFP4Values>::map(nibbles(r.q, s));
   }
-  __device__ static void scale(const Raw& r, int, float& d, float&) { d = r.d; }
+  __device__ static void scale(const Raw& r, int s, int, float& d, float&) { d = r.d[s / 8]; }
 };
 
-template <>
-struct Fmt<DType::MXFP4> {
-  static constexpr int kElems = 32, kBytes = 17, kBias = 128;
-  static constexpr bool kHasMin = false;
-  struct Raw { uint32_t q; float d; };
-  __device__ static Raw load(const RowSrc& r, int64_t b, int c) {
-    const uint8_t* p = r.w + b * kBytes;
-    return {ld32_a1(p + 1 + 4 * c), e8m0_half(ld8(p))};
-  }
-  __device__ static uint32_t quants(const Raw& r, int s) {
-    return Table16<quant::kMXFP4Values>::map(s == 0 ? r.q & kLow4 : (r.q >> 4) & kLow4);
-  }
-  __device__ static void scale(const Raw& r, int, float& d, float&) { d = r.d; }
+// K formats: one 256-element super-block per chunk.
+struct Blocks256 {
+  static constexpr int kElems = 256;
 };
 
-// K formats: 256 elements, 16 steps. Step s covers elements 16 s .. 16 s + 15 of the super-block.
-
-// Q2_K: element 128 h + 32 j + 16 hi + l (l < 16) is bits 2j of qs[32 h + 16 hi + l], scale byte 8h + 2j + hi = s.
+// Q2_K: element 128 h + 32 j + 16 hi + l has bits 2j of qs[32 h + 16 hi + l] and scale byte 8 h + 2 j + hi. For
+// thread c, step s: h = c / 2, j = 2 (c % 2) + s / 8, bytes 32 h + 4 (s % 8) .., scale byte 4 c + s / 4.
 template <>
-struct Fmt<DType::Q2_K> {
-  static constexpr int kElems = 256, kBytes = 84, kBias = 0;
+struct Fmt<DType::Q2_K> : Blocks256 {
+  static constexpr int kBytes = 84, kBias = 0, kScaleSteps = 4;
   static constexpr bool kHasMin = true;
-  struct Raw { uint32_t q[4], sc[4], dd; };
-  __device__ static Raw load(const RowSrc& r, int64_t b, int c) {
-    const uint8_t* p = r.w + b * kBytes;
+  struct Raw { uint32_t q[8], sc, dd; };
+  __device__ static Raw load(const RowSrc& r, int64_t ch, int c, int64_t) {
+    const uint8_t* p = r.w + ch * kBytes;
     Raw x;
 #pragma unroll
-    for (int i = 0; i < 4; ++i) x.q[i] = ld32(p + 16 + 16 * i + 4 * c);  // i = 2 h + hi
-#pragma unroll
-    for (int i = 0; i < 4; ++i) x.sc[i] = ld32(p + 4 * i);
+    for (int w = 0; w < 8; ++w) x.q[w] = ld32(p + 16 + 32 * (c / 2) + 4 * w);
+    x.sc = ld32(p + 4 * c);
     x.dd = ld32(p + 80);
     return x;
   }
-  __device__ static uint32_t quants(const Raw& r, int s) {
-    const int h = s / 8, j = (s % 8) / 2, hi = s % 2;
-    return (r.q[2 * h + hi] >> (2 * j)) & 0x03030303u;
+  __device__ static uint32_t quants(const Raw& r, int s, int c) {
+    return (r.q[s % 8] >> (2 * (2 * (c % 2) + s / 8))) & 0x03030303u;
   }
-  __device__ static void scale(const Raw& r, int s, float& d, float& m) {
-    const uint32_t sb = byte_of(r.sc[s / 4], s % 4);
+  __device__ static void scale(const Raw& r, int s, int, float& d, float& m) {
+    const uint32_t sb = byte_of(r.sc, s / 4);
     d = f16_bits(r.dd) * static_cast<float>(sb & 0xF);
     m = -f16_bits(r.dd >> 16) * static_cast<float>(sb >> 4);
   }
 };
 
-// Q3_K: as Q2_K for the low two bits; the third bit is bit (4 h + j) of hmask[16 hi + l], set meaning +0 and clear
-// meaning -4; 6-bit scales packed in 12 bytes, minus 32.
+// Q3_K: the low two bits as Q2_K; the third is bit 4 h + j = 2 c + s / 8 of hmask[4 (s % 8) ..], set meaning +0
+// and clear meaning -4; sixteen 6-bit scales packed in 12 bytes, minus 32.
 template <>
-struct Fmt<DType::Q3_K> {
-  static constexpr int kElems = 256, kBytes = 110, kBias = 4;
+struct Fmt<DType::Q3_K> : Blocks256 {
+  static constexpr int kBytes = 110, kBias = 4, kScaleSteps = 4;
   static constexpr bool kHasMin = false;
-  struct Raw { uint32_t q[4], hm[2], sc[3]; float d; };
-  __device__ static Raw load(const RowSrc& r, int64_t b, int c) {
-    const uint8_t* p = r.w + b * kBytes;
+  struct Raw { uint32_t q[8], hm[8], sc[3]; float d; };
+  __device__ static Raw load(const RowSrc& r, int64_t ch, int c, int64_t) {
+    const uint8_t* p = r.w + ch * kBytes;
     Raw x;
-#pragma unroll
-    for (int i = 0; i < 4; ++i) x.q[i] = ld32_a2(p + 32 + 16 * i + 4 * c);
-#pragma unroll
-    for (int i = 0; i < 2; ++i) x.hm[i] = ld32_a2(p + 16 * i + 4 * c);
-#pragma unroll
-    for (int i = 0; i < 3; ++i) x.sc[i] = ld32_a2(p + 96 + 4 * i);
+    load_words(p + 32 + 32 * (c / 2), x.q);
+    load_words(p, x.hm);
+    load_words(p + 96, x.sc);
     x.d = f16_bits(ld16(p + 108));
     return x;
   }
-  __device__ static uint32_t quants(const Raw& r, int s) {
-    const int h = s / 8, j = (s % 8) / 2, hi = s % 2;
-    const uint32_t low = (r.q[2 * h + hi] >> (2 * j)) & 0x03030303u;
-    const uint32_t hb = (r.hm[hi] >> (4 * h + j)) & 0x01010101u;
+  __device__ static uint32_t quants(const Raw& r, int s, int c) {
+    const uint32_t low = (r.q[s % 8] >> (2 * (2 * (c % 2) + s / 8))) & 0x03030303u;
+    const uint32_t hb = (r.hm[s % 8] >> (2 * c + s / 8)) & 0x01010101u;
     return low | (hb << 2);
   }
-  __device__ static void scale(const Raw& r, int s, float& d, float&) {
-    const int lo_byte = s % 8, hi_byte = 8 + s % 4;
-    const uint32_t lo = (byte_of(r.sc[lo_byte / 4], lo_byte % 4) >> (4 * (s / 8))) & 0xF;
-    const uint32_t hi = (byte_of(r.sc[hi_byte / 4], hi_byte % 4) >> (2 * (s / 4))) & 0x3;
+  __device__ static void scale(const Raw& r, int s, int c, float& d, float&) {
+    const int idx = 4 * c + s / 4;
+    const int lo_byte = idx % 8, hi_byte = 8 + idx % 4;
+    const uint32_t lo = (byte_of3(r.sc, lo_byte) >> (4 * (idx / 8))) & 0xF;
+    const uint32_t hi = (byte_of3(r.sc, hi_byte) >> (2 * (idx / 4))) & 0x3;
     d = r.d * static_cast<float>(static_cast<int>(lo | (hi << 4)) - 32);
   }
 };
 
 // 6-bit scale and min of sub-block j (< 8) of Q4_K / Q5_K from the 12 packed bytes (ggml's get_scale_min_k4).
 __device__ __forceinline__ void k4_scale_min(const uint32_t (&sc)[3], int j, uint32_t& d, uint32_t& m) {
-  auto byte = [&](int i) { return byte_of(sc[i / 4], i % 4); };
+  auto byte = [&](int i) { return byte_of3(sc, i); };
   if (j < 4) {
     d = byte(j) & 63;
     m = byte(j + 4) & 63;
@@ -273,162 +346,166 @@ __device__ __forceinline__ void k4_scale_min(const uint32_t (&sc)[3], int j, uin
   }
 }
 
-// Q4_K: element 64 j + 32 hi + 16 rr + l is the (hi ? high : low) nibble of qs[32 j + 16 rr + l], sub-block 2 j + hi.
+// Q4_K: element 64 j + 32 hi + l is nibble hi of qs[32 j + l], sub-block 2 j + hi. Thread c: j = c, so its bytes
+// are qs[32 c ..+ 32], low nibbles for s < 8, sub-block 2 c + s / 8.
 template <>
-struct Fmt<DType::Q4_K> {
-  static constexpr int kElems = 256, kBytes = 144, kBias = 0;
+struct Fmt<DType::Q4_K> : Blocks256 {
+  static constexpr int kBytes = 144, kBias = 0, kScaleSteps = 8;
   static constexpr bool kHasMin = true;
   struct Raw { uint32_t q[8], sc[3], dd; };
-  __device__ static Raw load(const RowSrc& r, int64_t b, int c) {
-    const uint8_t* p = r.w + b * kBytes;
+  __device__ static Raw load(const RowSrc& r, int64_t ch, int c, int64_t) {
+    const uint8_t* p = r.w + ch * kBytes;
     Raw x;
 #pragma unroll
-    for (int i = 0; i < 8; ++i) x.q[i] = ld32(p + 16 + 16 * i + 4 * c);  // i = 2 j + rr
+    for (int w = 0; w < 8; ++w) x.q[w] = ld32(p + 16 + 32 * c + 4 * w);
 #pragma unroll
     for (int i = 0; i < 3; ++i) x.sc[i] = ld32(p + 4 + 4 * i);
     x.dd = ld32(p);
     return x;
   }
-  __device__ static uint32_t quants(const Raw& r, int s) {
-    const int j = s / 4, hi = (s % 4) / 2, rr = s % 2;
-    return hi ? (r.q[2 * j + rr] >> 4) & kLow4 : r.q[2 * j + rr] & kLow4;
-  }
-  __device__ static void scale(const Raw& r, int s, float& d, float& m) {
+  __device__ static uint32_t quants(const Raw& r, int s, int) { return (r.q[s % 8] >> (4 * (s / 8))) & kLow4; }
+  __device__ static void scale(const Raw& r, int s, int c, float& d, float& m) {
     uint32_t sd, sm;
-    k4_scale_min(r.sc, 2 * (s / 4) + (s % 4) / 2, sd, sm);
+    k4_scale_min(r.sc, 2 * c + s / 8, sd, sm);
     d = f16_bits(r.dd) * static_cast<float>(sd);
     m = -f16_bits(r.dd >> 16) * static_cast<float>(sm);
   }
 };
 
-// Q5_K: Q4_K plus a fifth bit: bit (2 j + hi) of qh[16 rr + l].
+// Q5_K: Q4_K plus a fifth bit, bit 2 j + hi = 2 c + s / 8 of qh[4 (s % 8) ..].
 template <>
-struct Fmt<DType::Q5_K> {
-  static constexpr int kElems = 256, kBytes = 176, kBias = 0;
+struct Fmt<DType::Q5_K> : Blocks256 {
+  static constexpr int kBytes = 176, kBias = 0, kScaleSteps = 8;
   static constexpr bool kHasMin = true;
-  struct Raw { uint32_t q[8], h[2], sc[3], dd; };
-  __device__ static Raw load(const RowSrc& r, int64_t b, int c) {
-    const uint8_t* p = r.w + b * kBytes;
+  struct Raw { uint32_t q[8], h[8], sc[3], dd; };
+  __device__ static Raw load(const RowSrc& r, int64_t ch, int c, int64_t) {
+    const uint8_t* p = r.w + ch * kBytes;
     Raw x;
 #pragma unroll
-    for (int i = 0; i < 8; ++i) x.q[i] = ld32(p + 48 + 16 * i + 4 * c);
+    for (int w = 0; w < 8; ++w) x.q[w] = ld32(p + 48 + 32 * c + 4 * w);
 #pragma unroll
-    for (int i = 0; i < 2; ++i) x.h[i] = ld32(p + 16 + 16 * i + 4 * c);
+    for (int w = 0; w < 8; ++w) x.h[w] = ld32(p + 16 + 4 * w);
 #pragma unroll
     for (int i = 0; i < 3; ++i) x.sc[i] = ld32(p + 4 + 4 * i);
     x.dd = ld32(p);
     return x;
   }
-  __device__ static uint32_t quants(const Raw& r, int s) {
-    const int j = s / 4, hi = (s % 4) / 2, rr = s % 2;
-    const uint32_t nib = hi ? (r.q[2 * j + rr] >> 4) & kLow4 : r.q[2 * j + rr] & kLow4;
-    return nib | (((r.h[rr] >> (2 * j + hi)) & 0x01010101u) << 4);
+  __device__ static uint32_t quants(const Raw& r, int s, int c) {
+    const uint32_t nib = (r.q[s % 8] >> (4 * (s / 8))) & kLow4;
+    return nib | (((r.h[s % 8] >> (2 * c + s / 8)) & 0x01010101u) << 4);
   }
-  __device__ static void scale(const Raw& r, int s, float& d, float& m) {
+  __device__ static void scale(const Raw& r, int s, int c, float& d, float& m) {
     uint32_t sd, sm;
-    k4_scale_min(r.sc, 2 * (s / 4) + (s % 4) / 2, sd, sm);
+    k4_scale_min(r.sc, 2 * c + s / 8, sd, sm);
     d = f16_bits(r.dd) * static_cast<float>(sd);
     m = -f16_bits(r.dd >> 16) * static_cast<float>(sm);
   }
 };
 
-// Q6_K: element 128 h + 32 p + 16 hh + l: low four bits from ql[64 h + 32 (p % 2) + 16 hh + l] (high nibble when
-// p >= 2), two high bits 2p of qh[32 h + 16 hh + l], minus 32; int8 scale s.
+// Q6_K: element 128 h + 32 p + 16 hh + l: low four bits are nibble (p >= 2) of ql[64 h + 32 (p % 2) + 16 hh + l],
+// high two are bits 2p of qh[32 h + 16 hh + l], minus 32; int8 scale 8 h + 2 p + hh. Thread c: h = c / 2,
+// p = 2 (c % 2) + s / 8, so its ql bytes are 64 h + 4 s .., its qh bytes 32 h + 4 (s % 8) .., scale 4 c + s / 4.
 template <>
-struct Fmt<DType::Q6_K> {
-  static constexpr int kElems = 256, kBytes = 210, kBias = 32;
+struct Fmt<DType::Q6_K> : Blocks256 {
+  static constexpr int kBytes = 210, kBias = 32, kScaleSteps = 4;
   static constexpr bool kHasMin = false;
-  struct Raw { uint32_t ql[8], qh[4], sc[4]; float d; };
-  __device__ static Raw load(const RowSrc& r, int64_t b, int c) {
-    const uint8_t* p = r.w + b * kBytes;
+  // The thread uses one nibble of each of its 64 ql bytes: they are packed two steps per word at load time.
+  struct Raw { uint32_t ql[8], qh[8], sc; float d; };
+  __device__ static Raw load(const RowSrc& r, int64_t ch, int c, int64_t) {
+    const uint8_t* p = r.w + ch * kBytes;
     Raw x;
+    const int sh = 4 * (c % 2);
+    uint32_t ql[16], sc[1];
+    load_words(p + 64 * (c / 2), ql);
 #pragma unroll
-    for (int i = 0; i < 8; ++i) x.ql[i] = ld32_a2(p + 16 * i + 4 * c);  // i = 4 h + 2 (p % 2) + hh
-#pragma unroll
-    for (int i = 0; i < 4; ++i) x.qh[i] = ld32_a2(p + 128 + 16 * i + 4 * c);  // i = 2 h + hh
-#pragma unroll
-    for (int i = 0; i < 4; ++i) x.sc[i] = ld32_a2(p + 192 + 4 * i);
+    for (int w = 0; w < 8; ++w) x.ql[w] = ((ql[2 * w] >> sh) & kLow4) | (((ql[2 * w + 1] >> sh) & kLow4) << 4);
+    load_words(p + 128 + 32 * (c / 2), x.qh);
+    load_words(p + 192 + 4 * c, sc);
+    x.sc = sc[0];
     x.d = f16_bits(ld16(p + 208));
     return x;
   }
-  __device__ static uint32_t quants(const Raw& r, int s) {
-    const int h = s / 8, pp = (s % 8) / 2, hh = s % 2;
-    const uint32_t w = r.ql[4 * h + 2 * (pp % 2) + hh];
-    const uint32_t nib = pp >= 2 ? (w >> 4) & kLow4 : w & kLow4;
-    return nib | (((r.qh[2 * h + hh] >> (2 * pp)) & 0x03030303u) << 4);
+  __device__ static uint32_t quants(const Raw& r, int s, int c) {
+    const uint32_t nib = (r.ql[s / 2] >> (4 * (s % 2))) & kLow4;
+    return nib | (((r.qh[s % 8] >> (2 * (2 * (c % 2) + s / 8))) & 0x03030303u) << 4);
   }
-  __device__ static void scale(const Raw& r, int s, float& d, float&) {
-    d = r.d * static_cast<float>(static_cast<int8_t>(byte_of(r.sc[s / 4], s % 4)));
+  __device__ static void scale(const Raw& r, int s, int, float& d, float&) {
+    d = r.d * static_cast<float>(static_cast<int8_t>(byte_of(r.sc, s / 4)));
   }
 };
 
-// IQ4_XS: eight sub-blocks of 32 laid out as IQ4_NL blocks without their own f16 scale; 6-bit sub-block scales
-// (low four bits in scales_l, high two in scales_h) minus 32.
+// IQ4_XS: eight IQ4_NL-like sub-blocks of 32 (16 bytes each) under one f16 scale, 6-bit sub-block scales minus 32.
+// Thread c owns sub-blocks 2c, 2c + 1: bytes qs[32 c + 16 (s / 8) + 4 (s % 4) ..], nibble (s % 8) / 4.
 template <>
-struct Fmt<DType::IQ4_XS> {
-  static constexpr int kElems = 256, kBytes = 136, kBias = 128;
+struct Fmt<DType::IQ4_XS> : Blocks256 {
+  static constexpr int kBytes = 136, kBias = 128, kScaleSteps = 8;
   static constexpr bool kHasMin = false;
   struct Raw { uint32_t q[8], hdr, sl; };
-  __device__ static Raw load(const RowSrc& r, int64_t b, int c) {
-    const uint8_t* p = r.w + b * kBytes;
+  __device__ static Raw load(const RowSrc& r, int64_t ch, int c, int64_t) {
+    const uint8_t* p = r.w + ch * kBytes;
     Raw x;
 #pragma unroll
-    for (int i = 0; i < 8; ++i) x.q[i] = ld32(p + 8 + 16 * i + 4 * c);
+    for (int w = 0; w < 8; ++w) x.q[w] = ld32(p + 8 + 32 * c + 4 * w);
     x.hdr = ld32(p);
     x.sl = ld32(p + 4);
     return x;
   }
-  __device__ static uint32_t quants(const Raw& r, int s) {
-    const uint32_t w = r.q[s / 2];
-    return Table16<quant::kIQ4NLValues>::map(s % 2 ? (w >> 4) & kLow4 : w & kLow4);
+  __device__ static uint32_t quants(const Raw& r, int s, int) {
+    const uint32_t w = r.q[4 * (s / 8) + s % 4];
+    return Table16<quant::kIQ4NLValues>::map((s % 8) < 4 ? w & kLow4 : (w >> 4) & kLow4);
   }
-  __device__ static void scale(const Raw& r, int s, float& d, float&) {
-    const int ib = s / 2;
+  __device__ static void scale(const Raw& r, int s, int c, float& d, float&) {
+    const int ib = 2 * c + s / 8;
     const uint32_t lo = (byte_of(r.sl, ib / 2) >> (4 * (ib % 2))) & 0xF;
     const uint32_t hi = ((r.hdr >> 16) >> (2 * ib)) & 0x3;
     d = f16_bits(r.hdr) * static_cast<float>(static_cast<int>(lo | (hi << 4)) - 32);
   }
 };
 
-// MLX affine with BITS-bit codes: blocks of 32 elements (4 * BITS bytes of the row's bit stream, word aligned) that
-// share one group's scale and bias (groups are multiples of 32).
+// MLX affine with BITS-bit codes: the row is a little-endian bit stream; thread c's 64 elements are 2 * BITS
+// consecutive words. Blocks of 32 elements share one group's scale and bias (groups are multiples of 32).
 template <int BITS, typename Ts>
 struct Affine {
-  static constexpr int kElems = 32, kBytes = 4 * BITS, kBias = 0;
+  static constexpr int kElems = 32, kBias = 0, kScaleSteps = 8, kWords = 2 * BITS;
   static constexpr bool kHasMin = true;
-  struct Raw { uint32_t v[2]; float s, b; };
+  struct Raw { uint32_t v[kWords]; float s[2], b[2]; };
   int group;  // runtime group size
-  // BITS * 4 bits starting at bit `pos` of the block (never past its end).
-  __device__ static uint32_t bits_at(const uint8_t* blk, int pos) {
-    const int wi = pos >> 5, off = pos & 31;
-    const uint32_t lo = ld32(blk + 4 * wi);
-    uint32_t v = lo >> off;
-    if (off + 4 * BITS > 32) v |= ld32(blk + 4 * wi + 4) << (32 - off);
-    return v;
+  __device__ Raw load(const RowSrc& r, int64_t ch, int c, int64_t nblk) const {
+    Raw x{};
+    const uint8_t* p = r.w + (ch * 256 + 64 * c) / 8 * BITS;
+#pragma unroll
+    for (int j = 0; j < 2; ++j) {
+      const int64_t b = ch * 8 + 2 * c + j;
+      if (b >= nblk) continue;
+#pragma unroll
+      for (int w = 0; w < BITS; ++w) x.v[j * BITS + w] = ld32(p + 4 * (j * BITS + w));
+      const int64_t gi = b * 32 / group;
+      x.s[j] = to_f32(reinterpret_cast<const Ts*>(r.scales)[gi]);
+      x.b[j] = to_f32(reinterpret_cast<const Ts*>(r.biases)[gi]);
+    }
+    return x;
   }
-  __device__ Raw load(const RowSrc& r, int64_t b, int c) const {
-    const uint8_t* p = r.w + b * kBytes;
-    const int64_t gi = b * kElems / group;
-    return {{bits_at(p, 4 * c * BITS), bits_at(p, (16 + 4 * c) * BITS)},
-            to_f32(reinterpret_cast<const Ts*>(r.scales)[gi]), to_f32(reinterpret_cast<const Ts*>(r.biases)[gi])};
-  }
-  __device__ static uint32_t quants(const Raw& r, int s) {
+  __device__ static uint32_t quants(const Raw& r, int s, int) {
     constexpr uint32_t mask = (1u << BITS) - 1;
-    const uint32_t v = r.v[s];
+    const int pos = 4 * s * BITS, w = pos / 32, off = pos % 32;
+    uint32_t v = r.v[w] >> off;
+    if (off + 4 * BITS > 32) v |= r.v[w + 1] << (32 - off);
     if constexpr (BITS == 8) return v;
     return (v & mask) | ((v >> BITS) & mask) << 8 | ((v >> (2 * BITS)) & mask) << 16 |
            ((v >> (3 * BITS)) & mask) << 24;
   }
-  __device__ static void scale(const Raw& r, int, float& d, float& m) {
-    d = r.s;
-    m = r.b;
+  __device__ static void scale(const Raw& r, int s, int, float& d, float& m) {
+    d = r.s[s / 8];
+    m = r.b[s / 8];
   }
 };
 
 // GGML formats need no runtime state; a thin adapter gives them the same (stateful) interface as Affine.
 template <DType T>
 struct Ggml : Fmt<T> {
-  __device__ typename Fmt<T>::Raw load(const RowSrc& r, int64_t b, int c) const { return Fmt<T>::load(r, b, c); }
+  __device__ typename Fmt<T>::Raw load(const RowSrc& r, int64_t ch, int c, int64_t nblk) const {
+    return Fmt<T>::load(r, ch, c, nblk);
+  }
 };
 
 // ---- tensor-core step ----
@@ -495,13 +572,29 @@ __device__ __forceinline__ void load_x4(const Tx* row, bool live, bool vec, uint
 
 inline constexpr int kWarps = 8;
 
-// One block: 16 rows of W, kWarps warps splitting K in chunks (4 blocks of the 32-element formats, one super-block
-// of the K formats: the loads of a whole chunk are issued before its arithmetic), NT tiles of 8 rows of x. One tile
-// (M <= 8) fits 128 registers, so two blocks (16 warps) stay resident per SM; two tiles need more for some formats.
+// Decoded codes of one step as f16 pairs, scaled: d * (u - bias) + m, rounded once to f16.
+template <typename F>
+__device__ __forceinline__ void decode_step(uint32_t u, __half2 d2, __half2 m2, uint32_t& lo, uint32_t& hi) {
+  bytes_to_h2<F::kBias>(u, lo, hi);
+  __half2 l = *reinterpret_cast<const __half2*>(&lo), h = *reinterpret_cast<const __half2*>(&hi);
+  if constexpr (F::kHasMin) {
+    l = __hfma2(l, d2, m2);
+    h = __hfma2(h, d2, m2);
+  } else {
+    l = __hmul2(l, d2);
+    h = __hmul2(h, d2);
+  }
+  lo = *reinterpret_cast<const uint32_t*>(&l);
+  hi = *reinterpret_cast<const uint32_t*>(&h);
+}
+
+__device__ __forceinline__ __half2 sat_h2(float v) { return __float2half2_rn(sat_f16_range(v)); }
+
+// One block: 16 rows of W, kWarps warps splitting K in 256-element chunks (all loads of a chunk are issued before
+// its arithmetic), NT tiles of 8 rows of x. One tile (M <= 8) fits 128 registers, so two blocks (16 warps) stay
+// resident per SM; two tiles need more for some formats.
 template <typename F, typename Tx, int NT>
 __global__ void __launch_bounds__(kWarps * 32, NT == 1 ? 2 : 1) qgemv_kernel(kern::QMatmulParams p, F fmt) {
-  constexpr int kSteps = F::kElems / 16;
-  constexpr int kPerChunk = F::kElems == 32 ? 4 : 1;  // blocks per chunk
   constexpr int kCols = 8 * NT;
   __shared__ float partial[kWarps][16 * kCols];
   pdl_wait();
@@ -530,9 +623,8 @@ __global__ void __launch_bounds__(kWarps * 32, NT == 1 ? 2 : 1) qgemv_kernel(ker
   for (int t = 0; t < NT; ++t) {
     const int64_t m = m0 + t * 8 + g;
     live[t] = m < p.M;
-    xrow[t] = x + (live[t] ? m : 0) * p.ldx + 4 * c;
+    xrow[t] = x + (live[t] ? m : 0) * p.ldx + 64 * c;
   }
-  constexpr uint32_t kOnes = 0x3C003C00u;  // f16 pair (1, 1)
 
   float acc[NT][4];
 #pragma unroll
@@ -541,48 +633,41 @@ __global__ void __launch_bounds__(kWarps * 32, NT == 1 ? 2 : 1) qgemv_kernel(ker
     for (int i = 0; i < 4; ++i) acc[t][i] = 0.0f;
 
   const int64_t nblk = p.K / F::kElems;
-  for (int64_t b0 = static_cast<int64_t>(warp) * kPerChunk; b0 < nblk; b0 += kWarps * kPerChunk) {
-    typename F::Raw wa[kPerChunk], wb[kPerChunk];
+  const int64_t nchunk = (p.K + 255) / 256;
+  // All chunks but the last are whole; the last may end inside (32-element formats with K % 256 != 0): its steps
+  // past K contribute zeros and read nothing.
+  auto run_chunk = [&](int64_t ch, auto whole) {
+    constexpr bool kWhole = decltype(whole)::value;
+    const typename F::Raw wa = fmt.load(sa, ch, c, nblk);
+    const typename F::Raw wb = fmt.load(sb, ch, c, nblk);
+    const int64_t k0 = ch * 256;
+    __half2 da2, ma2, db2, mb2;
 #pragma unroll
-    for (int i = 0; i < kPerChunk; ++i) {
-      if (b0 + i < nblk) {
-        wa[i] = fmt.load(sa, b0 + i, c);
-        wb[i] = fmt.load(sb, b0 + i, c);
-      }
-    }
-#pragma unroll
-    for (int i = 0; i < kPerChunk; ++i) {
-      if (b0 + i >= nblk) break;
-#pragma unroll
-      for (int s = 0; s < kSteps; ++s) {
-        const int64_t k = (b0 + i) * F::kElems + 16 * s;
-        uint32_t bx[NT][2];
-#pragma unroll
-        for (int t = 0; t < NT; ++t) load_x4(xrow[t] + k, live[t], xvec, bx[t][0], bx[t][1]);
-        uint32_t a0, a1, a2, a3;
-        bytes_to_h2<F::kBias>(F::quants(wa[i], s), a0, a2);
-        bytes_to_h2<F::kBias>(F::quants(wb[i], s), a1, a3);
+    for (int s = 0; s < 16; ++s) {
+      const bool in = kWhole || k0 + 64 * c + 4 * s < p.K;
+      if (s % F::kScaleSteps == 0) {
         float da, ma = 0.0f, db, mb = 0.0f;
-        F::scale(wa[i], s, da, ma);
-        F::scale(wb[i], s, db, mb);
-#pragma unroll
-        for (int t = 0; t < NT; ++t) {
-          float q[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-          mma_16816(q, a0, a1, a2, a3, bx[t][0], bx[t][1]);
-          acc[t][0] = fmaf(da, q[0], acc[t][0]);
-          acc[t][1] = fmaf(da, q[1], acc[t][1]);
-          acc[t][2] = fmaf(db, q[2], acc[t][2]);
-          acc[t][3] = fmaf(db, q[3], acc[t][3]);
-          if constexpr (F::kHasMin) {
-            float sx[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-            mma_16816(sx, kOnes, kOnes, kOnes, kOnes, bx[t][0], bx[t][1]);
-            acc[t][0] = fmaf(ma, sx[0], acc[t][0]);
-            acc[t][1] = fmaf(ma, sx[1], acc[t][1]);
-            acc[t][2] = fmaf(mb, sx[2], acc[t][2]);
-            acc[t][3] = fmaf(mb, sx[3], acc[t][3]);
-          }
-        }
+        F::scale(wa, s, c, da, ma);
+        F::scale(wb, s, c, db, mb);
+        da2 = sat_h2(da), ma2 = sat_h2(ma), db2 = sat_h2(db), mb2 = sat_h2(mb);
       }
+      uint32_t bx[NT][2];
+#pragma unroll
+      for (int t = 0; t < NT; ++t) load_x4(xrow[t] + k0 + 4 * s, live[t] && in, xvec, bx[t][0], bx[t][1]);
+      uint32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+      if (in) {
+        decode_step<F>(F::quants(wa, s, c), da2, ma2, a0, a2);
+        decode_step<F>(F::quants(wb, s, c), db2, mb2, a1, a3);
+      }
+#pragma unroll
+      for (int t = 0; t < NT; ++t) mma_16816(acc[t], a0, a1, a2, a3, bx[t][0], bx[t][1]);
+    }
+  };
+  for (int64_t ch = warp; ch < nchunk; ch += kWarps) {
+    if (F::kElems == 256 || ch + 1 < nchunk || p.K % 256 == 0) {
+      run_chunk(ch, std::true_type{});
+    } else {
+      run_chunk(ch, std::false_type{});
     }
   }
   // Accumulator layout: acc[t][0..1] row g, x rows t*8 + 2c, + 1; acc[t][2..3] row g + 8.
