@@ -19,6 +19,18 @@ void register_kernels(KernelRegistry& r) {
       r.add("matmul", KernelRegistry::key({a, b}));  // (w, x)
     }
   }
+  // Norm, activation and softmax families (issue 6, part A): (x, w, y) norms, (x, y) for the rest.
+  for (DType a : floats) {
+    for (DType c : floats) {
+      for (DType b : floats) {
+        for (const char* op : {"add_rms_norm", "rms_norm_add", "group_rms_norm", "layer_norm"})
+          r.add(op, KernelRegistry::key({a, b, c}));
+      }
+      for (const char* op : {"l2_norm", "silu", "gelu", "gelu_tanh", "sigmoid", "softcap", "swiglu", "geglu",
+                             "geglu_tanh", "sigmoid_mul", "softmax", "log_softmax"})
+        r.add(op, KernelRegistry::key({a, c}));
+    }
+  }
   for (int t = 0; t < static_cast<int>(DType::Count_); ++t) {
     const auto d = static_cast<DType>(t);
     r.add("copy", KernelRegistry::key({d, d}));
