@@ -34,6 +34,10 @@ inline std::string describe(const ActCase& c) {
   return detail::cat(form, " ", act_name(c.op), " ", c.rows, "x", c.cols, " x=", c.tx, " y=", c.ty, " view+", c.off);
 }
 
+// Absolute error floor of an output dtype: f16 results below 2^-14 are subnormal, spaced 2^-24 apart, so relative
+// tolerances do not hold there.
+inline double atol_for(DType t) { return t == DType::F16 ? 6e-8 : 1e-9; }
+
 inline constexpr float kSoftcap = 5.0f;
 
 // The function in double, written from the definitions (not from the library's code).

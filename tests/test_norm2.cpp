@@ -16,7 +16,9 @@ TEST(Norm2, CpuMatchesReference) {
     auto [h, y] = test::norm2_reference(c, run, eps);
     // One rounding of the output is all the CPU reference may add.
     EXPECT_LE(test::max_scaled_err(run.y, y, 1e-6, test::rtol_for(c.ty) / 2), 1.0);
-    if (c.op == test::Norm2Op::AddRms) EXPECT_EQ(run.h, h);  // h = x + r rounded once: exact
+    if (c.op == test::Norm2Op::AddRms) {
+      EXPECT_EQ(run.h, h);  // h = x + r rounded once: exact
+    }
   }
 }
 

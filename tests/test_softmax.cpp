@@ -12,7 +12,7 @@ TEST(Softmax, CpuMatchesReference) {
     auto run = test::run_softmax(Device::cpu(), c, seed);
     ASSERT_TRUE(run.status.is_ok()) << run.status.to_string();
     auto ref = test::softmax_reference(c, run);
-    EXPECT_LE(test::softmax_err(run.y, ref, 1e-12, test::rtol_for(c.ty) / 2), 1.0);
+    EXPECT_LE(test::softmax_err(run.y, ref, test::atol_for(c.ty), test::rtol_for(c.ty) / 2), 1.0);
   }
 }
 

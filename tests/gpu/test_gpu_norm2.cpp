@@ -19,7 +19,9 @@ TEST(GpuNorm2, MatchesCpu) {
     // outputs can cancel to near zero: an absolute floor at the residual's scale).
     const double atol = c.op == test::Norm2Op::RmsAdd ? 4 * test::rtol_for(c.ty) : 1e-5;
     EXPECT_LE(test::max_scaled_err(cuda.y, cpu.y, atol, test::rtol_for(c.ty)), 1.0);
-    if (c.op == test::Norm2Op::AddRms) EXPECT_EQ(cuda.h, cpu.h);
+    if (c.op == test::Norm2Op::AddRms) {
+      EXPECT_EQ(cuda.h, cpu.h);
+    }
   }
 }
 

@@ -18,7 +18,7 @@ TEST(GpuSoftmax, MatchesCpu) {
     // __expf (ex2.approx) and f32 sums over up to 300000 terms: 4e-5 relative in f32 (log outputs: absolute, in
     // units of the log), one rounding in 16-bit outputs.
     const double rtol = c.ty == DType::F32 ? 4e-5 : test::rtol_for(c.ty);
-    const double atol = c.log ? 1e-4 : 1e-9;
+    const double atol = c.log ? 1e-4 : 2 * test::atol_for(c.ty);
     EXPECT_LE(test::softmax_err(cuda.y, cpu.y, atol, rtol), 1.0);
   }
 }
