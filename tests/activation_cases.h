@@ -13,7 +13,7 @@ enum class ActForm { Unary, Gated, Split };
 
 struct ActCase {
   ActForm form;
-  int op;  // ops::Activation, or -1 for softcap (unary only)
+  int op;              // ops::Activation, or -1 for softcap (unary only)
   int64_t rows, cols;  // output shape
   DType tx, ty;
   size_t off;  // inputs and output are views this many elements into larger allocations
@@ -21,11 +21,16 @@ struct ActCase {
 
 inline const char* act_name(int op) {
   switch (op) {
-    case 0: return "silu";
-    case 1: return "gelu";
-    case 2: return "gelu_tanh";
-    case 3: return "sigmoid";
-    default: return "softcap";
+    case 0:
+      return "silu";
+    case 1:
+      return "gelu";
+    case 2:
+      return "gelu_tanh";
+    case 3:
+      return "sigmoid";
+    default:
+      return "softcap";
   }
 }
 
@@ -43,11 +48,16 @@ inline constexpr float kSoftcap = 5.0f;
 // The function in double, written from the definitions (not from the library's code).
 inline double act_ref(int op, double x) {
   switch (op) {
-    case 0: return x * (1.0 / (1.0 + std::exp(-x)));
-    case 1: return x * 0.5 * std::erfc(-x / std::numbers::sqrt2);
-    case 2: return 0.5 * x * (1.0 + std::tanh(std::sqrt(2.0 / std::numbers::pi) * (x + 0.044715 * std::pow(x, 3))));
-    case 3: return 1.0 / (1.0 + std::exp(-x));
-    default: return kSoftcap * std::tanh(x / kSoftcap);
+    case 0:
+      return x * (1.0 / (1.0 + std::exp(-x)));
+    case 1:
+      return x * 0.5 * std::erfc(-x / std::numbers::sqrt2);
+    case 2:
+      return 0.5 * x * (1.0 + std::tanh(std::sqrt(2.0 / std::numbers::pi) * (x + 0.044715 * std::pow(x, 3))));
+    case 3:
+      return 1.0 / (1.0 + std::exp(-x));
+    default:
+      return kSoftcap * std::tanh(x / kSoftcap);
   }
 }
 
@@ -116,9 +126,9 @@ inline std::vector<double> act_reference(const ActCase& c, const ActRun& run) {
 
 inline std::vector<ActCase> act_cases(bool large) {
   using P = std::pair<int64_t, int64_t>;
-  const std::vector<P> shapes = large ? std::vector<P>{{1, 1}, {1, 7}, {3, 33}, {1, 4097}, {2, 8}, {5, 1000},
-                                                       {16, 4096}, {3, 14336}, {1, 100003}}
-                                      : std::vector<P>{{1, 1}, {1, 7}, {3, 33}, {2, 8}, {4, 1000}};
+  const std::vector<P> shapes =
+      large ? std::vector<P>{{1, 1}, {1, 7}, {3, 33}, {1, 4097}, {2, 8}, {5, 1000}, {16, 4096}, {3, 14336}, {1, 100003}}
+            : std::vector<P>{{1, 1}, {1, 7}, {3, 33}, {2, 8}, {4, 1000}};
   std::vector<ActCase> cases;
   int i = 0;
   for (ActForm form : {ActForm::Unary, ActForm::Gated, ActForm::Split}) {

@@ -12,11 +12,16 @@ enum class Norm2Op { AddRms, RmsAdd, Group, Layer, L2 };
 
 inline const char* norm2_name(Norm2Op op) {
   switch (op) {
-    case Norm2Op::AddRms: return "add_rms_norm";
-    case Norm2Op::RmsAdd: return "rms_norm_add";
-    case Norm2Op::Group: return "group_rms_norm";
-    case Norm2Op::Layer: return "layer_norm";
-    case Norm2Op::L2: return "l2_norm";
+    case Norm2Op::AddRms:
+      return "add_rms_norm";
+    case Norm2Op::RmsAdd:
+      return "rms_norm_add";
+    case Norm2Op::Group:
+      return "group_rms_norm";
+    case Norm2Op::Layer:
+      return "layer_norm";
+    case Norm2Op::L2:
+      return "l2_norm";
   }
   return "?";
 }
@@ -84,11 +89,21 @@ inline Norm2Run run_norm2(const Device& dev, const Norm2Case& c, uint64_t seed, 
   rp.eps = eps;
   rp.weight_offset = c.w_offset;
   switch (c.op) {
-    case Norm2Op::AddRms: out.status = ops::add_rms_norm(s, x, r, w, h, y, rp); break;
-    case Norm2Op::RmsAdd: out.status = ops::rms_norm_add(s, x, w, r, y, rp); break;
-    case Norm2Op::Group: out.status = ops::group_rms_norm(s, x, w, y, c.group, rp); break;
-    case Norm2Op::Layer: out.status = ops::layer_norm(s, x, w, b, y, {eps}); break;
-    case Norm2Op::L2: out.status = ops::l2_norm(s, x, y, {eps}); break;
+    case Norm2Op::AddRms:
+      out.status = ops::add_rms_norm(s, x, r, w, h, y, rp);
+      break;
+    case Norm2Op::RmsAdd:
+      out.status = ops::rms_norm_add(s, x, w, r, y, rp);
+      break;
+    case Norm2Op::Group:
+      out.status = ops::group_rms_norm(s, x, w, y, c.group, rp);
+      break;
+    case Norm2Op::Layer:
+      out.status = ops::layer_norm(s, x, w, b, y, {eps});
+      break;
+    case Norm2Op::L2:
+      out.status = ops::l2_norm(s, x, y, {eps});
+      break;
   }
   if (out.status.is_ok()) out.status = s.finish();
   if (!out.status.is_ok()) return out;
@@ -106,15 +121,15 @@ inline Norm2Run run_norm2(const Device& dev, const Norm2Case& c, uint64_t seed, 
 
 inline std::vector<Norm2Case> norm2_cases(bool large) {
   using P = std::pair<int64_t, int64_t>;
-  const std::vector<P> shapes = large ? std::vector<P>{{1, 1}, {3, 8}, {5, 31}, {33, 64}, {7, 128}, {2, 1000},
-                                                       {4, 4096}, {3, 4097}, {2, 8192}, {1, 32768}, {2, 40000},
-                                                       {300, 256}, {1, 4096}}
-                                      : std::vector<P>{{1, 1}, {3, 31}, {2, 128}, {1, 4096}, {2, 4097}};
+  const std::vector<P> shapes =
+      large ? std::vector<P>{{1, 1},    {3, 8},    {5, 31},    {33, 64},   {7, 128},   {2, 1000}, {4, 4096},
+                             {3, 4097}, {2, 8192}, {1, 32768}, {2, 40000}, {300, 256}, {1, 4096}}
+            : std::vector<P>{{1, 1}, {3, 31}, {2, 128}, {1, 4096}, {2, 4097}};
   // group_rms_norm: (rows, heads x head_dim, head_dim) of q/k norms, odd head dims too.
   const std::vector<std::tuple<int64_t, int64_t, int64_t>> groups =
       large ? std::vector<std::tuple<int64_t, int64_t, int64_t>>{{1, 32 * 128, 128}, {7, 8 * 128, 128}, {5, 4 * 64, 64},
-                                                                 {3, 8 * 256, 256}, {9, 3 * 96, 96}, {2, 5 * 7, 7},
-                                                                 {33, 2 * 16, 16}, {4, 2 * 8, 8}}
+                                                                 {3, 8 * 256, 256},  {9, 3 * 96, 96},   {2, 5 * 7, 7},
+                                                                 {33, 2 * 16, 16},   {4, 2 * 8, 8}}
             : std::vector<std::tuple<int64_t, int64_t, int64_t>>{{3, 4 * 128, 128}, {2, 3 * 7, 7}, {5, 2 * 8, 8}};
   std::vector<Norm2Case> cases;
   int i = 0;

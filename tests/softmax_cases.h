@@ -15,11 +15,11 @@ inline double atol_for(DType t) { return t == DType::F16 ? 6e-8 : 1e-9; }
 struct SoftmaxCase {
   int64_t rows, cols;
   DType tx, ty;
-  int mask;      // 0 none, 1 one row broadcast to all, 2 rows / 2 rows (per-"head" repeat) with -inf entries
+  int mask;  // 0 none, 1 one row broadcast to all, 2 rows / 2 rows (per-"head" repeat) with -inf entries
   DType tm;
   float scale;
   bool log;
-  size_t off;    // x and y are views this many elements into larger allocations
+  size_t off;             // x and y are views this many elements into larger allocations
   bool dead_row = false;  // mask kind 2: mask row 0 all -inf
 };
 
@@ -115,10 +115,10 @@ inline std::vector<SoftmaxCase> softmax_cases(bool large) {
   using P = std::pair<int64_t, int64_t>;
   // Large: rows that fit a block, rows split over a cluster (16384+ elements, 151936, 262144) and rows past the
   // cluster's reach (300000: the two-pass kernel).
-  const std::vector<P> shapes = large ? std::vector<P>{{1, 1}, {3, 7}, {4, 8}, {6, 64}, {5, 100}, {2, 1000},
-                                                       {4, 4096}, {3, 4097}, {2, 32768}, {2, 40000}, {4, 151936},
-                                                       {1, 262144}, {1, 300000}, {130, 256}}
-                                      : std::vector<P>{{1, 1}, {3, 7}, {4, 64}, {2, 1000}, {1, 4096}, {2, 4097}};
+  const std::vector<P> shapes =
+      large ? std::vector<P>{{1, 1},    {3, 7},     {4, 8},     {6, 64},     {5, 100},    {2, 1000},   {4, 4096},
+                             {3, 4097}, {2, 32768}, {2, 40000}, {4, 151936}, {1, 262144}, {1, 300000}, {130, 256}}
+            : std::vector<P>{{1, 1}, {3, 7}, {4, 64}, {2, 1000}, {1, 4096}, {2, 4097}};
   std::vector<SoftmaxCase> cases;
   int i = 0;
   for (auto [rows, cols] : shapes) {

@@ -70,8 +70,7 @@ TEST(Activation, ErrorPaths) {
   auto u2 = cpu.alloc(DType::BF16, {4, 32}).value();
   EXPECT_NE(ops::geglu(s, x, u2, y).message().find("up has shape"), std::string::npos);
   auto y_bad = cpu.alloc(DType::BF16, {4, 64}).value();
-  EXPECT_NE(ops::glu_split(s, ops::Activation::Silu, x, y_bad).message().find("expected [4, 32]"),
-            std::string::npos)
+  EXPECT_NE(ops::glu_split(s, ops::Activation::Silu, x, y_bad).message().find("expected [4, 32]"), std::string::npos)
       << ops::glu_split(s, ops::Activation::Silu, x, y_bad).message();
   auto odd = cpu.alloc(DType::BF16, {4, 63}).value();
   EXPECT_NE(ops::glu_split(s, ops::Activation::Silu, odd, y).message().find("odd"), std::string::npos);
@@ -82,8 +81,7 @@ TEST(Activation, ErrorPaths) {
   EXPECT_EQ(ops::activation(s, static_cast<ops::Activation>(9), x, y).code(), StatusCode::InvalidArgument);
   auto xi = cpu.alloc(DType::I32, {4, 64}).value();
   EXPECT_EQ(ops::silu(s, xi, y).code(), StatusCode::Unsupported);
-  EXPECT_NE(ops::silu(s, x, cpu.alloc(DType::BF16, {4, 65}).value()).message().find("y has shape"),
-            std::string::npos);
+  EXPECT_NE(ops::silu(s, x, cpu.alloc(DType::BF16, {4, 65}).value()).message().find("y has shape"), std::string::npos);
   auto big = cpu.alloc(DType::BF16, {5, 64}).value();
   EXPECT_NE(ops::gelu(s, big.slice(0, 0, 4).value(), big.slice(0, 1, 4).value()).message().find("overlap"),
             std::string::npos);

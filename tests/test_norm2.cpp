@@ -110,8 +110,7 @@ TEST(Norm2, ErrorPaths) {
   EXPECT_EQ(ops::layer_norm(s, x, w32, w, y).code(), StatusCode::Unsupported);  // w and b dtypes differ
   EXPECT_NE(ops::group_rms_norm(s, x, w, y, 100).message().find("not a multiple of group_size"), std::string::npos);
   EXPECT_EQ(ops::group_rms_norm(s, x, w, y, 0).code(), StatusCode::InvalidArgument);
-  EXPECT_NE(ops::group_rms_norm(s, x, w, y, 128).message().find("w has 256 elements, expected 128"),
-            std::string::npos);
+  EXPECT_NE(ops::group_rms_norm(s, x, w, y, 128).message().find("w has 256 elements, expected 128"), std::string::npos);
   auto xi = cpu.alloc(DType::I32, {4, 256}).value();
   EXPECT_EQ(ops::l2_norm(s, xi, y).code(), StatusCode::Unsupported);
   ops::L2NormParams lp;

@@ -1,24 +1,29 @@
 // Activation reference: each element in double, rounded once to y's dtype.
+#include "kernels/activation.h"
+
 #include <cmath>
 #include <numbers>
 
 #include "cpu/common.h"
-#include "kernels/activation.h"
 
 namespace mlxn::cpu {
 namespace {
 
 double act(kern::ActOp op, double x, double cap) {
   switch (op) {
-    case kern::ActOp::Silu: return x / (1.0 + std::exp(-x));
+    case kern::ActOp::Silu:
+      return x / (1.0 + std::exp(-x));
     // Cancellation-free forms: 1 + erf(z) = erfc(-z), 0.5 (1 + tanh(u)) = 1 / (1 + exp(-2u)).
-    case kern::ActOp::GeluErf: return 0.5 * x * std::erfc(-x / std::sqrt(2.0));
+    case kern::ActOp::GeluErf:
+      return 0.5 * x * std::erfc(-x / std::sqrt(2.0));
     case kern::ActOp::GeluTanh: {
       const double u = std::sqrt(2.0 / std::numbers::pi) * (x + 0.044715 * x * x * x);
       return x / (1.0 + std::exp(-2.0 * u));
     }
-    case kern::ActOp::Sigmoid: return 1.0 / (1.0 + std::exp(-x));
-    case kern::ActOp::Softcap: return cap * std::tanh(x / cap);
+    case kern::ActOp::Sigmoid:
+      return 1.0 / (1.0 + std::exp(-x));
+    case kern::ActOp::Softcap:
+      return cap * std::tanh(x / cap);
   }
   return 0.0;
 }

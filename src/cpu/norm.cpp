@@ -1,10 +1,11 @@
 // RMSNorm reference: the sum of squares in double, the result rounded once to y's dtype.
+#include "kernels/norm.h"
+
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
 #include "cpu/common.h"
-#include "kernels/norm.h"
 
 namespace mlxn::cpu {
 

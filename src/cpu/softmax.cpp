@@ -1,11 +1,12 @@
 // Softmax reference: max, sum and the outputs in double, rounded once to y's dtype.
+#include "kernels/softmax.h"
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
 
 #include "cpu/common.h"
-#include "kernels/softmax.h"
 
 namespace mlxn::cpu {
 

@@ -142,19 +142,38 @@ Status launch_activation(const kern::ActivationParams& p, const ExecContext& ctx
   cudaError_t e = cudaSuccess;
   if (p.u != nullptr) {
     switch (p.op) {
-      case ActOp::Silu: e = enqueue_activation<Tx, Ty, ActOp::Silu, true>(p, ctx); break;
-      case ActOp::GeluErf: e = enqueue_activation<Tx, Ty, ActOp::GeluErf, true>(p, ctx); break;
-      case ActOp::GeluTanh: e = enqueue_activation<Tx, Ty, ActOp::GeluTanh, true>(p, ctx); break;
-      case ActOp::Sigmoid: e = enqueue_activation<Tx, Ty, ActOp::Sigmoid, true>(p, ctx); break;
-      case ActOp::Softcap: return unsupported(p.name, "softcap has no gated form");
+      case ActOp::Silu:
+        e = enqueue_activation<Tx, Ty, ActOp::Silu, true>(p, ctx);
+        break;
+      case ActOp::GeluErf:
+        e = enqueue_activation<Tx, Ty, ActOp::GeluErf, true>(p, ctx);
+        break;
+      case ActOp::GeluTanh:
+        e = enqueue_activation<Tx, Ty, ActOp::GeluTanh, true>(p, ctx);
+        break;
+      case ActOp::Sigmoid:
+        e = enqueue_activation<Tx, Ty, ActOp::Sigmoid, true>(p, ctx);
+        break;
+      case ActOp::Softcap:
+        return unsupported(p.name, "softcap has no gated form");
     }
   } else {
     switch (p.op) {
-      case ActOp::Silu: e = enqueue_activation<Tx, Ty, ActOp::Silu, false>(p, ctx); break;
-      case ActOp::GeluErf: e = enqueue_activation<Tx, Ty, ActOp::GeluErf, false>(p, ctx); break;
-      case ActOp::GeluTanh: e = enqueue_activation<Tx, Ty, ActOp::GeluTanh, false>(p, ctx); break;
-      case ActOp::Sigmoid: e = enqueue_activation<Tx, Ty, ActOp::Sigmoid, false>(p, ctx); break;
-      case ActOp::Softcap: e = enqueue_activation<Tx, Ty, ActOp::Softcap, false>(p, ctx); break;
+      case ActOp::Silu:
+        e = enqueue_activation<Tx, Ty, ActOp::Silu, false>(p, ctx);
+        break;
+      case ActOp::GeluErf:
+        e = enqueue_activation<Tx, Ty, ActOp::GeluErf, false>(p, ctx);
+        break;
+      case ActOp::GeluTanh:
+        e = enqueue_activation<Tx, Ty, ActOp::GeluTanh, false>(p, ctx);
+        break;
+      case ActOp::Sigmoid:
+        e = enqueue_activation<Tx, Ty, ActOp::Sigmoid, false>(p, ctx);
+        break;
+      case ActOp::Softcap:
+        e = enqueue_activation<Tx, Ty, ActOp::Softcap, false>(p, ctx);
+        break;
     }
   }
   return launch_status(e, p.name);

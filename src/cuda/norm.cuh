@@ -170,7 +170,6 @@ Status launch_rms_norm(const kern::RmsNormParams& p, const ExecContext& ctx) {
   return launch_status(launch_kernel(kernel, grid, block, stream, pdl, p), "rms_norm");
 }
 
-
 // ---- the general row normalisation (kern::NormParams) ----
 // One row per group of blockDim.x threads (see row_group_sum), one block per row group, no row loop: the rms_norm
 // measurements above found one block per row with PDL fastest. Small rows (head_dim 64 / 128 / 256 of q/k norms)
@@ -186,9 +185,12 @@ struct NormStats {
 __device__ __forceinline__ NormStats norm_scale(const kern::NormParams& p, float s1, float s2) {
   const float n = static_cast<float>(p.cols);
   switch (p.kind) {
-    case kern::NormKind::Layer: return {s1 / n, rsqrtf(s2 / n + p.eps)};
-    case kern::NormKind::L2: return {0.0f, 1.0f / fmaxf(sqrtf(s1), p.eps)};
-    default: return {0.0f, rsqrtf(s1 / n + p.eps)};
+    case kern::NormKind::Layer:
+      return {s1 / n, rsqrtf(s2 / n + p.eps)};
+    case kern::NormKind::L2:
+      return {0.0f, 1.0f / fmaxf(sqrtf(s1), p.eps)};
+    default:
+      return {0.0f, rsqrtf(s1 / n + p.eps)};
   }
 }
 
@@ -365,10 +367,14 @@ Status launch_norm(const kern::NormParams& p, const ExecContext& ctx) {
   if (blocks > 0x7fffffff) return unsupported(p.op, p.rows, " rows exceed one launch");
   void (*kernel)(kern::NormParams) = norm_any_kernel<Tx, Tw, Ty>;
   if (vec) {
-    if (vpt == 1) kernel = norm_vec_kernel<Tx, Tw, Ty, 1>;
-    else if (vpt == 2) kernel = norm_vec_kernel<Tx, Tw, Ty, 2>;
-    else if (vpt == 4) kernel = norm_vec_kernel<Tx, Tw, Ty, 4>;
-    else if constexpr (max_vpt >= 8) kernel = norm_vec_kernel<Tx, Tw, Ty, 8>;
+    if (vpt == 1)
+      kernel = norm_vec_kernel<Tx, Tw, Ty, 1>;
+    else if (vpt == 2)
+      kernel = norm_vec_kernel<Tx, Tw, Ty, 2>;
+    else if (vpt == 4)
+      kernel = norm_vec_kernel<Tx, Tw, Ty, 4>;
+    else if constexpr (max_vpt >= 8)
+      kernel = norm_vec_kernel<Tx, Tw, Ty, 8>;
   }
   return launch_status(launch_kernel(kernel, dim3(static_cast<unsigned>(blocks)), block, stream, true, p), p.op);
 }

@@ -48,16 +48,25 @@ __device__ __forceinline__ void store_raw8(T* p, const Raw8<T>& r) {
 // types, two for f32; p (element 0 of the chunk) 16-byte aligned.
 __device__ __forceinline__ void load8_any(const void* p, DType t, float (&v)[8]) {
   switch (t) {
-    case DType::F16: load8(static_cast<const __half*>(p), v); break;
-    case DType::BF16: load8(static_cast<const __nv_bfloat16*>(p), v); break;
-    default: load8(static_cast<const float*>(p), v); break;
+    case DType::F16:
+      load8(static_cast<const __half*>(p), v);
+      break;
+    case DType::BF16:
+      load8(static_cast<const __nv_bfloat16*>(p), v);
+      break;
+    default:
+      load8(static_cast<const float*>(p), v);
+      break;
   }
 }
 __device__ __forceinline__ float load_any(const void* p, DType t, int64_t i) {
   switch (t) {
-    case DType::F16: return __half2float(static_cast<const __half*>(p)[i]);
-    case DType::BF16: return __bfloat162float(static_cast<const __nv_bfloat16*>(p)[i]);
-    default: return static_cast<const float*>(p)[i];
+    case DType::F16:
+      return __half2float(static_cast<const __half*>(p)[i]);
+    case DType::BF16:
+      return __bfloat162float(static_cast<const __nv_bfloat16*>(p)[i]);
+    default:
+      return static_cast<const float*>(p)[i];
   }
 }
 

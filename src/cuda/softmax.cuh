@@ -22,7 +22,7 @@ namespace mlxn::cuda {
 
 inline constexpr int kSoftmaxMaxThreads = 512;  // per block: a thread may hold 8 f32 chunks (64 registers)
 inline constexpr int kSoftmaxMaxVpt = 8;
-inline constexpr int kSoftmaxMaxCluster = 8;    // the portable cluster size limit
+inline constexpr int kSoftmaxMaxCluster = 8;  // the portable cluster size limit
 
 __device__ __forceinline__ const void* mask_row(const kern::SoftmaxParams& p, int64_t row) {
   const size_t es = p.tm == DType::F32 ? 4 : 2;
@@ -197,9 +197,12 @@ Status launch_softmax(const kern::SoftmaxParams& p, const ExecContext& ctx) {
   const int64_t blocks = (p.rows + r - 1) / r * cluster;
   if (blocks > 0x7fffffff) return unsupported(op, p.rows, " rows exceed one launch");
   void (*kernel)(kern::SoftmaxParams, int) = softmax_vec_kernel<Tx, Ty, 8>;
-  if (vpt == 1) kernel = softmax_vec_kernel<Tx, Ty, 1>;
-  else if (vpt == 2) kernel = softmax_vec_kernel<Tx, Ty, 2>;
-  else if (vpt == 4) kernel = softmax_vec_kernel<Tx, Ty, 4>;
+  if (vpt == 1)
+    kernel = softmax_vec_kernel<Tx, Ty, 1>;
+  else if (vpt == 2)
+    kernel = softmax_vec_kernel<Tx, Ty, 2>;
+  else if (vpt == 4)
+    kernel = softmax_vec_kernel<Tx, Ty, 4>;
   const dim3 grid(static_cast<unsigned>(blocks)), block(static_cast<unsigned>(t), static_cast<unsigned>(r));
   if (cluster == 1) return launch_status(launch_kernel(kernel, grid, block, stream, true, p, cluster), op);
   // Cluster launch, without programmatic dependent launch (the two attributes are not combined).

@@ -14,10 +14,14 @@ using detail::check_float;
 
 kern::ActOp act_op(Activation a) {
   switch (a) {
-    case Activation::Silu: return kern::ActOp::Silu;
-    case Activation::Gelu: return kern::ActOp::GeluErf;
-    case Activation::GeluTanh: return kern::ActOp::GeluTanh;
-    case Activation::Sigmoid: return kern::ActOp::Sigmoid;
+    case Activation::Silu:
+      return kern::ActOp::Silu;
+    case Activation::Gelu:
+      return kern::ActOp::GeluErf;
+    case Activation::GeluTanh:
+      return kern::ActOp::GeluTanh;
+    case Activation::Sigmoid:
+      return kern::ActOp::Sigmoid;
   }
   return kern::ActOp::Silu;
 }
@@ -25,21 +29,31 @@ kern::ActOp act_op(Activation a) {
 // Registry names, one per (function, unary / gated) pair.
 const char* unary_name(kern::ActOp op) {
   switch (op) {
-    case kern::ActOp::Silu: return "silu";
-    case kern::ActOp::GeluErf: return "gelu";
-    case kern::ActOp::GeluTanh: return "gelu_tanh";
-    case kern::ActOp::Sigmoid: return "sigmoid";
-    case kern::ActOp::Softcap: return "softcap";
+    case kern::ActOp::Silu:
+      return "silu";
+    case kern::ActOp::GeluErf:
+      return "gelu";
+    case kern::ActOp::GeluTanh:
+      return "gelu_tanh";
+    case kern::ActOp::Sigmoid:
+      return "sigmoid";
+    case kern::ActOp::Softcap:
+      return "softcap";
   }
   return "activation";
 }
 const char* gated_name(kern::ActOp op) {
   switch (op) {
-    case kern::ActOp::Silu: return "swiglu";
-    case kern::ActOp::GeluErf: return "geglu";
-    case kern::ActOp::GeluTanh: return "geglu_tanh";
-    case kern::ActOp::Sigmoid: return "sigmoid_mul";
-    case kern::ActOp::Softcap: break;
+    case kern::ActOp::Silu:
+      return "swiglu";
+    case kern::ActOp::GeluErf:
+      return "geglu";
+    case kern::ActOp::GeluTanh:
+      return "geglu_tanh";
+    case kern::ActOp::Sigmoid:
+      return "sigmoid_mul";
+    case kern::ActOp::Softcap:
+      break;
   }
   return "glu";
 }

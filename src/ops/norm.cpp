@@ -72,8 +72,7 @@ struct NormArgs {
 Status check_param(std::string_view op, std::string_view arg, const Session& s, const Buffer& b, const Buffer& x) {
   MLXN_TRY(check_buffer(op, arg, s, b));
   MLXN_TRY(check_contiguous(op, arg, b));
-  if (b.dtype() != x.dtype())
-    return unsupported(op, arg, " has dtype ", b.dtype(), "; expected x's (", x.dtype(), ")");
+  if (b.dtype() != x.dtype()) return unsupported(op, arg, " has dtype ", b.dtype(), "; expected x's (", x.dtype(), ")");
   if (b.shape() != x.shape()) return invalid_argument(op, arg, " has shape ", b.shape(), ", expected x's ", x.shape());
   return Status::ok();
 }
@@ -144,8 +143,8 @@ Status norm_op(Session& s, const NormArgs& a) {
   kp.eps = a.eps;
   kp.w_offset = a.w_offset;
   kp.op = op.data();  // every caller passes a string literal
-  const std::string key = a.kind == kern::NormKind::L2 ? KernelRegistry::key({kp.tx, kp.ty})
-                                                       : KernelRegistry::key({kp.tx, kp.tw, kp.ty});
+  const std::string key =
+      a.kind == kern::NormKind::L2 ? KernelRegistry::key({kp.tx, kp.ty}) : KernelRegistry::key({kp.tx, kp.tw, kp.ty});
   MLXN_TRY(s.device().kernels().require(op, key));
   if (kp.rows == 0) return Status::ok();
   MemRange reads[4];
@@ -180,8 +179,8 @@ Status group_rms_norm(Session& s, const Buffer& x, const Buffer& w, const Buffer
                       const RmsNormParams& p) {
   constexpr std::string_view op = "group_rms_norm";
   if (group_size <= 0) return invalid_argument(op, "group_size ", group_size, " must be > 0");
-  return norm_op(s, {op, x, Buffer(), w, Buffer(), Buffer(), y, kern::NormKind::Rms, false, group_size, p.eps,
-                     p.weight_offset});
+  return norm_op(
+      s, {op, x, Buffer(), w, Buffer(), Buffer(), y, kern::NormKind::Rms, false, group_size, p.eps, p.weight_offset});
 }
 
 Status layer_norm(Session& s, const Buffer& x, const Buffer& w, const Buffer& b, const Buffer& y,
@@ -190,8 +189,8 @@ Status layer_norm(Session& s, const Buffer& x, const Buffer& w, const Buffer& b,
 }
 
 Status l2_norm(Session& s, const Buffer& x, const Buffer& y, const L2NormParams& p) {
-  return norm_op(s, {"l2_norm", x, Buffer(), Buffer(), Buffer(), Buffer(), y, kern::NormKind::L2, false, 0, p.eps,
-                     0.0f});
+  return norm_op(s,
+                 {"l2_norm", x, Buffer(), Buffer(), Buffer(), Buffer(), y, kern::NormKind::L2, false, 0, p.eps, 0.0f});
 }
 
 }  // namespace mlxn::ops

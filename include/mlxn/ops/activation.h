@@ -26,9 +26,7 @@ inline Status gelu(Session& s, const Buffer& x, const Buffer& y) { return activa
 inline Status gelu_tanh(Session& s, const Buffer& x, const Buffer& y) {
   return activation(s, Activation::GeluTanh, x, y);
 }
-inline Status sigmoid(Session& s, const Buffer& x, const Buffer& y) {
-  return activation(s, Activation::Sigmoid, x, y);
-}
+inline Status sigmoid(Session& s, const Buffer& x, const Buffer& y) { return activation(s, Activation::Sigmoid, x, y); }
 
 // y = cap * tanh(x / cap), cap finite and > 0.
 Status softcap(Session& s, const Buffer& x, const Buffer& y, float cap);
