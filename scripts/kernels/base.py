@@ -1,21 +1,8 @@
-"""Families of the foundation and dense matmul: rms_norm, elementwise, same-dtype copies, decode-path matmul."""
+"""Families of the foundation and dense matmul: elementwise, same-dtype copies, decode-path matmul (rms_norm moved
+to norm.py)."""
 import itertools
 
 from .common import BANNER, FLOATS, SETS
-
-
-def rms_norm():
-    # Weight in x's dtype (the checkpoint's) or f32 (kept in full precision by some engines); every output dtype.
-    for tx in FLOATS:
-        fn = f"add_rms_norm_{tx}"
-        lines = [BANNER, '#include "cuda/kernel_table.h"\n#include "cuda/norm.cuh"\n\nnamespace mlxn::cuda {\n\n',
-                 f"void {fn}(KernelTable& t) {{\n"]
-        for tw in sorted({tx, "f32"}):
-            for ty in FLOATS:
-                lines.append(f'  t.add("rms_norm", "{tx}.{tw}.{ty}", '
-                             f'&launch_rms_norm<{FLOATS[tx]}, {FLOATS[tw]}, {FLOATS[ty]}>);\n')
-        lines.append("}\n\n}  // namespace mlxn::cuda\n")
-        yield f"rms_norm_{tx}.cu", fn, "".join(lines), SETS
 
 
 def elementwise():
@@ -69,4 +56,4 @@ def matmul():
         yield f"matmul_{tw}.cu", fn, "".join(lines), SETS
 
 
-FAMILIES = [rms_norm, elementwise, copy_bits, matmul]
+FAMILIES = [elementwise, copy_bits, matmul]

@@ -26,7 +26,20 @@ void register_kernels(KernelRegistry& r) {
                            DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::IQ4_NL, DType::IQ4_XS, DType::MXFP4};
   for (DType x : floats) {
     for (DType w : weights) r.add("qmatmul", KernelRegistry::key({w, x}));
-    for (int bits : {2, 3, 4, 5, 6, 8}) r.add("qmatmul", "affine" + std::to_string(bits) + "." + std::string(dtype_name(x)));
+    for (int bits : {2, 3, 4, 5, 6, 8})
+      r.add("qmatmul", "affine" + std::to_string(bits) + "." + std::string(dtype_name(x)));
+  }
+  // Norm, activation and softmax families (issue 6, part A): (x, w, y) norms, (x, y) for the rest.
+  for (DType a : floats) {
+    for (DType c : floats) {
+      for (DType b : floats) {
+        for (const char* op : {"add_rms_norm", "rms_norm_add", "group_rms_norm", "layer_norm"})
+          r.add(op, KernelRegistry::key({a, b, c}));
+      }
+      for (const char* op : {"l2_norm", "silu", "gelu", "gelu_tanh", "sigmoid", "softcap", "swiglu", "geglu",
+                             "geglu_tanh", "sigmoid_mul", "softmax", "log_softmax"})
+        r.add(op, KernelRegistry::key({a, c}));
+    }
   }
   for (int t = 0; t < static_cast<int>(DType::Count_); ++t) {
     const auto d = static_cast<DType>(t);

@@ -15,3 +15,18 @@ Status rms_norm(const kern::RmsNormParams& p, const ExecContext& ctx) {
 }
 
 }  // namespace mlxn::cuda
+
+namespace mlxn::cuda {
+
+Status norm(const kern::NormParams& p, const ExecContext& ctx) {
+  using Fn = Status (*)(const kern::NormParams&, const ExecContext&);
+  // Without w and b the weight dtype does not matter: use the variant whose weight type is x's.
+  const DType tw = p.w || p.b ? p.tw : p.tx;
+  const std::string key =
+      p.kind == kern::NormKind::L2 ? KernelRegistry::key({p.tx, p.ty}) : KernelRegistry::key({p.tx, tw, p.ty});
+  Fn fn = kernel_table().find<Fn>(p.op, key);
+  if (fn == nullptr) return ctx.kernels->require(p.op, key);
+  return fn(p, ctx);
+}
+
+}  // namespace mlxn::cuda

@@ -1,8 +1,10 @@
-// RMSNorm over the last dimension (Zhang & Sennrich 2019): y = x * rsqrt(mean(x^2) + eps) * (w + w_offset).
+// RMSNorm over the last dimension (Zhang & Sennrich 2019): y = x * rsqrt(mean(x^2) + eps) * (w + w_offset), and
+// the general row normalisation (LayerNorm, L2, group RMSNorm, fused residual adds) of kern::NormParams.
 // Included by the generated instance files only; src/cuda/norm.cu dispatches through the kernel table.
 #pragma once
 
 #include "cuda/common.cuh"
+#include "cuda/rows.cuh"
 #include "kernels/norm.h"
 
 namespace mlxn::cuda {
@@ -27,28 +29,6 @@ __device__ __forceinline__ float row_sum(float v, float* scratch) {
 template <int VPT>
 constexpr int rms_norm_max_threads() {
   return 512;
-}
-
-// 8 elements as raw 16-byte words (one for 16-bit types, two for f32): half the registers of 8 floats, so more
-// rows stay resident and the next row can be prefetched.
-template <typename T>
-struct Raw8 {
-  uint4 w[sizeof(T) == 4 ? 2 : 1];
-};
-
-template <typename T>
-__device__ __forceinline__ Raw8<T> load_raw8(const T* p) {
-  Raw8<T> r;
-#pragma unroll
-  for (int i = 0; i < (sizeof(T) == 4 ? 2 : 1); ++i) r.w[i] = __ldcs(reinterpret_cast<const uint4*>(p) + i);
-  return r;
-}
-
-template <typename T>
-__device__ __forceinline__ void unpack8(const Raw8<T>& r, float (&v)[8]) {
-  const T* e = reinterpret_cast<const T*>(r.w);
-#pragma unroll
-  for (int i = 0; i < 8; ++i) v[i] = to_f32(e[i]);
 }
 
 // Rows whose length is a multiple of 8 with 16-byte aligned pointers. Each thread keeps VPT chunks of 8 elements
@@ -188,6 +168,215 @@ Status launch_rms_norm(const kern::RmsNormParams& p, const ExecContext& ctx) {
   if (blocks > 0x7fffffff) return unsupported("rms_norm", p.rows, " rows exceed one launch");
   const dim3 grid(static_cast<unsigned>(std::max<int64_t>(blocks, 1)));
   return launch_status(launch_kernel(kernel, grid, block, stream, pdl, p), "rms_norm");
+}
+
+// ---- the general row normalisation (kern::NormParams) ----
+// One row per group of blockDim.x threads (see row_group_sum), one block per row group, no row loop: the rms_norm
+// measurements above found one block per row with PDL fastest. Small rows (head_dim 64 / 128 / 256 of q/k norms)
+// take 8, 16 or 32 threads each with several rows per block instead of leaving lanes idle.
+
+inline constexpr int kNormMaxThreads = 512;  // per row: a thread may hold x and r chunks in up to 128 registers
+
+struct NormStats {
+  float mean, scale;
+};
+
+// mean (LayerNorm only) and the factor every centred value is multiplied by, from the row's sums.
+__device__ __forceinline__ NormStats norm_scale(const kern::NormParams& p, float s1, float s2) {
+  const float n = static_cast<float>(p.cols);
+  switch (p.kind) {
+    case kern::NormKind::Layer:
+      return {s1 / n, rsqrtf(s2 / n + p.eps)};
+    case kern::NormKind::L2:
+      return {0.0f, 1.0f / fmaxf(sqrtf(s1), p.eps)};
+    default:
+      return {0.0f, rsqrtf(s1 / n + p.eps)};
+  }
+}
+
+// Rows whose length is a multiple of 8 with every pointer 16-byte aligned: each thread keeps VPT chunks of 8
+// elements of x (and of r) in registers, so each input is read once.
+template <typename Tx, typename Tw, typename Ty, int VPT>
+__global__ void __launch_bounds__(kNormMaxThreads) norm_vec_kernel(kern::NormParams p) {
+  __shared__ float scratch[2][32];
+  const int64_t n8 = p.cols >> 3;
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * blockDim.y + threadIdx.y;
+  const bool live = row < p.rows;  // threads of rows past the end still take part in the reductions
+  const bool has_r = p.r != nullptr;
+  const bool add_before = has_r && !p.residual_after;
+  const Tx* x = static_cast<const Tx*>(p.x) + row * p.cols;
+  const Tx* r = static_cast<const Tx*>(p.r) + row * p.cols;
+  auto chunk = [&](int k) { return threadIdx.x + static_cast<int64_t>(k) * blockDim.x; };
+
+  Raw8<Tx> v[VPT], rv[VPT];
+  pdl_wait();
+#pragma unroll
+  for (int k = 0; k < VPT; ++k) {
+    if (live && chunk(k) < n8) {
+      v[k] = load_raw8(x + chunk(k) * 8);
+      if (has_r) rv[k] = load_raw8(r + chunk(k) * 8);
+    }
+  }
+  pdl_trigger();
+  if (add_before) {
+    Tx* h = static_cast<Tx*>(p.h) + row * p.cols;
+#pragma unroll
+    for (int k = 0; k < VPT; ++k) {
+      if (!live || chunk(k) >= n8) continue;
+      float a[8], b[8];
+      unpack8(v[k], a);
+      unpack8(rv[k], b);
+#pragma unroll
+      for (int i = 0; i < 8; ++i) a[i] += b[i];
+      v[k] = pack8<Tx>(a);  // the norm sees h as stored
+      store_raw8(h + chunk(k) * 8, v[k]);
+    }
+  }
+  const bool layer = p.kind == kern::NormKind::Layer;
+  float s1 = 0.0f, s2 = 0.0f;
+#pragma unroll
+  for (int k = 0; k < VPT; ++k) {
+    if (!live || chunk(k) >= n8) continue;
+    float a[8];
+    unpack8(v[k], a);
+#pragma unroll
+    for (int i = 0; i < 8; ++i) s1 = layer ? s1 + a[i] : fmaf(a[i], a[i], s1);
+  }
+  s1 = row_group_sum(s1, scratch[0]);
+  if (layer) {
+    // Variance from the centred values (a second pass over registers): no cancellation for large means.
+    const float mean = s1 / static_cast<float>(p.cols);
+#pragma unroll
+    for (int k = 0; k < VPT; ++k) {
+      if (!live || chunk(k) >= n8) continue;
+      float a[8];
+      unpack8(v[k], a);
+#pragma unroll
+      for (int i = 0; i < 8; ++i) s2 = fmaf(a[i] - mean, a[i] - mean, s2);
+    }
+    s2 = row_group_sum(s2, scratch[1]);
+  }
+  if (!live) return;
+  const NormStats st = norm_scale(p, s1, s2);
+  const Tw* w = static_cast<const Tw*>(p.w);
+  const Tw* b = static_cast<const Tw*>(p.b);
+  Ty* y = static_cast<Ty*>(p.y) + row * p.cols;
+#pragma unroll
+  for (int k = 0; k < VPT; ++k) {
+    const int64_t c = chunk(k);
+    if (c >= n8) continue;
+    float o[8];
+    unpack8(v[k], o);
+#pragma unroll
+    for (int i = 0; i < 8; ++i) o[i] = (o[i] - st.mean) * st.scale;
+    if (w != nullptr) {
+      float wv[8];
+      load8(w + c * 8, wv);
+#pragma unroll
+      for (int i = 0; i < 8; ++i) o[i] *= wv[i] + p.w_offset;
+    }
+    if (b != nullptr) {
+      float bv[8];
+      load8(b + c * 8, bv);
+#pragma unroll
+      for (int i = 0; i < 8; ++i) o[i] += bv[i];
+    }
+    if (p.residual_after) {
+      float rr[8];
+      unpack8(rv[k], rr);
+#pragma unroll
+      for (int i = 0; i < 8; ++i) o[i] += rr[i];
+    }
+    store8(y + c * 8, o);
+  }
+}
+
+// Any row length and alignment: passes over the row in memory (the later ones mostly hit L1/L2). Each element is
+// read and written by one thread only, so in-place outputs are safe, and a thread reads back its own h.
+template <typename Tx, typename Tw, typename Ty>
+__global__ void __launch_bounds__(1024) norm_any_kernel(kern::NormParams p) {
+  __shared__ float scratch[2][32];
+  pdl_wait();
+  pdl_trigger();
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * blockDim.y + threadIdx.y;
+  const bool live = row < p.rows;
+  const bool add_before = p.r != nullptr && !p.residual_after;
+  const int64_t base = row * p.cols;
+  const Tx* x = static_cast<const Tx*>(p.x) + base;
+  const Tx* r = static_cast<const Tx*>(p.r) + base;
+  Tx* h = static_cast<Tx*>(p.h) + base;
+  const Tx* src = add_before ? h : x;  // the normalised values, as stored
+  const bool layer = p.kind == kern::NormKind::Layer;
+  float s1 = 0.0f, s2 = 0.0f;
+  if (live) {
+    for (int64_t c = threadIdx.x; c < p.cols; c += blockDim.x) {
+      float v;
+      if (add_before) {
+        const Tx hv = from_f32<Tx>(to_f32(x[c]) + to_f32(r[c]));
+        h[c] = hv;
+        v = to_f32(hv);
+      } else {
+        v = to_f32(x[c]);
+      }
+      s1 = layer ? s1 + v : fmaf(v, v, s1);
+    }
+  }
+  s1 = row_group_sum(s1, scratch[0]);
+  if (layer) {
+    const float mean = s1 / static_cast<float>(p.cols);
+    if (live) {
+      for (int64_t c = threadIdx.x; c < p.cols; c += blockDim.x) {
+        const float d = to_f32(src[c]) - mean;
+        s2 = fmaf(d, d, s2);
+      }
+    }
+    s2 = row_group_sum(s2, scratch[1]);
+  }
+  if (!live) return;
+  const NormStats st = norm_scale(p, s1, s2);
+  const Tw* w = static_cast<const Tw*>(p.w);
+  const Tw* b = static_cast<const Tw*>(p.b);
+  Ty* y = static_cast<Ty*>(p.y) + base;
+  for (int64_t c = threadIdx.x; c < p.cols; c += blockDim.x) {
+    float o = (to_f32(src[c]) - st.mean) * st.scale;
+    if (w != nullptr) o *= to_f32(w[c]) + p.w_offset;
+    if (b != nullptr) o += to_f32(b[c]);
+    if (p.residual_after) o += to_f32(r[c]);
+    y[c] = from_f32<Ty>(o);
+  }
+}
+
+template <typename Tx, typename Tw, typename Ty>
+Status launch_norm(const kern::NormParams& p, const ExecContext& ctx) {
+  if (p.rows == 0) return Status::ok();
+  auto stream = static_cast<cudaStream_t>(ctx.stream);
+  const int64_t n8 = p.cols / 8;
+  // f32 chunks take two words: at most 4 per thread (8 with 16-bit types) for x and as many for r.
+  constexpr int max_vpt = sizeof(Tx) == 4 ? 4 : 8;
+  auto ok = [](const void* q) { return q == nullptr || aligned16(q); };
+  const bool vec = p.cols % 8 == 0 && ok(p.x) && ok(p.r) && ok(p.w) && ok(p.b) && ok(p.h) && ok(p.y) &&
+                   n8 <= static_cast<int64_t>(max_vpt) * kNormMaxThreads;
+  // 128 threads per row with up to max_vpt chunks each, as rms_norm (tuned on an H100 at 4096 columns).
+  int vpt = 1;
+  while (vec && vpt < max_vpt && n8 > static_cast<int64_t>(vpt) * 128) vpt *= 2;
+  const int64_t work = vec ? (n8 + vpt - 1) / vpt : (p.cols + 7) / 8;
+  const int t = row_threads(work, vec ? kNormMaxThreads : 1024);
+  const int r = t <= 32 ? 128 / t : 1;
+  const dim3 block(static_cast<unsigned>(t), static_cast<unsigned>(r));
+  const int64_t blocks = (p.rows + r - 1) / r;
+  if (blocks > 0x7fffffff) return unsupported(p.op, p.rows, " rows exceed one launch");
+  void (*kernel)(kern::NormParams) = norm_any_kernel<Tx, Tw, Ty>;
+  if (vec) {
+    if (vpt == 1)
+      kernel = norm_vec_kernel<Tx, Tw, Ty, 1>;
+    else if (vpt == 2)
+      kernel = norm_vec_kernel<Tx, Tw, Ty, 2>;
+    else if (vpt == 4)
+      kernel = norm_vec_kernel<Tx, Tw, Ty, 4>;
+    else if constexpr (max_vpt >= 8)
+      kernel = norm_vec_kernel<Tx, Tw, Ty, 8>;
+  }
+  return launch_status(launch_kernel(kernel, dim3(static_cast<unsigned>(blocks)), block, stream, true, p), p.op);
 }
 
 }  // namespace mlxn::cuda

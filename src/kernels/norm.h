@@ -19,11 +19,37 @@ struct RmsNormParams {
   float w_offset = 0.0f;
 };
 
+enum class NormKind : uint8_t { Rms, Layer, L2 };
+
+// The general row normalisation behind layer_norm, l2_norm, group_rms_norm, add_rms_norm and rms_norm_add:
+//   v = x, or with a residual added first (r != null, !residual_after): v = round_tx(x + r), written to h;
+//   n = Rms: v * rsqrt(mean(v^2) + eps); Layer: (v - mean(v)) * rsqrt(mean((v - mean)^2) + eps);
+//       L2: v / max(sqrt(sum(v^2)), eps);
+//   o = n * (w + w_offset) (w optional) + b (b optional), plus r when residual_after; y = round_ty(o).
+// x, r and h share dtype tx; w and b share tw. All contiguous, rows x cols (w, b: cols).
+struct NormParams {
+  const void* x = nullptr;
+  const void* r = nullptr;
+  const void* w = nullptr;
+  const void* b = nullptr;
+  void* h = nullptr;
+  void* y = nullptr;
+  DType tx = DType::F32, tw = DType::F32, ty = DType::F32;
+  NormKind kind = NormKind::Rms;
+  bool residual_after = false;
+  int64_t rows = 0, cols = 0;
+  float eps = 1e-6f;
+  float w_offset = 0.0f;
+  const char* op = "norm";  // the public op's name (registry key and messages); a string literal
+};
+
 }  // namespace mlxn::kern
 
 namespace mlxn::cpu {
 Status rms_norm(const kern::RmsNormParams& p, const ExecContext& ctx);
-}
+Status norm(const kern::NormParams& p, const ExecContext& ctx);
+}  // namespace mlxn::cpu
 namespace mlxn::cuda {
 Status rms_norm(const kern::RmsNormParams& p, const ExecContext& ctx);
-}
+Status norm(const kern::NormParams& p, const ExecContext& ctx);
+}  // namespace mlxn::cuda

@@ -3,9 +3,9 @@
 
 namespace mlxn::cuda {
 
-void add_rms_norm_f32(KernelTable& t);
-void add_rms_norm_f16(KernelTable& t);
-void add_rms_norm_bf16(KernelTable& t);
+void add_activation_f32(KernelTable& t);
+void add_activation_f16(KernelTable& t);
+void add_activation_bf16(KernelTable& t);
 void add_elementwise_f32(KernelTable& t);
 void add_elementwise_f16(KernelTable& t);
 void add_elementwise_bf16(KernelTable& t);
@@ -13,13 +13,22 @@ void add_copy_bits(KernelTable& t);
 void add_matmul_f32(KernelTable& t);
 void add_matmul_f16(KernelTable& t);
 void add_matmul_bf16(KernelTable& t);
+void add_rms_norm_f32(KernelTable& t);
+void add_rms_norm_f16(KernelTable& t);
+void add_rms_norm_bf16(KernelTable& t);
+void add_norm_f32(KernelTable& t);
+void add_norm_f16(KernelTable& t);
+void add_norm_bf16(KernelTable& t);
 void add_qmatmul_ggml_f32(KernelTable& t);
 void add_qmatmul_affine_f32(KernelTable& t);
+void add_softmax_f32(KernelTable& t);
+void add_softmax_f16(KernelTable& t);
+void add_softmax_bf16(KernelTable& t);
 
 void fill_kernel_table(KernelTable& t) {
-  add_rms_norm_f32(t);
-  add_rms_norm_f16(t);
-  add_rms_norm_bf16(t);
+  add_activation_f32(t);
+  add_activation_f16(t);
+  add_activation_bf16(t);
   add_elementwise_f32(t);
   add_elementwise_f16(t);
   add_elementwise_bf16(t);
@@ -27,8 +36,17 @@ void fill_kernel_table(KernelTable& t) {
   add_matmul_f32(t);
   add_matmul_f16(t);
   add_matmul_bf16(t);
+  add_rms_norm_f32(t);
+  add_rms_norm_f16(t);
+  add_rms_norm_bf16(t);
+  add_norm_f32(t);
+  add_norm_f16(t);
+  add_norm_bf16(t);
   add_qmatmul_ggml_f32(t);
   add_qmatmul_affine_f32(t);
+  add_softmax_f32(t);
+  add_softmax_f16(t);
+  add_softmax_bf16(t);
 }
 
 }  // namespace mlxn::cuda
