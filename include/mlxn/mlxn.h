@@ -12,5 +12,8 @@
 #include "mlxn/core/status.h"
 #include "mlxn/ops/copy.h"
 #include "mlxn/ops/elementwise.h"
+#include "mlxn/ops/embedding.h"
+#include "mlxn/ops/layout.h"
 #include "mlxn/ops/matmul.h"
 #include "mlxn/ops/norm.h"
+#include "mlxn/ops/rope.h"

@@ -13,6 +13,13 @@ void add_copy_bits(KernelTable& t);
 void add_matmul_f32(KernelTable& t);
 void add_matmul_f16(KernelTable& t);
 void add_matmul_bf16(KernelTable& t);
+void add_layout_bits(KernelTable& t);
+void add_embedding_f32(KernelTable& t);
+void add_embedding_f16(KernelTable& t);
+void add_embedding_bf16(KernelTable& t);
+void add_rope_f32(KernelTable& t);
+void add_rope_f16(KernelTable& t);
+void add_rope_bf16(KernelTable& t);
 
 void fill_kernel_table(KernelTable& t) {
   add_rms_norm_f32(t);
@@ -25,6 +32,13 @@ void fill_kernel_table(KernelTable& t) {
   add_matmul_f32(t);
   add_matmul_f16(t);
   add_matmul_bf16(t);
+  add_layout_bits(t);
+  add_embedding_f32(t);
+  add_embedding_f16(t);
+  add_embedding_bf16(t);
+  add_rope_f32(t);
+  add_rope_f16(t);
+  add_rope_bf16(t);
 }
 
 }  // namespace mlxn::cuda
