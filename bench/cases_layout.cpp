@@ -95,7 +95,8 @@ Status bench_gather(Harness& h, int64_t vocab, int64_t dim, int64_t n_ids, DType
   const double bytes = 2.0 * static_cast<double>(n_ids * dim) * static_cast<double>(dtype_size(t));
   MLXN_ASSIGN_OR_RETURN(double us, h.time_us([&](int k) {
     const Buffer& id = ids[static_cast<size_t>(k) % ids.size()];
-    return embedding ? ops::embedding(h.session(), table, id, out, {64.0f}) : ops::gather_rows(h.session(), table, id, out);
+    return embedding ? ops::embedding(h.session(), table, id, out, {64.0f})
+                     : ops::gather_rows(h.session(), table, id, out);
   }));
   h.add({embedding ? "embedding" : "gather_rows", std::to_string(n_ids) + " of " + shape_str(vocab, dim),
          std::string(dtype_name(t)), "", us, bytes});
@@ -118,9 +119,11 @@ const bool registered = [] {
   add_case("permute", 40, [](Harness& h, const BenchEnv& e) {
     return bench_permute(h, {e.gpu ? 16384 : 1024, 32, 128}, {1, 0, 2}, DType::BF16);
   });
-  add_case("concat", 40, [](Harness& h, const BenchEnv& e) { return bench_concat(h, e.big_rows * 4, 2048, DType::BF16); });
+  add_case("concat", 40,
+           [](Harness& h, const BenchEnv& e) { return bench_concat(h, e.big_rows * 4, 2048, DType::BF16); });
   add_case("concat", 40, [](Harness& h, const BenchEnv&) { return bench_concat(h, 1, 2048, DType::BF16); });
-  add_case("qkv_split", 40, [](Harness& h, const BenchEnv& e) { return bench_qkv_split(h, e.gpu ? 16384 : 1024, DType::BF16); });
+  add_case("qkv_split", 40,
+           [](Harness& h, const BenchEnv& e) { return bench_qkv_split(h, e.gpu ? 16384 : 1024, DType::BF16); });
   add_case("qkv_split", 40, [](Harness& h, const BenchEnv&) { return bench_qkv_split(h, 1, DType::BF16); });
   add_case("embedding", 40, [](Harness& h, const BenchEnv& e) {
     return bench_gather(h, e.gpu ? 151936 : 32000, 4096, 128, DType::BF16, true);

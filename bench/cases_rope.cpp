@@ -83,7 +83,8 @@ const bool registered = [] {
   add_case("rope", 30, [](Harness& h, const BenchEnv&) {
     return bench_rope(h, 1, 32, 128, DType::BF16, ops::RopeLayout::Neox, true);
   });
-  add_case("rope_head_norm", 30, [](Harness& h, const BenchEnv&) { return bench_head_norm_rope(h, 1, 32, 128, DType::BF16); });
+  add_case("rope_head_norm", 30,
+           [](Harness& h, const BenchEnv&) { return bench_head_norm_rope(h, 1, 32, 128, DType::BF16); });
   add_case("rope_head_norm", 30, [](Harness& h, const BenchEnv& e) {
     return bench_head_norm_rope(h, e.gpu ? 16384 : 1024, 32, 128, DType::BF16);
   });

@@ -20,9 +20,9 @@ inline EmbeddingRun run_embedding(const Device& dev, DType tt, DType to, int64_t
   std::mt19937_64 g(seed + 1);
   for (int64_t i = 0; i < n; ++i) {
     const uint64_t k = g() % 10;
-    r.ids.push_back(k == 0 ? -1 - static_cast<int32_t>(g() % 5)
-                           : k == 1 ? static_cast<int32_t>(vocab + static_cast<int64_t>(g() % 3))
-                                    : static_cast<int32_t>(g() % static_cast<uint64_t>(vocab)));
+    r.ids.push_back(k == 0   ? -1 - static_cast<int32_t>(g() % 5)
+                    : k == 1 ? static_cast<int32_t>(vocab + static_cast<int64_t>(g() % 3))
+                             : static_cast<int32_t>(g() % static_cast<uint64_t>(vocab)));
   }
   Buffer table = make_buffer(dev, tt, {vocab, dim}, r.table);
   Buffer ids = dev.alloc(DType::I32, {n}).value();

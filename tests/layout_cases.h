@@ -55,13 +55,20 @@ inline void check_permute(const Device& dev, uint64_t seed) {
     bool sliced;  // x is a view of every other row of a larger buffer (strided)
   };
   const std::vector<C> cases = {
-      {{33, 65}, {1, 0}, DType::F32, false},        {{64, 64}, {1, 0}, DType::BF16, false},
-      {{7, 129}, {1, 0}, DType::U8, false},          {{5, 31}, {1, 0}, DType::I64, false},
-      {{3, 40, 70}, {0, 2, 1}, DType::BF16, false},  {{3, 40, 70}, {1, 0, 2}, DType::F16, false},
-      {{4, 5, 6}, {2, 0, 1}, DType::F32, false},     {{4, 5, 6}, {1, 2, 0}, DType::I8, false},
-      {{2, 3, 4, 5}, {0, 2, 1, 3}, DType::BF16, false}, {{2, 3, 4, 5}, {3, 2, 1, 0}, DType::F32, false},
-      {{2, 3, 36, 33}, {0, 1, 3, 2}, DType::U16, false}, {{1, 9, 1, 70}, {3, 1, 2, 0}, DType::F32, false},
-      {{10, 66}, {1, 0}, DType::BF16, true},          {{6, 4, 8}, {0, 2, 1}, DType::F64, true},
+      {{33, 65}, {1, 0}, DType::F32, false},
+      {{64, 64}, {1, 0}, DType::BF16, false},
+      {{7, 129}, {1, 0}, DType::U8, false},
+      {{5, 31}, {1, 0}, DType::I64, false},
+      {{3, 40, 70}, {0, 2, 1}, DType::BF16, false},
+      {{3, 40, 70}, {1, 0, 2}, DType::F16, false},
+      {{4, 5, 6}, {2, 0, 1}, DType::F32, false},
+      {{4, 5, 6}, {1, 2, 0}, DType::I8, false},
+      {{2, 3, 4, 5}, {0, 2, 1, 3}, DType::BF16, false},
+      {{2, 3, 4, 5}, {3, 2, 1, 0}, DType::F32, false},
+      {{2, 3, 36, 33}, {0, 1, 3, 2}, DType::U16, false},
+      {{1, 9, 1, 70}, {3, 1, 2, 0}, DType::F32, false},
+      {{10, 66}, {1, 0}, DType::BF16, true},
+      {{6, 4, 8}, {0, 2, 1}, DType::F64, true},
   };
   int k = 0;
   for (const auto& c : cases) {
@@ -103,7 +110,8 @@ inline void check_permute(const Device& dev, uint64_t seed) {
   for (int b = 0; b < 2; ++b)
     for (int i = 0; i < 100; ++i)
       for (int j = 0; j < 17; ++j)
-        ASSERT_EQ(std::memcmp(got.data() + 2 * ((b * 100 + i) * 17 + j), xb.data() + 2 * ((b * 17 + j) * 100 + i), 2), 0);
+        ASSERT_EQ(std::memcmp(got.data() + 2 * ((b * 100 + i) * 17 + j), xb.data() + 2 * ((b * 17 + j) * 100 + i), 2),
+                  0);
 }
 
 inline void check_repeat(const Device& dev, uint64_t seed) {
@@ -114,8 +122,10 @@ inline void check_repeat(const Device& dev, uint64_t seed) {
     std::vector<int64_t> reps;
     DType t;
   };
-  const std::vector<C> cases = {{{3, 2, 64}, {1, 4, 1}, DType::BF16}, {{2, 3, 5}, {2, 1, 3}, DType::F32},
-                                {{7}, {5}, DType::U8}, {{2, 1, 3, 2}, {1, 3, 2, 1}, DType::I32}};
+  const std::vector<C> cases = {{{3, 2, 64}, {1, 4, 1}, DType::BF16},
+                                {{2, 3, 5}, {2, 1, 3}, DType::F32},
+                                {{7}, {5}, DType::U8},
+                                {{2, 1, 3, 2}, {1, 3, 2, 1}, DType::I32}};
   int k = 0;
   for (const auto& c : cases) {
     SCOPED_TRACE(detail::cat("repeat ", c.shape));
@@ -133,7 +143,8 @@ inline void check_repeat(const Device& dev, uint64_t seed) {
       const auto oi = unravel(i, os);
       int64_t src = 0;
       for (int d = 0; d < os.rank(); ++d) src += (oi[static_cast<size_t>(d)] % c.shape[d]) * xs[d];
-      ASSERT_EQ(std::memcmp(got.data() + static_cast<size_t>(i) * es, xb.data() + static_cast<size_t>(src) * es, es), 0);
+      ASSERT_EQ(std::memcmp(got.data() + static_cast<size_t>(i) * es, xb.data() + static_cast<size_t>(src) * es, es),
+                0);
     }
   }
 }
@@ -294,7 +305,8 @@ inline void check_qkv_split(const Device& dev, uint64_t seed) {
       const uint8_t* row = qb.data() + t * (W + 8) * 2;
       EXPECT_EQ(std::memcmp(gq.data() + t * Hq * D * 2, row, static_cast<size_t>(Hq * D * 2)), 0);
       EXPECT_EQ(std::memcmp(gk.data() + t * Hkv * D * 2, row + Hq * D * 2, static_cast<size_t>(Hkv * D * 2)), 0);
-      EXPECT_EQ(std::memcmp(gv.data() + t * Hkv * D * 2, row + (Hq + Hkv) * D * 2, static_cast<size_t>(Hkv * D * 2)), 0);
+      EXPECT_EQ(std::memcmp(gv.data() + t * Hkv * D * 2, row + (Hq + Hkv) * D * 2, static_cast<size_t>(Hkv * D * 2)),
+                0);
     }
   }
 }

@@ -92,7 +92,9 @@ inline RopeRun run_rope(const Device& dev, const RopeCase& c, uint64_t seed) {
   Buffer x = xs.view_strided(static_cast<size_t>(lead * es), c.t, {c.tokens, c.heads, c.head_dim}, st).value();
   Buffer ys = c.in_place ? xs : make_store();
   if (!c.in_place) poison(ys);
-  Buffer y = c.in_place ? x : ys.view_strided(static_cast<size_t>(lead * es), c.t, {c.tokens, c.heads, c.head_dim}, st).value();
+  Buffer y = c.in_place
+                 ? x
+                 : ys.view_strided(static_cast<size_t>(lead * es), c.t, {c.tokens, c.heads, c.head_dim}, st).value();
 
   Buffer pos = dev.alloc(DType::I32, c.n_streams == 1 ? Shape{c.tokens} : Shape{c.n_streams, c.tokens}).value();
   EXPECT_TRUE(pos.upload(r.pos.data(), r.pos.size() * 4).is_ok());
@@ -201,13 +203,13 @@ inline std::vector<RopeCase> rope_cases(bool large) {
 }
 
 inline std::string describe(const RopeCase& c) {
-  return detail::cat(c.tokens, "x", c.heads, "x", c.head_dim, " rope_dim=", c.rope_dim, " ", c.t,
-                     c.layout == ops::RopeLayout::Neox ? " neox" : " normal", c.freq_factors ? " ff" : "",
-                     " scaling=", c.scaling, " sections=", static_cast<int>(c.sections), "/", c.n_streams,
-                     c.in_qkv ? " in_qkv" : "", c.in_place ? " in_place" : "",
-                     c.norm ? detail::cat(" norm w=", c.norm_weight ? dtype_name(c.tw) : "none", " off=", c.w_offset)
-                            : "",
-                     " max_pos=", c.max_pos);
+  return detail::cat(
+      c.tokens, "x", c.heads, "x", c.head_dim, " rope_dim=", c.rope_dim, " ", c.t,
+      c.layout == ops::RopeLayout::Neox ? " neox" : " normal", c.freq_factors ? " ff" : "", " scaling=", c.scaling,
+      " sections=", static_cast<int>(c.sections), "/", c.n_streams, c.in_qkv ? " in_qkv" : "",
+      c.in_place ? " in_place" : "",
+      c.norm ? detail::cat(" norm w=", c.norm_weight ? dtype_name(c.tw) : "none", " off=", c.w_offset) : "",
+      " max_pos=", c.max_pos);
 }
 
 }  // namespace mlxn::test

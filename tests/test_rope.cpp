@@ -20,9 +20,12 @@ int expected_stream(const test::RopeCase& c, const ops::RopeParams& p, int64_t i
   int stream = 3;
   if (c.sections == ops::RopeSections::Mrope) {
     // Contiguous runs: [0, s0) t, then s1 of h, then s2 of w.
-    if (k < s0) stream = 0;
-    else if (k - s0 < s1) stream = 1;
-    else if (k - s0 - s1 < s2) stream = 2;
+    if (k < s0)
+      stream = 0;
+    else if (k - s0 < s1)
+      stream = 1;
+    else if (k - s0 - s1 < s2)
+      stream = 2;
   } else {
     // Interleaved t h w t h w ...: the j-th pair of stream m sits at 3j + m while j < that stream's section.
     const int64_t m = k % 3, j = k / 3;
@@ -43,8 +46,10 @@ std::pair<double, double> expected_angle(const test::RopeCase& c, const ops::Rop
   if (p.ext_factor == 0.0f) return {theta * p.freq_scale, mag};
   float corr[2];
   ops::yarn_corr_dims(rd, p.n_ctx_orig, p.base, p.beta_fast, p.beta_slow, corr);
-  const double ramp = (1.0 - std::clamp((static_cast<double>(i) - corr[0]) / std::max(0.001, static_cast<double>(corr[1]) - corr[0]), 0.0, 1.0)) *
-                      p.ext_factor;
+  const double ramp =
+      (1.0 - std::clamp((static_cast<double>(i) - corr[0]) / std::max(0.001, static_cast<double>(corr[1]) - corr[0]),
+                        0.0, 1.0)) *
+      p.ext_factor;
   mag *= 1.0 + 0.1 * std::log(1.0 / p.freq_scale);
   return {theta * p.freq_scale * (1 - ramp) + theta * ramp, mag};
 }
@@ -57,7 +62,8 @@ std::vector<float> reference(const test::RopeCase& c, const test::RopeRun& run) 
   for (int64_t t = 0; t < c.tokens; ++t) {
     for (int64_t h = 0; h < c.heads; ++h) {
       const size_t base = static_cast<size_t>((t * c.heads + h) * c.head_dim);
-      std::vector<double> v(run.x.begin() + static_cast<long>(base), run.x.begin() + static_cast<long>(base + c.head_dim));
+      std::vector<double> v(run.x.begin() + static_cast<long>(base),
+                            run.x.begin() + static_cast<long>(base + c.head_dim));
       if (c.norm) {
         double ss = 0;
         for (double a : v) ss += a * a;
@@ -74,7 +80,8 @@ std::vector<float> reference(const test::RopeCase& c, const test::RopeRun& run) 
         o[a] = z.real();
         o[b] = z.imag();
       }
-      for (int64_t e = 0; e < c.head_dim; ++e) y[base + static_cast<size_t>(e)] = static_cast<float>(o[static_cast<size_t>(e)]);
+      for (int64_t e = 0; e < c.head_dim; ++e)
+        y[base + static_cast<size_t>(e)] = static_cast<float>(o[static_cast<size_t>(e)]);
     }
   }
   return y;
@@ -265,7 +272,8 @@ TEST(Rope, ErrorPaths) {
   EXPECT_EQ(ops::rope(s, xi, pos, Buffer(), xi).code(), StatusCode::Unsupported);
   // The fused norm: a weight of the wrong size / dtype.
   auto w_short = cpu.alloc(DType::BF16, {127}).value();
-  EXPECT_NE(ops::rope_head_norm(s, x, w_short, pos, Buffer(), y).message().find("w has 127 elements"), std::string::npos);
+  EXPECT_NE(ops::rope_head_norm(s, x, w_short, pos, Buffer(), y).message().find("w has 127 elements"),
+            std::string::npos);
   auto w16 = cpu.alloc(DType::F16, {128}).value();
   EXPECT_EQ(ops::rope_head_norm(s, x, w16, pos, Buffer(), y).code(), StatusCode::Unsupported);
   ops::HeadNormParams np;

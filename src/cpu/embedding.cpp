@@ -1,9 +1,10 @@
 // Embedding reference: float rows converted in f32; GGML block rows decoded with mlxn::quant::dequantize (ggml's
 // dequantize_row_*), then scaled and rounded once to out's dtype.
+#include "kernels/embedding.h"
+
 #include <vector>
 
 #include "cpu/common.h"
-#include "kernels/embedding.h"
 #include "mlxn/quant/quant.h"
 
 namespace mlxn::cpu {

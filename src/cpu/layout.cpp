@@ -1,8 +1,9 @@
 // Layout references: element-by-element (or row-by-row) byte moves, index math written out plainly.
+#include "kernels/layout.h"
+
 #include <cstring>
 
 #include "cpu/common.h"
-#include "kernels/layout.h"
 
 namespace mlxn::cpu {
 

@@ -1,10 +1,11 @@
 // RoPE reference: the angle straight from the formula in double (std::pow, std::cos, std::sin), the optional
 // per-head RMS norm in double, one rounding to the output dtype.
+#include "kernels/rope.h"
+
 #include <cmath>
 #include <vector>
 
 #include "cpu/common.h"
-#include "kernels/rope.h"
 
 namespace mlxn::cpu {
 namespace {
@@ -15,13 +16,19 @@ int stream_of(const kern::RopeParams& p, int64_t i) {
   const int64_t sector = i % (s0 + s1 + s2 + p.sections[3]);
   int stream = 3;
   if (p.sections_mode == 1) {
-    if (sector < s0) stream = 0;
-    else if (sector < s0 + s1) stream = 1;
-    else if (sector < s0 + s1 + s2) stream = 2;
+    if (sector < s0)
+      stream = 0;
+    else if (sector < s0 + s1)
+      stream = 1;
+    else if (sector < s0 + s1 + s2)
+      stream = 2;
   } else {
-    if (sector % 3 == 1 && sector < 3 * s1) stream = 1;
-    else if (sector % 3 == 2 && sector < 3 * s2) stream = 2;
-    else if (sector % 3 == 0 && sector < 3 * s0) stream = 0;
+    if (sector % 3 == 1 && sector < 3 * s1)
+      stream = 1;
+    else if (sector % 3 == 2 && sector < 3 * s2)
+      stream = 2;
+    else if (sector % 3 == 0 && sector < 3 * s0)
+      stream = 0;
   }
   return stream < p.n_streams ? stream : 0;
 }
@@ -41,7 +48,8 @@ Status rope(const kern::RopeParams& p, const ExecContext&) {
       const double theta_i = p.freq_scale * theta_e;
       double theta = theta_i, mscale = p.attn_factor;
       if (p.ext_factor != 0.0f) {
-        const double y = (static_cast<double>(i) - p.corr_lo) / std::max(0.001, static_cast<double>(p.corr_hi) - p.corr_lo);
+        const double y =
+            (static_cast<double>(i) - p.corr_lo) / std::max(0.001, static_cast<double>(p.corr_hi) - p.corr_lo);
         const double ramp = (1.0 - std::min(1.0, std::max(0.0, y))) * p.ext_factor;
         theta = theta_i * (1.0 - ramp) + theta_e * ramp;
         mscale *= 1.0 + 0.1 * std::log(1.0 / static_cast<double>(p.freq_scale));
@@ -70,7 +78,8 @@ Status rope(const kern::RopeParams& p, const ExecContext&) {
         v[static_cast<size_t>(a)] = x0 * c - x1 * s;
         v[static_cast<size_t>(b)] = x0 * s + x1 * c;
       }
-      for (int64_t e = 0; e < p.head_dim; ++e) store_f32(p.out, p.t, oi + e, static_cast<float>(v[static_cast<size_t>(e)]));
+      for (int64_t e = 0; e < p.head_dim; ++e)
+        store_f32(p.out, p.t, oi + e, static_cast<float>(v[static_cast<size_t>(e)]));
     }
   });
   return Status::ok();

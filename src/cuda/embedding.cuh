@@ -54,9 +54,9 @@ Status launch_embedding(const kern::EmbeddingParams& p, const ExecContext& ctx) 
   auto stream = static_cast<cudaStream_t>(ctx.stream);
   const bool vec = p.dim % 8 == 0 && aligned16(p.table) && aligned16(p.out);
   if (vec)
-    return launch_status(launch_kernel(embedding_vec_kernel<Tt, To>, grid_1d(p.n * (p.dim / 8), 256, max_blocks), 256,
-                                       stream, true, p),
-                         "embedding");
+    return launch_status(
+        launch_kernel(embedding_vec_kernel<Tt, To>, grid_1d(p.n * (p.dim / 8), 256, max_blocks), 256, stream, true, p),
+        "embedding");
   return launch_status(
       launch_kernel(embedding_any_kernel<Tt, To>, grid_1d(p.n * p.dim, 256, max_blocks), 256, stream, true, p),
       "embedding");

@@ -58,11 +58,21 @@ struct Word<16> {
 template <typename F>
 void with_width(int w, F&& f) {
   switch (w) {
-    case 16: f(Word<16>{}); break;
-    case 8: f(Word<8>{}); break;
-    case 4: f(Word<4>{}); break;
-    case 2: f(Word<2>{}); break;
-    default: f(Word<1>{}); break;
+    case 16:
+      f(Word<16>{});
+      break;
+    case 8:
+      f(Word<8>{});
+      break;
+    case 4:
+      f(Word<4>{});
+      break;
+    case 2:
+      f(Word<2>{});
+      break;
+    default:
+      f(Word<1>{});
+      break;
   }
 }
 
@@ -72,15 +82,16 @@ void with_width(int w, F&& f) {
 // dimensions (b0, b1) index tiles through blockIdx.z.
 struct TransposeIndex {
   int64_t n3, nk, nb0, nb1;
-  int64_t s3, sb0, sb1;     // src strides (sk is 1)
-  int64_t dk, db0, db1;     // dst strides (d3 is 1)
+  int64_t s3, sb0, sb1;  // src strides (sk is 1)
+  int64_t dk, db0, db1;  // dst strides (d3 is 1)
 };
 
 // TILE x TILE tiles through shared memory (Harris, "An efficient matrix transpose in CUDA C/C++"): reads walk x's
 // unit-stride dimension with threadIdx.x and writes walk out's, so both are coalesced. Rows padded by one 32-bit
 // word so the column reads of the tile hit distinct banks.
 template <typename E, int TILE>
-__global__ void __launch_bounds__(256) transpose_kernel(const E* __restrict__ src, E* __restrict__ dst, TransposeIndex ix) {
+__global__ void __launch_bounds__(256)
+    transpose_kernel(const E* __restrict__ src, E* __restrict__ dst, TransposeIndex ix) {
   constexpr int kPad = sizeof(E) >= 4 ? 1 : 4 / static_cast<int>(sizeof(E));
   constexpr int kRows = 256 / TILE;
   __shared__ E tile[TILE][TILE + kPad];
@@ -133,7 +144,8 @@ Status enqueue_transpose(const kern::TransposeParams& p, const ExecContext& ctx)
   const int64_t gx = (ix.n3 + TILE - 1) / TILE, gy = (ix.nk + TILE - 1) / TILE;
   if (gx > 0x7fffffff || gy > 65535) return unsupported("permute", "dimensions too large for one launch");
   const int64_t gz = std::min<int64_t>(ix.nb0 * ix.nb1, 65535);
-  const dim3 grid(static_cast<unsigned>(gx), static_cast<unsigned>(gy), static_cast<unsigned>(std::max<int64_t>(gz, 1)));
+  const dim3 grid(static_cast<unsigned>(gx), static_cast<unsigned>(gy),
+                  static_cast<unsigned>(std::max<int64_t>(gz, 1)));
   const dim3 block(TILE, 256 / TILE);
   return launch_status(launch_kernel(transpose_kernel<E, TILE>, grid, block, static_cast<cudaStream_t>(ctx.stream),
                                      true, static_cast<const E*>(p.src), static_cast<E*>(p.dst), ix),
@@ -197,11 +209,16 @@ __global__ void __launch_bounds__(256) gather_kernel(kern::GatherParams p, int64
 
 Status launch_transpose(const kern::TransposeParams& p, const ExecContext& ctx) {
   switch (p.elem_bytes) {
-    case 1: return enqueue_transpose<uint8_t>(p, ctx);
-    case 2: return enqueue_transpose<uint16_t>(p, ctx);
-    case 4: return enqueue_transpose<uint32_t>(p, ctx);
-    case 8: return enqueue_transpose<unsigned long long>(p, ctx);
-    default: return unsupported("permute", "no transpose of ", p.elem_bytes, "-byte elements");
+    case 1:
+      return enqueue_transpose<uint8_t>(p, ctx);
+    case 2:
+      return enqueue_transpose<uint16_t>(p, ctx);
+    case 4:
+      return enqueue_transpose<uint32_t>(p, ctx);
+    case 8:
+      return enqueue_transpose<unsigned long long>(p, ctx);
+    default:
+      return unsupported("permute", "no transpose of ", p.elem_bytes, "-byte elements");
   }
 }
 

@@ -310,9 +310,8 @@ Status launch_rope(const kern::RopeParams& p, const ExecContext& ctx) {
   }
   const int64_t blocks = (rows + 7) / 8;
   if (blocks > 0x7fffffff) return unsupported(op, rows, " rows exceed one launch");
-  return launch_status(launch_kernel(rope_any_kernel<T>, dim3(static_cast<unsigned>(blocks)), dim3(32, 8), stream,
-                                     true, p),
-                       op);
+  return launch_status(
+      launch_kernel(rope_any_kernel<T>, dim3(static_cast<unsigned>(blocks)), dim3(32, 8), stream, true, p), op);
 }
 
 }  // namespace mlxn::cuda

@@ -11,11 +11,11 @@ namespace mlxn::kern {
 struct RopeParams {
   const void* x = nullptr;
   void* out = nullptr;
-  const int32_t* pos = nullptr;  // [n_streams, tokens]
+  const int32_t* pos = nullptr;         // [n_streams, tokens]
   const float* freq_factors = nullptr;  // [rope_dim / 2] or null
-  const void* norm_w = nullptr;          // [head_dim] or null (used when norm)
-  DType t = DType::F32;                  // x and out
-  DType tw = DType::F32;                 // norm_w
+  const void* norm_w = nullptr;         // [head_dim] or null (used when norm)
+  DType t = DType::F32;                 // x and out
+  DType tw = DType::F32;                // norm_w
   int64_t tokens = 0, heads = 0, head_dim = 0, rope_dim = 0;
   int64_t x_stride_t = 0, x_stride_h = 0, out_stride_t = 0, out_stride_h = 0;
   int n_streams = 1;

@@ -21,7 +21,8 @@ Status embedding(Session& s, const Buffer& table, const Buffer& ids, const Buffe
   if (table.rank() != 2) return invalid_argument(op, "table has shape ", table.shape(), "; expected [vocab, dim]");
   if (ids.dtype() != DType::I32) return invalid_argument(op, "ids has dtype ", ids.dtype(), "; expected i32");
   const int64_t n = ids.numel(), vocab = table.shape()[0], dim = table.shape()[1];
-  if (out.shape() != Shape{n, dim}) return invalid_argument(op, "out has shape ", out.shape(), ", expected [", n, ", ", dim, "]");
+  if (out.shape() != Shape{n, dim})
+    return invalid_argument(op, "out has shape ", out.shape(), ", expected [", n, ", ", dim, "]");
   if (!std::isfinite(p.scale)) return invalid_argument(op, "scale must be finite");
   if (out.range().overlaps(table.range()) || out.range().overlaps(ids.range()))
     return invalid_argument(op, "out overlaps table or ids");

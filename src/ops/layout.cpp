@@ -78,8 +78,10 @@ Status record_parts(Session& s, std::string_view op, const Buffer& big, int axis
     }
     if (rows == 0) continue;
     const MemRange big_range = big.range();
-    std::span<const MemRange> reads = split ? std::span<const MemRange>(&big_range, 1) : std::span<const MemRange>(part_ranges);
-    std::span<const MemRange> writes = split ? std::span<const MemRange>(part_ranges) : std::span<const MemRange>(&big_range, 1);
+    std::span<const MemRange> reads =
+        split ? std::span<const MemRange>(&big_range, 1) : std::span<const MemRange>(part_ranges);
+    std::span<const MemRange> writes =
+        split ? std::span<const MemRange>(part_ranges) : std::span<const MemRange>(&big_range, 1);
     MLXN_TRY(s.record(op, reads, writes, [kp](const ExecContext& ctx) { return MLXN_BACKEND_CALL(parts, kp, ctx); }));
   }
   return Status::ok();
@@ -108,7 +110,8 @@ Status concat_or_split(Session& s, std::string_view op, const Buffer& big, int a
     total += b.shape()[axis];
     MLXN_TRY(check_disjoint(op, name, b, big_name, big));
     if (split)
-      for (size_t i = 0; i < j; ++i) MLXN_TRY(check_disjoint(op, name, b, mlxn::detail::cat(part_name, "[", i, "]"), parts[i]));
+      for (size_t i = 0; i < j; ++i)
+        MLXN_TRY(check_disjoint(op, name, b, mlxn::detail::cat(part_name, "[", i, "]"), parts[i]));
     all_contiguous = all_contiguous && b.is_contiguous();
   }
   if (total != big.shape()[axis])
@@ -257,7 +260,8 @@ Status slice(Session& s, const Buffer& x, int axis, int64_t start, const Buffer&
   MLXN_ASSIGN_OR_RETURN(const int a, normalize_axis(op, axis, x.rank()));
   if (out.rank() != x.rank()) return invalid_argument(op, "out has rank ", out.rank(), ", expected ", x.rank());
   MLXN_ASSIGN_OR_RETURN(Buffer view, x.slice(a, start, out.shape()[a]));
-  if (view.shape() != out.shape()) return invalid_argument(op, "out has shape ", out.shape(), ", expected ", view.shape());
+  if (view.shape() != out.shape())
+    return invalid_argument(op, "out has shape ", out.shape(), ", expected ", view.shape());
   return copy(s, view, out);
 }
 
@@ -315,7 +319,8 @@ Status gather_or_scatter(Session& s, std::string_view op, const Buffer& table, c
   kp.n = n;
   kp.table_rows = tr.rows;
   kp.row_bytes = row_bytes;
-  kp.table_stride = is_quantized(table.dtype()) ? row_bytes : tr.stride_elems * static_cast<int64_t>(dtype_size(table.dtype()));
+  kp.table_stride =
+      is_quantized(table.dtype()) ? row_bytes : tr.stride_elems * static_cast<int64_t>(dtype_size(table.dtype()));
   kp.dense_stride = row_bytes;
   kp.scatter = scatter;
   kp.t = table.dtype();
@@ -350,7 +355,11 @@ Status qkv_split(Session& s, const Buffer& qkv, const Buffer& q, const Buffer& k
     MLXN_TRY(check_buffer(op, names[j], s, b));
     MLXN_TRY(check_same_dtype(op, names[j], b, qkv.dtype()));
     MLXN_TRY(check_contiguous(op, names[j], b));
-    if (r.rows == 0 || b.numel() % r.rows != 0)
+    if (r.rows == 0) {
+      if (b.numel() != 0) return invalid_argument(op, names[j], " has ", b.numel(), " elements for 0 tokens");
+      continue;
+    }
+    if (b.numel() % r.rows != 0)
       return invalid_argument(op, names[j], " has ", b.numel(), " elements, not a multiple of ", r.rows, " tokens");
     MLXN_TRY(check_disjoint(op, names[j], b, "qkv", qkv));
     for (int i = 0; i < j; ++i) MLXN_TRY(check_disjoint(op, names[j], b, names[i], *outs[i]));
@@ -361,6 +370,7 @@ Status qkv_split(Session& s, const Buffer& qkv, const Buffer& q, const Buffer& k
     kp.part_col[j] = col;
     col += w * es;
   }
+  if (r.rows == 0) return Status::ok();
   if (col != r.elems * es)
     return invalid_argument(op, "q, k and v rows add up to ", col / es, " elements; qkv rows have ", r.elems);
   MLXN_TRY(s.device().kernels().require("split", KernelRegistry::key({qkv.dtype()})));

@@ -32,7 +32,8 @@ Result<RopeShape> rope_shape(std::string_view op, std::string_view arg, const Bu
     r.stride_t = b.strides()[0];
     r.stride_h = r.head_dim;
   } else {
-    return invalid_argument(op, arg, " has shape ", b.shape(), "; expected [tokens, heads, head_dim] or [tokens, head_dim]");
+    return invalid_argument(op, arg, " has shape ", b.shape(),
+                            "; expected [tokens, heads, head_dim] or [tokens, head_dim]");
   }
   if (r.head_dim > 1 && b.strides()[b.rank() - 1] != 1)
     return invalid_argument(op, arg, " must have unit stride along head_dim (strides of shape ", b.shape(), ")");
@@ -51,7 +52,8 @@ Status record_rope(Session& s, std::string_view op, const Buffer& x, const Buffe
   MLXN_TRY(check_buffer(op, "positions", s, positions));
   MLXN_TRY(check_float(op, "x", x));
   if (out.dtype() != x.dtype()) return unsupported(op, "out has dtype ", out.dtype(), ", expected x's ", x.dtype());
-  if (out.shape() != x.shape()) return invalid_argument(op, "out has shape ", out.shape(), ", expected x's ", x.shape());
+  if (out.shape() != x.shape())
+    return invalid_argument(op, "out has shape ", out.shape(), ", expected x's ", x.shape());
   MLXN_ASSIGN_OR_RETURN(const RopeShape xs, rope_shape(op, "x", x));
   MLXN_ASSIGN_OR_RETURN(const RopeShape os, rope_shape(op, "out", out));
   const bool in_place = x.storage_id() == out.storage_id() && x.byte_offset() == out.byte_offset() &&
@@ -62,7 +64,8 @@ Status record_rope(Session& s, std::string_view op, const Buffer& x, const Buffe
   const int64_t rope_dim = p.rope_dim == 0 ? xs.head_dim : p.rope_dim;
   if (rope_dim <= 0 || rope_dim % 2 != 0 || rope_dim > xs.head_dim)
     return invalid_argument(op, "rope_dim ", rope_dim, " must be even, > 0 and <= head_dim ", xs.head_dim);
-  if (!(p.base > 0.0f) || !std::isfinite(p.base)) return invalid_argument(op, "base ", p.base, " must be finite and > 0");
+  if (!(p.base > 0.0f) || !std::isfinite(p.base))
+    return invalid_argument(op, "base ", p.base, " must be finite and > 0");
   if (!(p.freq_scale > 0.0f) || !std::isfinite(p.freq_scale))
     return invalid_argument(op, "freq_scale ", p.freq_scale, " must be finite and > 0");
   if (!std::isfinite(p.ext_factor) || !std::isfinite(p.attn_factor))
@@ -137,7 +140,8 @@ Status record_rope(Session& s, std::string_view op, const Buffer& x, const Buffe
   if (ff.valid()) reads[n_reads++] = ff.range();
   std::string key = KernelRegistry::key({kp.t});
   if (np != nullptr) {
-    if (!(np->eps >= 0.0f) || !std::isfinite(np->eps)) return invalid_argument(op, "eps ", np->eps, " must be finite and >= 0");
+    if (!(np->eps >= 0.0f) || !std::isfinite(np->eps))
+      return invalid_argument(op, "eps ", np->eps, " must be finite and >= 0");
     if (!std::isfinite(np->weight_offset)) return invalid_argument(op, "weight_offset must be finite");
     kp.norm = true;
     kp.eps = np->eps;
@@ -147,7 +151,8 @@ Status record_rope(Session& s, std::string_view op, const Buffer& x, const Buffe
       MLXN_TRY(detail::check_contiguous(op, "w", w));
       if (w.dtype() != x.dtype() && w.dtype() != DType::F32)
         return unsupported(op, "w has dtype ", w.dtype(), "; expected x's (", x.dtype(), ") or f32");
-      if (w.numel() != xs.head_dim) return invalid_argument(op, "w has ", w.numel(), " elements, expected head_dim ", xs.head_dim);
+      if (w.numel() != xs.head_dim)
+        return invalid_argument(op, "w has ", w.numel(), " elements, expected head_dim ", xs.head_dim);
       if (w.range().overlaps(out.range())) return invalid_argument(op, "w and out overlap");
       kp.norm_w = w.data();
       kp.tw = w.dtype();
@@ -168,13 +173,12 @@ Status rope(Session& s, const Buffer& x, const Buffer& positions, const Buffer& 
   return record_rope(s, "rope", x, Buffer(), positions, freq_factors, out, p, nullptr);
 }
 
-Status rope_head_norm(Session& s, const Buffer& x, const Buffer& w, const Buffer& positions,
-                      const Buffer& freq_factors, const Buffer& out, const RopeParams& p, const HeadNormParams& np) {
+Status rope_head_norm(Session& s, const Buffer& x, const Buffer& w, const Buffer& positions, const Buffer& freq_factors,
+                      const Buffer& out, const RopeParams& p, const HeadNormParams& np) {
   return record_rope(s, "rope_head_norm", x, w, positions, freq_factors, out, p, &np);
 }
 
-void yarn_corr_dims(int64_t rope_dim, int64_t n_ctx_orig, float base, float beta_fast, float beta_slow,
-                    float out[2]) {
+void yarn_corr_dims(int64_t rope_dim, int64_t n_ctx_orig, float base, float beta_fast, float beta_slow, float out[2]) {
   // The pair dimension whose wavelength makes n_rot turns over the original context (ggml_rope_yarn_corr_dim).
   auto corr_dim = [&](double n_rot) {
     return static_cast<double>(rope_dim) * std::log(static_cast<double>(n_ctx_orig) / (n_rot * 2 * std::numbers::pi)) /
@@ -191,7 +195,8 @@ std::vector<float> llama3_freq_factors(int64_t rope_dim, float base, float facto
   const double old_ctx = static_cast<double>(original_max_positions);
   const double low_wavelen = old_ctx / low_freq_factor, high_wavelen = old_ctx / high_freq_factor;
   for (size_t i = 0; i < out.size(); ++i) {
-    const double inv_freq = std::pow(static_cast<double>(base), -2.0 * static_cast<double>(i) / static_cast<double>(rope_dim));
+    const double inv_freq =
+        std::pow(static_cast<double>(base), -2.0 * static_cast<double>(i) / static_cast<double>(rope_dim));
     const double wavelen = 2 * std::numbers::pi / inv_freq;
     double scaled = inv_freq;
     if (wavelen > low_wavelen) {

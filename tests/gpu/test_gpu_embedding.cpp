@@ -11,7 +11,8 @@ TEST(GpuEmbedding, MatchesCpu) {
   SCOPED_TRACE(detail::cat("seed ", seed));
   for (DType tt : test::float_dtypes())
     for (DType to : test::float_dtypes())
-      for (auto [vocab, dim, n] : std::vector<std::array<int64_t, 3>>{{1000, 4096, 33}, {50, 33, 7}, {3, 8, 1}, {20, 1, 5}}) {
+      for (auto [vocab, dim, n] :
+           std::vector<std::array<int64_t, 3>>{{1000, 4096, 33}, {50, 33, 7}, {3, 8, 1}, {20, 1, 5}}) {
         SCOPED_TRACE(detail::cat(tt, "->", to, " ", vocab, "x", dim, " n=", n));
         auto c = test::run_embedding(Device::cpu(), tt, to, vocab, dim, n, 8.0f, seed);
         auto g = test::run_embedding(gpu, tt, to, vocab, dim, n, 8.0f, seed);

@@ -23,8 +23,10 @@ TEST(GpuLayout, LargeTransposeMatchesCpu) {
   const uint64_t seed = test::fresh_seed();
   SCOPED_TRACE(detail::cat("seed ", seed));
   for (DType t : {DType::U8, DType::BF16, DType::F32, DType::I64}) {
-    for (auto [shape, perm] : std::vector<std::pair<Shape, std::vector<int>>>{
-             {{1025, 777}, {1, 0}}, {{3, 130, 1000}, {0, 2, 1}}, {{70000, 3}, {1, 0}}, {{2, 3, 200, 65}, {2, 3, 0, 1}}}) {
+    for (auto [shape, perm] : std::vector<std::pair<Shape, std::vector<int>>>{{{1025, 777}, {1, 0}},
+                                                                              {{3, 130, 1000}, {0, 2, 1}},
+                                                                              {{70000, 3}, {1, 0}},
+                                                                              {{2, 3, 200, 65}, {2, 3, 0, 1}}}) {
       SCOPED_TRACE(detail::cat(t, " ", shape));
       std::vector<uint8_t> bytes;
       auto xg = test::random_buffer(gpu, t, shape, seed, &bytes);

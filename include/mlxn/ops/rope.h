@@ -67,13 +67,11 @@ Status rope(Session& s, const Buffer& x, const Buffer& positions, const Buffer& 
 
 // out = rope(rms_norm_per_head(x) * (w + offset)) in one kernel, f32 in between (no rounding of the normed
 // value). w: [head_dim] in x's dtype or f32, or an invalid Buffer for no weight.
-Status rope_head_norm(Session& s, const Buffer& x, const Buffer& w, const Buffer& positions,
-                      const Buffer& freq_factors, const Buffer& out, const RopeParams& p = {},
-                      const HeadNormParams& np = {});
+Status rope_head_norm(Session& s, const Buffer& x, const Buffer& w, const Buffer& positions, const Buffer& freq_factors,
+                      const Buffer& out, const RopeParams& p = {}, const HeadNormParams& np = {});
 
 // ggml's YaRN correction range [lo, hi] in pair dimensions (ggml_rope_yarn_corr_dims).
-void yarn_corr_dims(int64_t rope_dim, int64_t n_ctx_orig, float base, float beta_fast, float beta_slow,
-                    float out[2]);
+void yarn_corr_dims(int64_t rope_dim, int64_t n_ctx_orig, float base, float beta_fast, float beta_slow, float out[2]);
 
 // Llama 3.1's rope_scaling rule (HF "llama3") as frequency factors for rope(): pair i's inverse frequency
 // f_i = base^(-2i / rope_dim) becomes f_i / factor below the low-frequency cutoff wavelength
