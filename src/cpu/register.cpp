@@ -45,6 +45,20 @@ void register_kernels(KernelRegistry& r) {
     const auto d = static_cast<DType>(t);
     r.add("copy", KernelRegistry::key({d, d}));
   }
+  // ops-b: RoPE (x = out dtype), layout ops (every dtype; permute moves single elements, so plain types only) and
+  // the embedding lookup (float or GGML block-type table, float out).
+  for (DType a : floats) {
+    r.add("rope", KernelRegistry::key({a}));
+    r.add("rope_head_norm", KernelRegistry::key({a}));
+  }
+  for (int t = 0; t < static_cast<int>(DType::Count_); ++t) {
+    const auto d = static_cast<DType>(t);
+    const std::string key = KernelRegistry::key({d});
+    if (!is_quantized(d)) r.add("permute", key);
+    for (const char* op : {"concat", "split", "gather_rows", "scatter_rows"}) r.add(op, key);
+    if (is_compute_float(d) || is_quantized(d))
+      for (DType o : floats) r.add("embedding", KernelRegistry::key({d, o}));
+  }
 }
 
 }  // namespace mlxn::cpu

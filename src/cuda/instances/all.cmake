@@ -11,6 +11,10 @@ set(MLXN_CUDA_INSTANCE_SOURCES
   src/cuda/instances/matmul_f32.cu
   src/cuda/instances/matmul_f16.cu
   src/cuda/instances/matmul_bf16.cu
+  src/cuda/instances/layout_bits.cpp
+  src/cuda/instances/embedding_f32.cu
+  src/cuda/instances/embedding_f16.cu
+  src/cuda/instances/embedding_bf16.cu
   src/cuda/instances/rms_norm_f32.cu
   src/cuda/instances/rms_norm_f16.cu
   src/cuda/instances/rms_norm_bf16.cu
@@ -23,6 +27,9 @@ set(MLXN_CUDA_INSTANCE_SOURCES
   src/cuda/instances/qmatmul_affine_f16.cu
   src/cuda/instances/qmatmul_ggml_bf16.cu
   src/cuda/instances/qmatmul_affine_bf16.cu
+  src/cuda/instances/rope_f32.cu
+  src/cuda/instances/rope_f16.cu
+  src/cuda/instances/rope_bf16.cu
   src/cuda/instances/softmax_f32.cu
   src/cuda/instances/softmax_f16.cu
   src/cuda/instances/softmax_bf16.cu

@@ -1,0 +1,16 @@
+// Launcher of the embedding lookup: float tables through the generated variants; GGML block-type tables are
+// Unsupported on CUDA until the device-side block dequantizers land.
+#include "cuda/kernel_table.h"
+#include "kernels/embedding.h"
+
+namespace mlxn::cuda {
+
+Status embedding(const kern::EmbeddingParams& p, const ExecContext& ctx) {
+  using Fn = Status (*)(const kern::EmbeddingParams&, const ExecContext&);
+  const std::string key = KernelRegistry::key({p.tt, p.to});
+  Fn fn = kernel_table().find<Fn>("embedding", key);
+  if (fn == nullptr) return ctx.kernels->require("embedding", key);
+  return fn(p, ctx);
+}
+
+}  // namespace mlxn::cuda
