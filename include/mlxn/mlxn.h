@@ -10,6 +10,7 @@
 #include "mlxn/core/session.h"
 #include "mlxn/core/shape.h"
 #include "mlxn/core/status.h"
+#include "mlxn/ops/attention.h"
 #include "mlxn/ops/copy.h"
 #include "mlxn/ops/elementwise.h"
 #include "mlxn/ops/matmul.h"

@@ -3,6 +3,9 @@
 
 namespace mlxn::cuda {
 
+void add_attention_f16_d128(KernelTable& t);
+void add_attention_bf16_d128(KernelTable& t);
+void add_kv_cache_write(KernelTable& t);
 void add_rms_norm_f32(KernelTable& t);
 void add_rms_norm_f16(KernelTable& t);
 void add_rms_norm_bf16(KernelTable& t);
@@ -15,6 +18,9 @@ void add_matmul_f16(KernelTable& t);
 void add_matmul_bf16(KernelTable& t);
 
 void fill_kernel_table(KernelTable& t) {
+  add_attention_f16_d128(t);
+  add_attention_bf16_d128(t);
+  add_kv_cache_write(t);
   add_rms_norm_f32(t);
   add_rms_norm_f16(t);
   add_rms_norm_bf16(t);
