@@ -81,16 +81,16 @@ Status allow_smem(const ExecContext& ctx, K kernel, size_t smem, std::string_vie
 
 // ---- KV-cache write -----------------------------------------------------------------------------------------------
 
-// One thread per 8 elements of a new row: converts and stores 16 bytes at the row's cache position.
-template <typename Ts, typename Tc>
+// One thread per 8 elements of a new row (VEC: 16-byte accesses; else element by element, for head dims that are
+// not multiples of 8 or unaligned views): converts and stores at the row's cache position.
+template <typename Ts, typename Tc, bool VEC>
 __global__ void __launch_bounds__(256) kv_cache_write_kernel(kern::KvWriteParams p) {
   pdl_wait();
   pdl_trigger();
   const kern::KvCacheDesc& c = p.cache;
   const int64_t row = static_cast<int64_t>(c.n_kv_heads) * c.head_dim;
-  const int64_t n8 = row / 8;
+  const int64_t n8 = (row + 7) / 8;
   const int64_t total = static_cast<int64_t>(p.batch) * p.q_len * n8;
-  const bool vec = aligned16(p.k) && aligned16(p.v);
   for (int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; idx < total;
        idx += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const int64_t chunk = idx % n8;
@@ -101,31 +101,36 @@ __global__ void __launch_bounds__(256) kv_cache_write_kernel(kern::KvWriteParams
     if (i >= r.n_q) continue;
     const int64_t dst = kern::kv_row(c, b, r.kv_len - r.n_q + i);
     if (dst < 0) continue;
-    const int64_t src = bi * row + chunk * 8;
-    float kv[8], vv[8];
-    if (vec) {
-      load8(static_cast<const Ts*>(p.k) + src, kv);
-      load8(static_cast<const Ts*>(p.v) + src, vv);
+    const Ts* ks = static_cast<const Ts*>(p.k) + bi * row + chunk * 8;
+    const Ts* vs = static_cast<const Ts*>(p.v) + bi * row + chunk * 8;
+    Tc* kd = static_cast<Tc*>(c.k) + dst * row + chunk * 8;
+    Tc* vd = static_cast<Tc*>(c.v) + dst * row + chunk * 8;
+    if constexpr (VEC) {
+      float kv[8], vv[8];
+      load8(ks, kv);
+      load8(vs, vv);
+      store8(kd, kv);
+      store8(vd, vv);
     } else {
-#pragma unroll
-      for (int e = 0; e < 8; ++e) {
-        kv[e] = to_f32(static_cast<const Ts*>(p.k)[src + e]);
-        vv[e] = to_f32(static_cast<const Ts*>(p.v)[src + e]);
+      const int n = static_cast<int>(min(int64_t{8}, row - chunk * 8));
+      for (int e = 0; e < n; ++e) {
+        kd[e] = from_f32<Tc>(to_f32(ks[e]));
+        vd[e] = from_f32<Tc>(to_f32(vs[e]));
       }
     }
-    store8(static_cast<Tc*>(c.k) + dst * row + chunk * 8, kv);
-    store8(static_cast<Tc*>(c.v) + dst * row + chunk * 8, vv);
   }
 }
 
 template <typename Ts, typename Tc>
 Status launch_kv_cache_write(const kern::KvWriteParams& p, const ExecContext& ctx) {
-  if (p.cache.head_dim % 8 != 0) return unsupported("kv_cache_write", "head dim ", p.cache.head_dim, " (CUDA: multiples of 8)");
-  const int64_t n = static_cast<int64_t>(p.batch) * p.q_len * p.cache.n_kv_heads * p.cache.head_dim / 8;
+  const int64_t row = static_cast<int64_t>(p.cache.n_kv_heads) * p.cache.head_dim;
+  const int64_t n = static_cast<int64_t>(p.batch) * p.q_len * ((row + 7) / 8);
   const int sms = ctx.props->multiprocessor_count > 0 ? ctx.props->multiprocessor_count : 132;
   const dim3 grid(grid_1d(n, 256, static_cast<int64_t>(sms) * 16));
-  return launch_status(launch_kernel(kv_cache_write_kernel<Ts, Tc>, grid, dim3(256), static_cast<cudaStream_t>(ctx.stream),
-                                     /*pdl=*/true, p),
+  const bool vec = row % 8 == 0 && aligned16(p.k) && aligned16(p.v) && aligned16(p.cache.k) && aligned16(p.cache.v);
+  const auto stream = static_cast<cudaStream_t>(ctx.stream);
+  return launch_status(vec ? launch_kernel(kv_cache_write_kernel<Ts, Tc, true>, grid, dim3(256), stream, true, p)
+                           : launch_kernel(kv_cache_write_kernel<Ts, Tc, false>, grid, dim3(256), stream, true, p),
                        "kv_cache_write");
 }
 
