@@ -100,14 +100,30 @@ struct AttentionParams {
 // Query rows (query tokens x heads of one KV-head group) one decode block handles.
 inline constexpr int kDecodeRows = 8;
 
-// KV splits per (sequence, KV head, row group) of the flash-decoding kernel: enough blocks for about two waves on
-// every SM, at least 256 positions per split at full capacity. From the SM count and the capacity only, so the grid
-// (and a captured graph) does not depend on the live lengths; the kernel divides the live range among the splits.
+// Resident decode blocks per SM (about 80 KiB of shared memory and 128 threads each).
+inline constexpr int kDecodeBlocksPerSm = 2;
+
+// KV splits per (sequence, KV head, row group) of the flash-decoding kernel, from the SM count and the capacity only,
+// so the grid (and a captured graph) does not depend on the live lengths; the kernel divides the live key range
+// among the splits. Picks the fewest splits whose blocks fill the resident slots evenly (a grid of 1.45 waves runs
+// its second wave half empty), with at least 128 positions per split at full capacity.
 inline int32_t decode_splits(int sms, int64_t batch_heads_groups, int64_t capacity) {
-  const int64_t target = 2LL * std::max(sms, 1);
-  int64_t s = (target + batch_heads_groups - 1) / std::max<int64_t>(batch_heads_groups, 1);
-  s = std::min<int64_t>(s, (capacity + 255) / 256);
-  return static_cast<int32_t>(std::clamp<int64_t>(s, 1, 256));
+  const int64_t slots = static_cast<int64_t>(kDecodeBlocksPerSm) * std::max(sms, 1);
+  const int64_t bhg = std::max<int64_t>(batch_heads_groups, 1);
+  const int64_t max_s = std::clamp<int64_t>((capacity + 127) / 128, 1, 256);
+  int64_t best = 1;
+  double best_eff = -1.0;
+  for (int64_t s = 1; s <= max_s; ++s) {
+    const int64_t blocks = bhg * s;
+    const int64_t waves = (blocks + slots - 1) / slots;
+    const double eff = static_cast<double>(blocks) / static_cast<double>(waves * slots);
+    if (eff > best_eff + 0.02) {
+      best = s;
+      best_eff = eff;
+    }
+    if (waves >= 4) break;
+  }
+  return static_cast<int32_t>(best);
 }
 
 inline int32_t decode_row_groups(int32_t q_len, int32_t n_heads, int32_t n_kv_heads) {
