@@ -52,8 +52,8 @@ Status bench_decode(Harness& h, int64_t batch, int64_t kv) {
     return ops::attention(h.session(), s.q, s.cache, lens, s.out, {}, Buffer(), Buffer(), s.ws);
   }));
   const double bytes = kv_bytes + static_cast<double>(batch * kHq * kD) * 2 * 2;
-  h.add({"attention_decode", std::to_string(batch) + "x" + std::to_string(kv), "bf16 32/8 d128",
-         n > 1 ? "rotated" : "", us, bytes});
+  h.add({"attention_decode", std::to_string(batch) + "x" + std::to_string(kv), "bf16 32/8 d128", n > 1 ? "rotated" : "",
+         us, bytes});
   return Status::ok();
 }
 
@@ -78,8 +78,12 @@ Status bench_prefill(Harness& h, int64_t n_tok, int64_t head_dim = kD) {
     return ops::attention(h.session(), s.q, s.cache, lens, s.out, {}, Buffer(), Buffer(), s.ws);
   }));
   const double pairs = static_cast<double>(n_tok) * static_cast<double>(n_tok + 1) / 2;
-  Row r{"attention_prefill", "1x" + std::to_string(n_tok) + " causal", "bf16 32/8 d" + std::to_string(head_dim), "",
-        us, 0};
+  Row r{"attention_prefill",
+        "1x" + std::to_string(n_tok) + " causal",
+        "bf16 32/8 d" + std::to_string(head_dim),
+        "",
+        us,
+        0};
   r.flops = 4.0 * static_cast<double>(hq * head_dim) * pairs;
   h.add(r);
   return Status::ok();
@@ -105,15 +109,24 @@ Status bench_kv_write(Harness& h, int64_t batch, int64_t tokens) {
 
 const bool registered = [] {
   add_case("attention_decode", 30, [](Harness& h, const BenchEnv&) { return bench_decode(h, 1, 4096); });
-  add_case("attention_decode", 30, [](Harness& h, const BenchEnv&) { return bench_decode(h, 1, 32768); }, true);
-  add_case("attention_decode", 30, [](Harness& h, const BenchEnv&) { return bench_decode(h, 1, 131072); }, true);
-  add_case("attention_decode", 30, [](Harness& h, const BenchEnv&) { return bench_decode(h, 16, 8192); }, true);
-  add_case("attention_prefill", 30, [](Harness& h, const BenchEnv&) { return bench_prefill(h, 4096); }, true);
-  add_case("attention_prefill", 30, [](Harness& h, const BenchEnv&) { return bench_prefill(h, 2048); }, true);
-  add_case("attention_prefill", 30, [](Harness& h, const BenchEnv&) { return bench_prefill(h, 8192); }, true);
-  add_case("attention_prefill", 30, [](Harness& h, const BenchEnv&) { return bench_prefill(h, 4096, 64); }, true);
-  add_case("attention_prefill", 30, [](Harness& h, const BenchEnv&) { return bench_prefill(h, 4096, 256); }, true);
-  add_case("kv_cache_write", 30, [](Harness& h, const BenchEnv&) { return bench_kv_write(h, 64, 512); }, true);
+  add_case(
+      "attention_decode", 30, [](Harness& h, const BenchEnv&) { return bench_decode(h, 1, 32768); }, true);
+  add_case(
+      "attention_decode", 30, [](Harness& h, const BenchEnv&) { return bench_decode(h, 1, 131072); }, true);
+  add_case(
+      "attention_decode", 30, [](Harness& h, const BenchEnv&) { return bench_decode(h, 16, 8192); }, true);
+  add_case(
+      "attention_prefill", 30, [](Harness& h, const BenchEnv&) { return bench_prefill(h, 4096); }, true);
+  add_case(
+      "attention_prefill", 30, [](Harness& h, const BenchEnv&) { return bench_prefill(h, 2048); }, true);
+  add_case(
+      "attention_prefill", 30, [](Harness& h, const BenchEnv&) { return bench_prefill(h, 8192); }, true);
+  add_case(
+      "attention_prefill", 30, [](Harness& h, const BenchEnv&) { return bench_prefill(h, 4096, 64); }, true);
+  add_case(
+      "attention_prefill", 30, [](Harness& h, const BenchEnv&) { return bench_prefill(h, 4096, 256); }, true);
+  add_case(
+      "kv_cache_write", 30, [](Harness& h, const BenchEnv&) { return bench_kv_write(h, 64, 512); }, true);
   add_case("kv_cache_write", 30, [](Harness& h, const BenchEnv&) { return bench_kv_write(h, 1, 1); });
   return true;
 }();

@@ -34,8 +34,8 @@ inline std::string describe(const AttnCase& c) {
     lens += detail::cat(b ? "," : "", c.kv_lens[b], c.q_lens.empty() ? "" : detail::cat("/", c.q_lens[b]));
   const char* lay = c.layout == ops::KvLayout::Ring ? "ring" : c.layout == ops::KvLayout::Paged ? "paged" : "contig";
   return detail::cat("b=", c.batch, " q=", c.q_len, " hq=", c.hq, " hkv=", c.hkv, " d=", c.d, " q:", c.tq,
-                     " kv:", c.tkv, " out:", c.tout, " ", lay, " cap=", c.capacity, " lens=[", lens, "] causal=",
-                     c.causal, " W=", c.window, " cap=", c.softcap, " sinks=", c.sinks, " mask=", c.mask);
+                     " kv:", c.tkv, " out:", c.tout, " ", lay, " cap=", c.capacity, " lens=[", lens,
+                     "] causal=", c.causal, " W=", c.window, " cap=", c.softcap, " sinks=", c.sinks, " mask=", c.mask);
 }
 
 struct AttnRun {
@@ -61,7 +61,8 @@ inline int64_t test_row(const AttnCase& c, const std::vector<int32_t>& table, in
   return b * c.capacity + t;
 }
 
-inline AttnRun run_attention(const Device& dev, const AttnCase& c, uint64_t seed, const ops::AttentionParams* pp = nullptr) {
+inline AttnRun run_attention(const Device& dev, const AttnCase& c, uint64_t seed,
+                             const ops::AttentionParams* pp = nullptr) {
   AttnRun run;
   const int64_t row = static_cast<int64_t>(c.hkv) * c.d;
   std::mt19937_64 g(seed);
@@ -190,8 +191,8 @@ inline AttnRun run_attention(const Device& dev, const AttnCase& c, uint64_t seed
     auto same = [](float a, float b) { return (std::isnan(a) && std::isnan(b)) || a == b; };
     if (!same(kr[i], expect_k[i]) || !same(vr[i], expect_v[i])) {
       run.cache_ok = false;
-      run.cache_error = detail::cat("cache element ", i, " (row ", static_cast<int64_t>(i) / row, "): k ", kr[i],
-                                    " v ", vr[i], ", expected ", expect_k[i], " / ", expect_v[i]);
+      run.cache_error = detail::cat("cache element ", i, " (row ", static_cast<int64_t>(i) / row, "): k ", kr[i], " v ",
+                                    vr[i], ", expected ", expect_k[i], " / ", expect_v[i]);
     }
   }
   return run;
@@ -237,7 +238,8 @@ inline std::vector<double> attention_naive(const AttnCase& c, const AttnRun& r) 
           const double w = std::exp(score[static_cast<size_t>(j)] - m);
           den += w;
           for (int e = 0; e < c.d; ++e)
-            o[static_cast<size_t>(e)] += w * r.v_abs[static_cast<size_t>(b)][static_cast<size_t>(j * row + kvh * c.d + e)];
+            o[static_cast<size_t>(e)] +=
+                w * r.v_abs[static_cast<size_t>(b)][static_cast<size_t>(j * row + kvh * c.d + e)];
         }
         for (int e = 0; e < c.d; ++e)
           out[((static_cast<size_t>(b) * c.q_len + i) * c.hq + h) * c.d + static_cast<size_t>(e)] =

@@ -111,9 +111,9 @@ TEST(Attention, SinkAndEmptyRows) {
   ASSERT_TRUE(ops::attention(s, q, cache, lens, out, {}, sinks).is_ok());
   auto o = test::read_f32(out);
   for (int64_t e = 0; e < D; ++e) {
-    EXPECT_NEAR(o[static_cast<size_t>(e)], e / 4.0, 1e-5);    // head 0: sink log 3
-    EXPECT_NEAR(o[static_cast<size_t>(D + e)], e, 1e-5);      // head 1: sink -inf = no sink
-    EXPECT_EQ(o[static_cast<size_t>(2 * D + e)], 0.0f);       // sequence 1: empty
+    EXPECT_NEAR(o[static_cast<size_t>(e)], e / 4.0, 1e-5);  // head 0: sink log 3
+    EXPECT_NEAR(o[static_cast<size_t>(D + e)], e, 1e-5);    // head 1: sink -inf = no sink
+    EXPECT_EQ(o[static_cast<size_t>(2 * D + e)], 0.0f);     // sequence 1: empty
     EXPECT_EQ(o[static_cast<size_t>(3 * D + e)], 0.0f);
   }
 }
@@ -202,8 +202,9 @@ TEST(Attention, ErrorPaths) {
   st = ops::attention(s, q7, cache, lens, cpu.alloc(DType::BF16, {2, 1, 7, D}).value());
   EXPECT_EQ(st.message(), "[attention] 7 query heads are not a multiple of the cache's 2 KV heads");
   auto q3 = cpu.alloc(DType::BF16, {2, 1, 8, 32}).value();
-  EXPECT_NE(ops::attention(s, q3, cache, lens, cpu.alloc(DType::BF16, {2, 1, 8, 32}).value()).message().find("head dim"),
-            std::string::npos);
+  EXPECT_NE(
+      ops::attention(s, q3, cache, lens, cpu.alloc(DType::BF16, {2, 1, 8, 32}).value()).message().find("head dim"),
+      std::string::npos);
   ops::SeqLens bad_lens;
   bad_lens.kv_lens = cpu.alloc(DType::F32, {2}).value();
   EXPECT_EQ(ops::attention(s, q, cache, bad_lens, out).code(), StatusCode::Unsupported);
@@ -255,8 +256,7 @@ TEST(Attention, ErrorPaths) {
   auto kbig = cpu.alloc(DType::BF16, {2, 33, 2, D}).value();
   EXPECT_NE(ops::kv_cache_write(s, kbig, kbig, cache, lens).message().find("capacity"), std::string::npos);
   auto alias = kc.view(0, DType::BF16, {2, 1, 2, D}).value();
-  EXPECT_NE(ops::kv_cache_write(s, alias, knew, cache, lens).message().find("overlaps the cache"),
-            std::string::npos);
+  EXPECT_NE(ops::kv_cache_write(s, alias, knew, cache, lens).message().find("overlaps the cache"), std::string::npos);
   ASSERT_TRUE(s.finish().is_ok());
 }
 

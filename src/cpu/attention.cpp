@@ -1,11 +1,12 @@
 // Attention and KV-cache write references: scores, softmax and the weighted sum in double, the result rounded once
 // to out's dtype. Written for clarity (include/mlxn/ops/attention.h has the convention they implement).
+#include "kernels/attention.h"
+
 #include <cmath>
 #include <limits>
 #include <vector>
 
 #include "cpu/common.h"
-#include "kernels/attention.h"
 
 namespace mlxn::cpu {
 
@@ -72,7 +73,8 @@ Status attention(const kern::AttentionParams& p, const ExecContext&) {
         const double w = std::exp(s[k] - m);
         den += w;
         for (int64_t e = 0; e < D; ++e)
-          acc[static_cast<size_t>(e)] += w * static_cast<double>(load_f32(c.v, c.t, rows_of[k] * kv_row_elems + kv_off + e));
+          acc[static_cast<size_t>(e)] +=
+              w * static_cast<double>(load_f32(c.v, c.t, rows_of[k] * kv_row_elems + kv_off + e));
       }
       for (auto& a : acc) a = den > 0 ? a / den : 0.0;
     }

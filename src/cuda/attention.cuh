@@ -30,9 +30,12 @@ __device__ __forceinline__ void cp_async_wait() {
 
 __device__ __forceinline__ float load_any_f32(const void* p, DType t, int64_t i) {
   switch (t) {
-    case DType::F16: return __half2float(static_cast<const __half*>(p)[i]);
-    case DType::BF16: return __bfloat162float(static_cast<const __nv_bfloat16*>(p)[i]);
-    default: return static_cast<const float*>(p)[i];
+    case DType::F16:
+      return __half2float(static_cast<const __half*>(p)[i]);
+    case DType::BF16:
+      return __bfloat162float(static_cast<const __nv_bfloat16*>(p)[i]);
+    default:
+      return static_cast<const float*>(p)[i];
   }
 }
 
@@ -467,8 +470,8 @@ Status launch_attention_decode(const kern::AttentionParams& p, const ExecContext
                   static_cast<unsigned>(groups));
   MLXN_TRY(launch_status(launch_kernel_smem(kernel, grid, dim3(C::kThreads), C::kSmem, stream, p, splits), op));
   const int64_t rows = static_cast<int64_t>(p.batch) * p.q_len * p.n_heads;
-  return launch_status(launch_kernel(attention_decode_merge_kernel<TQ, D>, dim3(static_cast<unsigned>(rows)),
-                                     dim3(128), stream, /*pdl=*/true, p, splits),
+  return launch_status(launch_kernel(attention_decode_merge_kernel<TQ, D>, dim3(static_cast<unsigned>(rows)), dim3(128),
+                                     stream, /*pdl=*/true, p, splits),
                        op);
 }
 

@@ -197,8 +197,8 @@ __global__ void __launch_bounds__(128) attention_prefill_kernel(kern::AttentionP
     }
 
     // Scale, softcap, mask, visibility.
-    const bool full = !bad && n_rows == C::kRowsQ && t0 + C::kTile <= hi &&
-                      (!p.causal || t0 + C::kTile - 1 <= t_min) && (p.window == 0 || t0 > t_max - p.window);
+    const bool full = !bad && n_rows == C::kRowsQ && t0 + C::kTile <= hi && (!p.causal || t0 + C::kTile - 1 <= t_min) &&
+                      (p.window == 0 || t0 > t_max - p.window);
 #pragma unroll
     for (int n = 0; n < kNT; ++n)
 #pragma unroll
@@ -218,7 +218,7 @@ __global__ void __launch_bounds__(128) attention_prefill_kernel(kern::AttentionP
         s[n][e] = v;
       }
 
-    // Online softmax (rows g and g + 8; the 4 threads of a quad share a row).
+      // Online softmax (rows g and g + 8; the 4 threads of a quad share a row).
 #pragma unroll
     for (int hr = 0; hr < 2; ++hr) {
       float mx = -INFINITY;
@@ -307,9 +307,8 @@ Status launch_attention_prefill(const kern::AttentionParams& p, const ExecContex
   MLXN_TRY(allow_smem(ctx, kernel, C::kSmem, op));
   const dim3 grid(static_cast<unsigned>((p.q_len + C::kRowsQ - 1) / C::kRowsQ),
                   static_cast<unsigned>(p.batch * p.n_heads));
-  return launch_status(launch_kernel_smem(kernel, grid, dim3(C::kThreads), C::kSmem,
-                                          static_cast<cudaStream_t>(ctx.stream), p),
-                       op);
+  return launch_status(
+      launch_kernel_smem(kernel, grid, dim3(C::kThreads), C::kSmem, static_cast<cudaStream_t>(ctx.stream), p), op);
 }
 
 }  // namespace mlxn::cuda

@@ -88,7 +88,7 @@ struct AttentionParams {
   bool causal = true;
   const void* sinks = nullptr;  // [n_heads]
   DType tsinks = DType::F32;
-  const void* mask = nullptr;   // additive, element (b, i, j) at b * mask_batch_stride + i * mask_row_stride + j
+  const void* mask = nullptr;  // additive, element (b, i, j) at b * mask_batch_stride + i * mask_row_stride + j
   DType tmask = DType::F32;
   int64_t mask_batch_stride = 0, mask_row_stride = 0;
   void* workspace = nullptr;
@@ -132,8 +132,7 @@ inline int32_t decode_row_groups(int32_t q_len, int32_t n_heads, int32_t n_kv_he
 }
 
 // Workspace of the split-KV decode: per (b, i, h, split) D partial output sums plus (max, sum) in f32.
-inline size_t decode_workspace_bytes(int32_t batch, int32_t q_len, int32_t n_heads, int32_t head_dim,
-                                     int32_t splits) {
+inline size_t decode_workspace_bytes(int32_t batch, int32_t q_len, int32_t n_heads, int32_t head_dim, int32_t splits) {
   const size_t rows = static_cast<size_t>(batch) * q_len * n_heads * splits;
   return rows * (static_cast<size_t>(head_dim) + 2) * sizeof(float);
 }

@@ -15,8 +15,7 @@ using detail::check_float;
 
 bool is_kv_dtype(DType t) { return t == DType::F16 || t == DType::BF16; }
 
-Status check_i32_vector(std::string_view op, std::string_view arg, const Session& s, const Buffer& b,
-                        int64_t batch) {
+Status check_i32_vector(std::string_view op, std::string_view arg, const Session& s, const Buffer& b, int64_t batch) {
   MLXN_TRY(check_buffer(op, arg, s, b));
   if (b.dtype() != DType::I32) return unsupported(op, arg, " has dtype ", b.dtype(), "; expected i32");
   MLXN_TRY(check_contiguous(op, arg, b));
@@ -76,7 +75,8 @@ Status describe_cache(std::string_view op, const Session& s, const KvCache& c, i
       d.capacity = page * d.max_pages;
       break;
     }
-    default: return invalid_argument(op, "unknown KV layout");
+    default:
+      return invalid_argument(op, "unknown KV layout");
   }
   if (d.capacity < 1) return invalid_argument(op, "the cache holds no position");
   if (d.capacity > (int64_t{1} << 31) - 1) return invalid_argument(op, "cache capacity ", d.capacity, " too large");
@@ -145,10 +145,9 @@ size_t attention_workspace_bytes(const Device& dev, const Buffer& q, const KvCac
   if (hkv < 1 || hq % hkv != 0) return 0;
   int64_t capacity = cache.k.shape()[1];
   if (cache.layout == KvLayout::Paged && cache.page_table.rank() == 2) capacity *= cache.page_table.shape()[1];
-  const int32_t groups = kern::decode_row_groups(static_cast<int32_t>(q_len), static_cast<int32_t>(hq),
-                                                 static_cast<int32_t>(hkv));
-  const int32_t splits =
-      kern::decode_splits(dev.properties().multiprocessor_count, batch * hkv * groups, capacity);
+  const int32_t groups =
+      kern::decode_row_groups(static_cast<int32_t>(q_len), static_cast<int32_t>(hq), static_cast<int32_t>(hkv));
+  const int32_t splits = kern::decode_splits(dev.properties().multiprocessor_count, batch * hkv * groups, capacity);
   return kern::decode_workspace_bytes(static_cast<int32_t>(batch), static_cast<int32_t>(q_len),
                                       static_cast<int32_t>(hq), static_cast<int32_t>(d), splits);
 }
@@ -163,7 +162,8 @@ Status attention(Session& s, const Buffer& q, const KvCache& cache, const SeqLen
   MLXN_TRY(check_contiguous(op, "q", q));
   MLXN_TRY(check_contiguous(op, "out", out));
   if (q.rank() != 4) return invalid_argument(op, "q must be [batch, q_len, Hq, D], got ", q.shape());
-  if (out.shape() != q.shape()) return invalid_argument(op, "out has shape ", out.shape(), ", expected q's ", q.shape());
+  if (out.shape() != q.shape())
+    return invalid_argument(op, "out has shape ", out.shape(), ", expected q's ", q.shape());
   const int64_t batch = q.shape()[0], q_len = q.shape()[1], hq = q.shape()[2], d = q.shape()[3];
   if (d < 1 || d > 1024) return invalid_argument(op, "head dim ", d, " is not in [1, 1024]");
   kern::AttentionParams kp;
@@ -180,8 +180,8 @@ Status attention(Session& s, const Buffer& q, const KvCache& cache, const SeqLen
   if (kp.cache.layout == kern::kKvRing) {
     if (p.window == 0 || !p.causal) return invalid_argument(op, "a ring cache needs a causal sliding window");
     if (kp.cache.capacity < static_cast<int64_t>(p.window) + q_len - 1)
-      return invalid_argument(op, "ring capacity ", kp.cache.capacity, " is below window + q_len - 1 = ",
-                              static_cast<int64_t>(p.window) + q_len - 1);
+      return invalid_argument(op, "ring capacity ", kp.cache.capacity,
+                              " is below window + q_len - 1 = ", static_cast<int64_t>(p.window) + q_len - 1);
   }
   if (q.range().overlaps(out.range())) return invalid_argument(op, "q and out overlap");
   for (const Buffer* b : {&cache.k, &cache.v, &lens.kv_lens, &lens.q_lens, &cache.page_table})
@@ -218,8 +218,8 @@ Status attention(Session& s, const Buffer& q, const KvCache& cache, const SeqLen
       return invalid_argument(op, "workspace has ", workspace.nbytes(), " bytes, needs ", ws_need);
     if (reinterpret_cast<uintptr_t>(workspace.data()) % 16 != 0)
       return invalid_argument(op, "workspace must be 16-byte aligned");
-    for (const Buffer* b : {&q, &out, &cache.k, &cache.v, &lens.kv_lens, &lens.q_lens, &cache.page_table, &sinks,
-                            &mask})
+    for (const Buffer* b :
+         {&q, &out, &cache.k, &cache.v, &lens.kv_lens, &lens.q_lens, &cache.page_table, &sinks, &mask})
       if (b->valid() && b->range().overlaps(workspace.range()))
         return invalid_argument(op, "workspace overlaps another argument");
   }

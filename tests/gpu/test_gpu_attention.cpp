@@ -138,8 +138,8 @@ TEST(GpuAttention, RegistryAgreesWithDispatch) {
           ops::SeqLens lens;
           lens.kv_lens = gpu.alloc(DType::I32, {1}).value();
           ASSERT_TRUE(lens.kv_lens.fill_bytes(0).is_ok());
-          auto ws = gpu.alloc(DType::U8, {static_cast<int64_t>(ops::attention_workspace_bytes(gpu, q, cache)) + 16})
-                        .value();
+          auto ws =
+              gpu.alloc(DType::U8, {static_cast<int64_t>(ops::attention_workspace_bytes(gpu, q, cache)) + 16}).value();
           const bool listed =
               gpu.kernels().supports("attention", KernelRegistry::key({tq, tkv, tout}) + ".d" + std::to_string(d));
           Status st = ops::attention(s, q, cache, lens, out, {}, Buffer(), Buffer(), ws);
