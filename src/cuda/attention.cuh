@@ -144,10 +144,11 @@ Status launch_kv_cache_write(const kern::KvWriteParams& p, const ExecContext& ct
 // odd 16-byte pitch makes the score phase (8 threads reading the same chunk of 8 consecutive keys) conflict-free.
 // Score phase: thread = (key, part of D); PV phase: thread = (16-byte chunk of D, subset of the keys), so each V
 // element is read from shared memory once; the key subsets are summed once at the end of the split.
-template <int D>
+template <int D, int ROWS>
 struct DecodeCfg {
   static constexpr int kThreads = 128;
-  static constexpr int kRows = kern::kDecodeRows;
+  static constexpr int kRows = ROWS;
+  static constexpr int kRowsPerWarp = ROWS / 4;  // softmax phase: 4 warps own the rows
   static constexpr int kChunks = D / 8;
   static constexpr int kTile = 8192 / D >= 128 ? 128 : 8192 / D >= 64 ? 64 : 8192 / D >= 32 ? 32 : 16;
   static constexpr int kParts = kThreads / kTile;
@@ -165,12 +166,12 @@ struct DecodeCfg {
   static constexpr size_t kSmem = kOffRow + sizeof(int64_t) * 2 * kTile;
   static_assert(D % 8 == 0 && kChunks % kParts == 0 && kParts >= 1, "decode tile geometry");
   static_assert(sizeof(float) * kSubsets * kRows * D <= 2 * kStageBytes, "subset reduction must fit the stages");
-  static_assert(kRows == 8 && kThreads == 128, "softmax phase: 4 warps x 2 rows");
+  static_assert((kRows == 4 || kRows == 8) && kThreads == 128, "softmax phase: 4 warps x 1 or 2 rows");
 };
 
-template <typename TQ, typename TKV, int D>
+template <typename TQ, typename TKV, int D, int ROWS>
 __global__ void __launch_bounds__(128) attention_decode_kernel(kern::AttentionParams p, int32_t n_splits) {
-  using C = DecodeCfg<D>;
+  using C = DecodeCfg<D, ROWS>;
   extern __shared__ __align__(16) unsigned char smem[];
   TKV* s_kv = reinterpret_cast<TKV*>(smem);
   float* s_q = reinterpret_cast<float*>(smem + C::kOffQ);
@@ -245,7 +246,7 @@ __global__ void __launch_bounds__(128) attention_decode_kernel(kern::AttentionPa
     cp_async_commit();
   };
 
-  // Online-softmax state of the rows this warp owns (rows warp and warp + 4), uniform across its lanes.
+  // Online-softmax state of the rows this warp owns (rows warp, warp + 4), uniform across its lanes.
   float m_run[2] = {-INFINITY, -INFINITY}, l_run[2] = {0.0f, 0.0f};
   float acc[C::kRows][8];
 #pragma unroll
@@ -307,7 +308,7 @@ __global__ void __launch_bounds__(128) attention_decode_kernel(kern::AttentionPa
 
     // Softmax: warp w owns rows w and w + 4; lanes walk the tile's keys.
 #pragma unroll
-    for (int rr = 0; rr < 2; ++rr) {
+    for (int rr = 0; rr < C::kRowsPerWarp; ++rr) {
       const int r = warp + 4 * rr;
       const bool row_ok = r < n_rows;
       const int32_t gr = row0 + r;
@@ -387,7 +388,7 @@ __global__ void __launch_bounds__(128) attention_decode_kernel(kern::AttentionPa
   };
   if (lane == 0) {
 #pragma unroll
-    for (int rr = 0; rr < 2; ++rr) {
+    for (int rr = 0; rr < C::kRowsPerWarp; ++rr) {
       const int r = warp + 4 * rr;
       if (r < n_rows) {
         ws_ml[2 * part_index(r)] = m_run[rr];
@@ -452,9 +453,9 @@ __global__ void __launch_bounds__(128) attention_decode_merge_kernel(kern::Atten
   }
 }
 
-template <typename TQ, typename TKV, int D>
-Status launch_attention_decode(const kern::AttentionParams& p, const ExecContext& ctx) {
-  using C = DecodeCfg<D>;
+template <typename TQ, typename TKV, int D, int ROWS>
+Status launch_attention_decode_rows(const kern::AttentionParams& p, const ExecContext& ctx) {
+  using C = DecodeCfg<D, ROWS>;
   constexpr std::string_view op = "attention";
   const int32_t groups = kern::decode_row_groups(p.q_len, p.n_heads, p.n_kv_heads);
   const int32_t splits = kern::decode_splits(ctx.props->multiprocessor_count,
@@ -463,7 +464,7 @@ Status launch_attention_decode(const kern::AttentionParams& p, const ExecContext
     return invalid_argument(op, "workspace too small");
   if (static_cast<int64_t>(p.batch) * p.n_kv_heads > 0x7fffffff || groups > 65535)
     return unsupported(op, "batch x KV heads or query rows exceed one launch");
-  auto kernel = attention_decode_kernel<TQ, TKV, D>;
+  auto kernel = attention_decode_kernel<TQ, TKV, D, ROWS>;
   MLXN_TRY(allow_smem(ctx, kernel, C::kSmem, op));
   const auto stream = static_cast<cudaStream_t>(ctx.stream);
   const dim3 grid(static_cast<unsigned>(splits), static_cast<unsigned>(p.batch * p.n_kv_heads),
@@ -473,6 +474,13 @@ Status launch_attention_decode(const kern::AttentionParams& p, const ExecContext
   return launch_status(launch_kernel(attention_decode_merge_kernel<TQ, D>, dim3(static_cast<unsigned>(rows)), dim3(128),
                                      stream, /*pdl=*/true, p, splits),
                        op);
+}
+
+template <typename TQ, typename TKV, int D>
+Status launch_attention_decode(const kern::AttentionParams& p, const ExecContext& ctx) {
+  if (kern::decode_rows(p.q_len, p.n_heads, p.n_kv_heads) == 4)
+    return launch_attention_decode_rows<TQ, TKV, D, 4>(p, ctx);
+  return launch_attention_decode_rows<TQ, TKV, D, 8>(p, ctx);
 }
 
 }  // namespace mlxn::cuda

@@ -97,8 +97,11 @@ struct AttentionParams {
 
 // ---- CUDA decode geometry, shared with the workspace size the op reports --------------------------------------
 
-// Query rows (query tokens x heads of one KV-head group) one decode block handles.
-inline constexpr int kDecodeRows = 8;
+// Query rows (query tokens x heads of one KV-head group) one decode block handles: 4 when the whole group fits
+// (GQA 4 at q_len 1, MHA, ...: half the arithmetic of 8 rows of which 4 are empty), else 8.
+inline int32_t decode_rows(int32_t q_len, int32_t n_heads, int32_t n_kv_heads) {
+  return q_len * (n_heads / std::max(n_kv_heads, 1)) <= 4 ? 4 : 8;
+}
 
 // Resident decode blocks per SM (about 80 KiB of shared memory and 128 threads each).
 inline constexpr int kDecodeBlocksPerSm = 2;
@@ -128,7 +131,8 @@ inline int32_t decode_splits(int sms, int64_t batch_heads_groups, int64_t capaci
 
 inline int32_t decode_row_groups(int32_t q_len, int32_t n_heads, int32_t n_kv_heads) {
   const int32_t rows = q_len * (n_heads / std::max(n_kv_heads, 1));
-  return (rows + kDecodeRows - 1) / kDecodeRows;
+  const int32_t per_block = decode_rows(q_len, n_heads, n_kv_heads);
+  return (rows + per_block - 1) / per_block;
 }
 
 // Workspace of the split-KV decode: per (b, i, h, split) D partial output sums plus (max, sum) in f32.
