@@ -11,6 +11,7 @@
 #include "mlxn/core/shape.h"
 #include "mlxn/core/status.h"
 #include "mlxn/ops/activation.h"
+#include "mlxn/ops/attention.h"
 #include "mlxn/ops/copy.h"
 #include "mlxn/ops/elementwise.h"
 #include "mlxn/ops/embedding.h"

@@ -4,6 +4,21 @@ set(MLXN_CUDA_INSTANCE_SOURCES
   src/cuda/instances/activation_f32.cu
   src/cuda/instances/activation_f16.cu
   src/cuda/instances/activation_bf16.cu
+  src/cuda/instances/attention_f16_d64.cu
+  src/cuda/instances/attention_f16_d80.cu
+  src/cuda/instances/attention_f16_d96.cu
+  src/cuda/instances/attention_f16_d128.cu
+  src/cuda/instances/attention_f16_d192.cu
+  src/cuda/instances/attention_f16_d256.cu
+  src/cuda/instances/attention_f16_d512.cu
+  src/cuda/instances/attention_bf16_d64.cu
+  src/cuda/instances/attention_bf16_d80.cu
+  src/cuda/instances/attention_bf16_d96.cu
+  src/cuda/instances/attention_bf16_d128.cu
+  src/cuda/instances/attention_bf16_d192.cu
+  src/cuda/instances/attention_bf16_d256.cu
+  src/cuda/instances/attention_bf16_d512.cu
+  src/cuda/instances/kv_cache_write.cu
   src/cuda/instances/elementwise_f32.cu
   src/cuda/instances/elementwise_f16.cu
   src/cuda/instances/elementwise_bf16.cu

@@ -4,6 +4,9 @@ set(MLXN_CUDA_INSTANCE_SOURCES
   src/cuda/instances/activation_f32.cu
   src/cuda/instances/activation_f16.cu
   src/cuda/instances/activation_bf16.cu
+  src/cuda/instances/attention_f16_d128.cu
+  src/cuda/instances/attention_bf16_d128.cu
+  src/cuda/instances/kv_cache_write.cu
   src/cuda/instances/elementwise_f32.cu
   src/cuda/instances/elementwise_f16.cu
   src/cuda/instances/elementwise_bf16.cu

@@ -6,6 +6,9 @@ namespace mlxn::cuda {
 void add_activation_f32(KernelTable& t);
 void add_activation_f16(KernelTable& t);
 void add_activation_bf16(KernelTable& t);
+void add_attention_f16_d128(KernelTable& t);
+void add_attention_bf16_d128(KernelTable& t);
+void add_kv_cache_write(KernelTable& t);
 void add_elementwise_f32(KernelTable& t);
 void add_elementwise_f16(KernelTable& t);
 void add_elementwise_bf16(KernelTable& t);
@@ -36,6 +39,9 @@ void fill_kernel_table(KernelTable& t) {
   add_activation_f32(t);
   add_activation_f16(t);
   add_activation_bf16(t);
+  add_attention_f16_d128(t);
+  add_attention_bf16_d128(t);
+  add_kv_cache_write(t);
   add_elementwise_f32(t);
   add_elementwise_f16(t);
   add_elementwise_bf16(t);

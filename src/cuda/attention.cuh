@@ -1,0 +1,486 @@
+// KV-cache write and split-KV flash decoding (Dao et al., "Flash-Decoding for long-context inference", 2023):
+// each block takes one (sequence, KV head, query-row group, KV split), streams its share of K and V through shared
+// memory with cp.async (16-byte copies, double-buffered), keeps an online softmax (Milakov & Gimelshein 2018) per
+// query row, and writes unnormalised partial sums; a second kernel merges the splits (log-sum-exp) and the sink.
+// All query heads of a KV-head group share the block, so K and V are read once per group (GQA / MQA).
+// Included by the generated instance files only; src/cuda/attention.cu dispatches through the kernel table.
+#pragma once
+
+#include <cfloat>
+#include <cmath>
+
+#include "cuda/common.cuh"
+#include "kernels/attention.h"
+
+namespace mlxn::cuda {
+
+// ---- helpers of the attention kernels -----------------------------------------------------------------------------
+
+// 16-byte global -> shared copy that bypasses L1 (K / V are streamed once); `full` false writes 16 zero bytes.
+__device__ __forceinline__ void cp_async16(void* smem, const void* gmem, bool full) {
+  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  const int n = full ? 16 : 0;
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(n) : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+}
+
+__device__ __forceinline__ float load_any_f32(const void* p, DType t, int64_t i) {
+  switch (t) {
+    case DType::F16:
+      return __half2float(static_cast<const __half*>(p)[i]);
+    case DType::BF16:
+      return __bfloat162float(static_cast<const __nv_bfloat16*>(p)[i]);
+    default:
+      return static_cast<const float*>(p)[i];
+  }
+}
+
+__device__ __forceinline__ float warp_max(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+
+// 8 16-bit elements (one 16-byte word) to floats.
+template <typename T>
+__device__ __forceinline__ void unpack8_16(const uint4& raw, float (&v)[8]) {
+  const T* e = reinterpret_cast<const T*>(&raw);
+#pragma unroll
+  for (int i = 0; i < 8; ++i) v[i] = to_f32(e[i]);
+}
+
+// Launch with dynamic shared memory (the foundation's launch_kernel passes none) and programmatic dependent launch.
+template <typename... KArgs, typename... Args>
+cudaError_t launch_kernel_smem(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
+                               Args... args) {
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = grid;
+  cfg.blockDim = block;
+  cfg.dynamicSmemBytes = smem;
+  cfg.stream = stream;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cfg.attrs = attr;
+  static const bool pdl_allowed = tune_knob("MLXN_PDL", 1) != 0;
+  cfg.numAttrs = pdl_allowed ? 1 : 0;
+  return cudaLaunchKernelEx(&cfg, kernel, args...);
+}
+
+// Opts a kernel into more than 48 KiB of dynamic shared memory, once per device.
+template <typename K>
+Status allow_smem(const ExecContext& ctx, K kernel, size_t smem, std::string_view op) {
+  if (smem <= 48 * 1024) return Status::ok();
+  return ctx.kernels->once(reinterpret_cast<const void*>(kernel), smem, [&]() -> Status {
+    return launch_status(cudaFuncSetAttribute(reinterpret_cast<const void*>(kernel),
+                                              cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)),
+                         op);
+  });
+}
+
+// ---- KV-cache write -----------------------------------------------------------------------------------------------
+
+// One thread per 8 elements of a new row (VEC: 16-byte accesses; else element by element, for head dims that are
+// not multiples of 8 or unaligned views): converts and stores at the row's cache position.
+template <typename Ts, typename Tc, bool VEC>
+__global__ void __launch_bounds__(256) kv_cache_write_kernel(kern::KvWriteParams p) {
+  pdl_wait();
+  pdl_trigger();
+  const kern::KvCacheDesc& c = p.cache;
+  const int64_t row = static_cast<int64_t>(c.n_kv_heads) * c.head_dim;
+  const int64_t n8 = (row + 7) / 8;
+  const int64_t total = static_cast<int64_t>(p.batch) * p.q_len * n8;
+  for (int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; idx < total;
+       idx += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t chunk = idx % n8;
+    const int64_t bi = idx / n8;
+    const int32_t i = static_cast<int32_t>(bi % p.q_len);
+    const int32_t b = static_cast<int32_t>(bi / p.q_len);
+    const kern::SeqRange r = kern::seq_range(p.kv_lens, p.q_lens, b, p.q_len, c);
+    if (i >= r.n_q) continue;
+    const int64_t dst = kern::kv_row(c, b, r.kv_len - r.n_q + i);
+    if (dst < 0) continue;
+    const Ts* ks = static_cast<const Ts*>(p.k) + bi * row + chunk * 8;
+    const Ts* vs = static_cast<const Ts*>(p.v) + bi * row + chunk * 8;
+    Tc* kd = static_cast<Tc*>(c.k) + dst * row + chunk * 8;
+    Tc* vd = static_cast<Tc*>(c.v) + dst * row + chunk * 8;
+    if constexpr (VEC) {
+      float kv[8], vv[8];
+      load8(ks, kv);
+      load8(vs, vv);
+      store8(kd, kv);
+      store8(vd, vv);
+    } else {
+      const int n = static_cast<int>(min(int64_t{8}, row - chunk * 8));
+      for (int e = 0; e < n; ++e) {
+        kd[e] = from_f32<Tc>(to_f32(ks[e]));
+        vd[e] = from_f32<Tc>(to_f32(vs[e]));
+      }
+    }
+  }
+}
+
+template <typename Ts, typename Tc>
+Status launch_kv_cache_write(const kern::KvWriteParams& p, const ExecContext& ctx) {
+  const int64_t row = static_cast<int64_t>(p.cache.n_kv_heads) * p.cache.head_dim;
+  const int64_t n = static_cast<int64_t>(p.batch) * p.q_len * ((row + 7) / 8);
+  const int sms = ctx.props->multiprocessor_count > 0 ? ctx.props->multiprocessor_count : 132;
+  const dim3 grid(grid_1d(n, 256, static_cast<int64_t>(sms) * 16));
+  const bool vec = row % 8 == 0 && aligned16(p.k) && aligned16(p.v) && aligned16(p.cache.k) && aligned16(p.cache.v);
+  const auto stream = static_cast<cudaStream_t>(ctx.stream);
+  return launch_status(vec ? launch_kernel(kv_cache_write_kernel<Ts, Tc, true>, grid, dim3(256), stream, true, p)
+                           : launch_kernel(kv_cache_write_kernel<Ts, Tc, false>, grid, dim3(256), stream, true, p),
+                       "kv_cache_write");
+}
+
+// ---- split-KV decode ----------------------------------------------------------------------------------------------
+
+// Tile geometry per head dim. A tile holds TK positions of K and of V (TK * D = 8192 elements: 16 KiB each for 16-bit
+// types), two tiles in flight (about 80 KiB of shared memory: two blocks per SM). Rows are padded by 16 bytes: the
+// odd 16-byte pitch makes the score phase (8 threads reading the same chunk of 8 consecutive keys) conflict-free.
+// Score phase: thread = (key, part of D); PV phase: thread = (16-byte chunk of D, subset of the keys), so each V
+// element is read from shared memory once; the key subsets are summed once at the end of the split.
+template <int D, int ROWS>
+struct DecodeCfg {
+  static constexpr int kThreads = 128;
+  static constexpr int kRows = ROWS;
+  static constexpr int kRowsPerWarp = ROWS / 4;  // softmax phase: 4 warps own the rows
+  static constexpr int kChunks = D / 8;
+  static constexpr int kTile = 8192 / D >= 128 ? 128 : 8192 / D >= 64 ? 64 : 8192 / D >= 32 ? 32 : 16;
+  static constexpr int kParts = kThreads / kTile;
+  static constexpr int kChunksPerPart = kChunks / kParts;
+  static constexpr int kSubsets = kThreads / kChunks;
+  static constexpr int kPitch = (kChunks + 1) * 8;  // elements
+  static constexpr int kStageElems = 2 * kTile * kPitch;
+  static constexpr size_t kStageBytes = static_cast<size_t>(kStageElems) * 2;
+  // Shared memory: 2 stages | q rows f32 | partial scores f32 | p f32 | row alphas | key rows (2 x TK int64).
+  static constexpr size_t kOffQ = 2 * kStageBytes;
+  static constexpr size_t kOffPart = kOffQ + sizeof(float) * kRows * D;
+  static constexpr size_t kOffP = kOffPart + sizeof(float) * kParts * kRows * kTile;
+  static constexpr size_t kOffAlpha = kOffP + sizeof(float) * kRows * kTile;
+  static constexpr size_t kOffRow = kOffAlpha + sizeof(float) * kRows;
+  static constexpr size_t kSmem = kOffRow + sizeof(int64_t) * 2 * kTile;
+  static_assert(D % 8 == 0 && kChunks % kParts == 0 && kParts >= 1, "decode tile geometry");
+  static_assert(sizeof(float) * kSubsets * kRows * D <= 2 * kStageBytes, "subset reduction must fit the stages");
+  static_assert((kRows == 4 || kRows == 8) && kThreads == 128, "softmax phase: 4 warps x 1 or 2 rows");
+};
+
+template <typename TQ, typename TKV, int D, int ROWS>
+__global__ void __launch_bounds__(128) attention_decode_kernel(kern::AttentionParams p, int32_t n_splits) {
+  using C = DecodeCfg<D, ROWS>;
+  extern __shared__ __align__(16) unsigned char smem[];
+  TKV* s_kv = reinterpret_cast<TKV*>(smem);
+  float* s_q = reinterpret_cast<float*>(smem + C::kOffQ);
+  float* s_part = reinterpret_cast<float*>(smem + C::kOffPart);
+  float* s_p = reinterpret_cast<float*>(smem + C::kOffP);
+  float* s_alpha = reinterpret_cast<float*>(smem + C::kOffAlpha);
+  int64_t* s_row = reinterpret_cast<int64_t*>(smem + C::kOffRow);
+
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int split = blockIdx.x;
+  const int32_t b = static_cast<int32_t>(blockIdx.y / p.n_kv_heads);
+  const int32_t hkv = static_cast<int32_t>(blockIdx.y % p.n_kv_heads);
+  const int32_t group = p.n_heads / p.n_kv_heads;
+  const int32_t row0 = static_cast<int32_t>(blockIdx.z) * C::kRows;  // first (query token, head-in-group) row
+  const kern::KvCacheDesc& c = p.cache;
+
+  pdl_wait();
+  const kern::SeqRange sr = kern::seq_range(p.kv_lens, p.q_lens, b, p.q_len, c);
+  // Rows r: global row gr = row0 + r -> query token gr / group, head hkv * group + gr % group.
+  const int32_t rows_total = p.q_len * group;
+  const int32_t valid_rows_end = min(rows_total, sr.n_q * group);  // rows past n_q hold no query
+  const int32_t n_rows = max(0, min(C::kRows, valid_rows_end - row0));
+  const int64_t first_pos = sr.kv_len - sr.n_q;  // position of query token 0
+
+  // The block's key range: the union of its rows' visible ranges, split evenly (in whole tiles) among the splits.
+  int64_t lo = 0, hi = 0;
+  if (n_rows > 0) {
+    const int64_t t_min = first_pos + row0 / group, t_max = first_pos + (row0 + n_rows - 1) / group;
+    hi = p.causal ? t_max + 1 : sr.kv_len;
+    if (p.window > 0) lo = max(int64_t{0}, t_min - p.window + 1);
+    if (c.layout == kern::kKvRing) lo = max(lo, sr.kv_len - c.capacity);
+  }
+  const int64_t span = hi - lo;
+  const int64_t per_split = ((span + n_splits - 1) / n_splits + C::kTile - 1) / C::kTile * C::kTile;
+  const int64_t s_lo = lo + split * per_split;
+  const int64_t s_hi = min(hi, s_lo + per_split);
+  const int n_tiles = s_hi > s_lo ? static_cast<int>((s_hi - s_lo + C::kTile - 1) / C::kTile) : 0;
+
+  // Query rows to shared memory (f32).
+  for (int idx = tid; idx < C::kRows * D; idx += C::kThreads) {
+    const int r = idx / D, d = idx % D;
+    float v = 0.0f;
+    if (r < n_rows) {
+      const int32_t gr = row0 + r;
+      const int64_t qrow = (static_cast<int64_t>(b) * p.q_len + gr / group) * p.n_heads + hkv * group + gr % group;
+      v = to_f32(static_cast<const TQ*>(p.q)[qrow * D + d]);
+    }
+    s_q[idx] = v;
+  }
+
+  const int64_t row_elems = static_cast<int64_t>(p.n_kv_heads) * D;
+  const TKV* gk = static_cast<const TKV*>(c.k) + static_cast<int64_t>(hkv) * D;
+  const TKV* gv = static_cast<const TKV*>(c.v) + static_cast<int64_t>(hkv) * D;
+
+  auto compute_rows = [&](int it) {
+    if (tid < C::kTile) {
+      const int64_t pos = s_lo + static_cast<int64_t>(it) * C::kTile + tid;
+      s_row[(it & 1) * C::kTile + tid] = pos < s_hi ? kern::kv_row(c, b, pos) : -1;
+    }
+  };
+  auto issue_tile = [&](int it) {
+    TKV* sk = s_kv + (it & 1) * C::kStageElems;
+    TKV* sv = sk + C::kTile * C::kPitch;
+    const int64_t* rows = s_row + (it & 1) * C::kTile;
+    for (int idx = tid; idx < C::kTile * C::kChunks; idx += C::kThreads) {
+      const int j = idx / C::kChunks, ch = idx % C::kChunks;
+      const int64_t r = rows[j];
+      const int64_t off = r >= 0 ? r * row_elems + ch * 8 : 0;
+      cp_async16(sk + j * C::kPitch + ch * 8, gk + off, r >= 0);
+      cp_async16(sv + j * C::kPitch + ch * 8, gv + off, r >= 0);
+    }
+    cp_async_commit();
+  };
+
+  // Online-softmax state of the rows this warp owns (rows warp, warp + 4), uniform across its lanes.
+  float m_run[2] = {-INFINITY, -INFINITY}, l_run[2] = {0.0f, 0.0f};
+  float acc[C::kRows][8];
+#pragma unroll
+  for (int r = 0; r < C::kRows; ++r)
+#pragma unroll
+    for (int e = 0; e < 8; ++e) acc[r][e] = 0.0f;
+
+  const int sc_key = tid % C::kTile, sc_part = tid / C::kTile;
+  const int pv_chunk = tid % C::kChunks, pv_subset = tid / C::kChunks;
+
+  if (n_tiles > 0) {
+    compute_rows(0);
+    __syncthreads();
+    issue_tile(0);
+  }
+  for (int it = 0; it < n_tiles; ++it) {
+    if (it + 1 < n_tiles) {
+      compute_rows(it + 1);
+      __syncthreads();  // rows visible to the copies; the stage being refilled was consumed by it - 1
+      issue_tile(it + 1);
+      cp_async_wait<1>();
+    } else {
+      cp_async_wait<0>();
+    }
+    __syncthreads();
+    const TKV* sk = s_kv + (it & 1) * C::kStageElems;
+    const TKV* sv = sk + C::kTile * C::kPitch;
+    const int64_t* rows = s_row + (it & 1) * C::kTile;
+    const int64_t t0 = s_lo + static_cast<int64_t>(it) * C::kTile;
+
+    // Scores: partial dot products over this thread's part of D.
+    {
+      float dot[C::kRows];
+#pragma unroll
+      for (int r = 0; r < C::kRows; ++r) dot[r] = 0.0f;
+#pragma unroll
+      for (int cc = 0; cc < C::kChunksPerPart; ++cc) {
+        const int ch = sc_part * C::kChunksPerPart + cc;
+        float kf[8];
+        unpack8_16<TKV>(*reinterpret_cast<const uint4*>(sk + sc_key * C::kPitch + ch * 8), kf);
+#pragma unroll
+        for (int r = 0; r < C::kRows; ++r) {
+          const float4 q0 = *reinterpret_cast<const float4*>(s_q + r * D + ch * 8);
+          const float4 q1 = *reinterpret_cast<const float4*>(s_q + r * D + ch * 8 + 4);
+          dot[r] = fmaf(q0.x, kf[0], dot[r]);
+          dot[r] = fmaf(q0.y, kf[1], dot[r]);
+          dot[r] = fmaf(q0.z, kf[2], dot[r]);
+          dot[r] = fmaf(q0.w, kf[3], dot[r]);
+          dot[r] = fmaf(q1.x, kf[4], dot[r]);
+          dot[r] = fmaf(q1.y, kf[5], dot[r]);
+          dot[r] = fmaf(q1.z, kf[6], dot[r]);
+          dot[r] = fmaf(q1.w, kf[7], dot[r]);
+        }
+      }
+#pragma unroll
+      for (int r = 0; r < C::kRows; ++r) s_part[(sc_part * C::kRows + r) * C::kTile + sc_key] = dot[r];
+    }
+    __syncthreads();
+
+    // Softmax: warp w owns rows w and w + 4; lanes walk the tile's keys.
+#pragma unroll
+    for (int rr = 0; rr < C::kRowsPerWarp; ++rr) {
+      const int r = warp + 4 * rr;
+      const bool row_ok = r < n_rows;
+      const int32_t gr = row0 + r;
+      const int64_t t = first_pos + gr / group;
+      float s_val[(C::kTile + 31) / 32];
+      float tile_max = -INFINITY;
+#pragma unroll
+      for (int x = 0; x < (C::kTile + 31) / 32; ++x) {
+        const int j = lane + 32 * x;
+        float s = -INFINITY;
+        if (row_ok && j < C::kTile) {
+          const int64_t pos = t0 + j;
+          bool vis = rows[j] >= 0 && (!p.causal || pos <= t) && (p.window == 0 || pos > t - p.window);
+          if (vis) {
+            float d = 0.0f;
+#pragma unroll
+            for (int pt = 0; pt < C::kParts; ++pt) d += s_part[(pt * C::kRows + r) * C::kTile + j];
+            s = d * p.scale;
+            if (p.softcap > 0.0f) s = p.softcap * tanhf(s / p.softcap);
+            if (p.mask != nullptr)
+              s += load_any_f32(p.mask, p.tmask, b * p.mask_batch_stride + (gr / group) * p.mask_row_stride + pos);
+          }
+        }
+        s_val[x] = s;
+        tile_max = fmaxf(tile_max, s);
+      }
+      tile_max = warp_max(tile_max);
+      const float m_new = fmaxf(m_run[rr], tile_max);
+      // Nothing visible yet: keep the state at zero (no exp(-inf - -inf)).
+      const float alpha = m_new == -INFINITY ? 1.0f : __expf(m_run[rr] - m_new);
+      float sum = 0.0f;
+#pragma unroll
+      for (int x = 0; x < (C::kTile + 31) / 32; ++x) {
+        const int j = lane + 32 * x;
+        const float pj = s_val[x] == -INFINITY ? 0.0f : __expf(s_val[x] - m_new);
+        sum += pj;
+        if (j < C::kTile) s_p[r * C::kTile + j] = pj;
+      }
+      sum = warp_sum(sum);
+      m_run[rr] = m_new;
+      l_run[rr] = l_run[rr] * alpha + sum;
+      if (lane == 0) s_alpha[r] = alpha;
+    }
+    __syncthreads();
+
+    // P V: this thread's 16-byte chunk of D over its subset of the tile's keys, for every row.
+    if (pv_subset < C::kSubsets) {
+#pragma unroll
+      for (int r = 0; r < C::kRows; ++r) {
+        const float a = s_alpha[r];
+#pragma unroll
+        for (int e = 0; e < 8; ++e) acc[r][e] *= a;
+      }
+      for (int j = pv_subset; j < C::kTile; j += C::kSubsets) {
+        float vf[8];
+        unpack8_16<TKV>(*reinterpret_cast<const uint4*>(sv + j * C::kPitch + pv_chunk * 8), vf);
+#pragma unroll
+        for (int r = 0; r < C::kRows; ++r) {
+          const float pj = s_p[r * C::kTile + j];
+#pragma unroll
+          for (int e = 0; e < 8; ++e) acc[r][e] = fmaf(pj, vf[e], acc[r][e]);
+        }
+      }
+    }
+    // The next iteration's first barrier (or the one below) separates this phase from the stage refill.
+  }
+  pdl_trigger();
+
+  // Partial results: O (unnormalised) [.., split, D] then (m, l) pairs after all O rows.
+  float* ws_o = static_cast<float*>(p.workspace);
+  const int64_t n_parts = static_cast<int64_t>(p.batch) * p.q_len * p.n_heads * n_splits;
+  float* ws_ml = ws_o + n_parts * D;
+  auto part_index = [&](int r) {
+    const int32_t gr = row0 + r;
+    const int64_t h = static_cast<int64_t>(hkv) * group + gr % group;
+    return ((static_cast<int64_t>(b) * p.q_len + gr / group) * p.n_heads + h) * n_splits + split;
+  };
+  if (lane == 0) {
+#pragma unroll
+    for (int rr = 0; rr < C::kRowsPerWarp; ++rr) {
+      const int r = warp + 4 * rr;
+      if (r < n_rows) {
+        ws_ml[2 * part_index(r)] = m_run[rr];
+        ws_ml[2 * part_index(r) + 1] = l_run[rr];
+      }
+    }
+  }
+  if (n_tiles == 0) return;  // m = -inf: the merge skips this split without reading O
+  // Sum the key subsets through shared memory (the stages are free now).
+  __syncthreads();
+  float* s_red = reinterpret_cast<float*>(smem);
+  if (pv_subset < C::kSubsets) {
+#pragma unroll
+    for (int r = 0; r < C::kRows; ++r)
+#pragma unroll
+      for (int e = 0; e < 8; ++e) s_red[(pv_subset * C::kRows + r) * D + pv_chunk * 8 + e] = acc[r][e];
+  }
+  __syncthreads();
+  for (int idx = tid; idx < n_rows * D; idx += C::kThreads) {
+    const int r = idx / D, d = idx % D;
+    float v = 0.0f;
+#pragma unroll
+    for (int su = 0; su < C::kSubsets; ++su) v += s_red[(su * C::kRows + r) * D + d];
+    ws_o[part_index(r) * D + d] = v;
+  }
+}
+
+// Merges the splits of one (sequence, query token, head) row: M = max(m_s, sink), out = sum O_s e^(m_s - M) /
+// (sum l_s e^(m_s - M) + e^(sink - M)); a row with nothing visible is zero.
+template <typename TO, int D>
+__global__ void __launch_bounds__(128) attention_decode_merge_kernel(kern::AttentionParams p, int32_t n_splits) {
+  const int64_t row = blockIdx.x;  // (b, i, h)
+  const int32_t h = static_cast<int32_t>(row % p.n_heads);
+  const int32_t i = static_cast<int32_t>(row / p.n_heads % p.q_len);
+  const int32_t b = static_cast<int32_t>(row / (static_cast<int64_t>(p.n_heads) * p.q_len));
+  TO* out = static_cast<TO*>(p.out) + row * D;
+  pdl_wait();
+  pdl_trigger();
+  const kern::SeqRange sr = kern::seq_range(p.kv_lens, p.q_lens, b, p.q_len, p.cache);
+  if (i >= sr.n_q) {
+    for (int d = threadIdx.x; d < D; d += blockDim.x) out[d] = from_f32<TO>(0.0f);
+    return;
+  }
+  const float* ws_o = static_cast<const float*>(p.workspace);
+  const int64_t n_parts = static_cast<int64_t>(p.batch) * p.q_len * p.n_heads * n_splits;
+  const float* ml = ws_o + n_parts * D + 2 * row * n_splits;
+  const float* o = ws_o + row * n_splits * D;
+  float m = -INFINITY;
+  for (int s = 0; s < n_splits; ++s) m = fmaxf(m, ml[2 * s]);
+  const bool has_sink = p.sinks != nullptr;
+  const float sink = has_sink ? load_any_f32(p.sinks, p.tsinks, h) : -INFINITY;
+  m = fmaxf(m, sink);
+  float l = m == -INFINITY || !has_sink ? 0.0f : __expf(sink - m);
+  for (int s = 0; s < n_splits; ++s)
+    if (ml[2 * s] != -INFINITY) l += ml[2 * s + 1] * __expf(ml[2 * s] - m);
+  const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+  for (int d = threadIdx.x; d < D; d += blockDim.x) {
+    float acc = 0.0f;
+    for (int s = 0; s < n_splits; ++s)
+      if (ml[2 * s] != -INFINITY) acc = fmaf(o[s * D + d], __expf(ml[2 * s] - m), acc);
+    out[d] = from_f32<TO>(acc * inv);
+  }
+}
+
+template <typename TQ, typename TKV, int D, int ROWS>
+Status launch_attention_decode_rows(const kern::AttentionParams& p, const ExecContext& ctx) {
+  using C = DecodeCfg<D, ROWS>;
+  constexpr std::string_view op = "attention";
+  const int32_t groups = kern::decode_row_groups(p.q_len, p.n_heads, p.n_kv_heads);
+  const int32_t splits = kern::decode_splits(ctx.props->multiprocessor_count,
+                                             static_cast<int64_t>(p.batch) * p.n_kv_heads * groups, p.cache.capacity);
+  if (kern::decode_workspace_bytes(p.batch, p.q_len, p.n_heads, D, splits) > p.workspace_bytes)
+    return invalid_argument(op, "workspace too small");
+  if (static_cast<int64_t>(p.batch) * p.n_kv_heads > 0x7fffffff || groups > 65535)
+    return unsupported(op, "batch x KV heads or query rows exceed one launch");
+  auto kernel = attention_decode_kernel<TQ, TKV, D, ROWS>;
+  MLXN_TRY(allow_smem(ctx, kernel, C::kSmem, op));
+  const auto stream = static_cast<cudaStream_t>(ctx.stream);
+  const dim3 grid(static_cast<unsigned>(splits), static_cast<unsigned>(p.batch * p.n_kv_heads),
+                  static_cast<unsigned>(groups));
+  MLXN_TRY(launch_status(launch_kernel_smem(kernel, grid, dim3(C::kThreads), C::kSmem, stream, p, splits), op));
+  const int64_t rows = static_cast<int64_t>(p.batch) * p.q_len * p.n_heads;
+  return launch_status(launch_kernel(attention_decode_merge_kernel<TQ, D>, dim3(static_cast<unsigned>(rows)), dim3(128),
+                                     stream, /*pdl=*/true, p, splits),
+                       op);
+}
+
+template <typename TQ, typename TKV, int D>
+Status launch_attention_decode(const kern::AttentionParams& p, const ExecContext& ctx) {
+  if (kern::decode_rows(p.q_len, p.n_heads, p.n_kv_heads) == 4)
+    return launch_attention_decode_rows<TQ, TKV, D, 4>(p, ctx);
+  return launch_attention_decode_rows<TQ, TKV, D, 8>(p, ctx);
+}
+
+}  // namespace mlxn::cuda

@@ -1,0 +1,350 @@
+// Attention / KV-cache cases shared by the CPU test (the CPU backend against a naive reference written here) and the
+// GPU test (CUDA against the CPU backend). The test keeps every sequence's K and V by absolute position on the host,
+// lays the history into the cache itself (its own layout mapping), appends this step's rows with kv_cache_write, runs
+// attention, and reads back both the output and the cache.
+#pragma once
+
+#include <algorithm>
+#include <limits>
+#include <numeric>
+
+#include "test_util.h"
+
+namespace mlxn::test {
+
+struct AttnCase {
+  int32_t batch = 1, q_len = 1, hq = 4, hkv = 1, d = 64;
+  DType tq = DType::BF16, tkv = DType::BF16, tout = DType::BF16;
+  ops::KvLayout layout = ops::KvLayout::Contiguous;
+  int64_t capacity = 0;  // per sequence (contiguous, ring); paged: rounded up to whole pages
+  int32_t page_size = 16;
+  std::vector<int32_t> kv_lens;  // after this step
+  std::vector<int32_t> q_lens;   // empty: every row
+  bool causal = true;
+  int32_t window = 0;
+  float softcap = 0.0f;
+  bool sinks = false, mask = false, mask_batch = false;
+  float scale = 0.0f;
+  float q_std = 1.0f;  // larger: peakier softmax
+};
+
+inline std::string describe(const AttnCase& c) {
+  std::string lens;
+  for (size_t b = 0; b < c.kv_lens.size(); ++b)
+    lens += detail::cat(b ? "," : "", c.kv_lens[b], c.q_lens.empty() ? "" : detail::cat("/", c.q_lens[b]));
+  const char* lay = c.layout == ops::KvLayout::Ring ? "ring" : c.layout == ops::KvLayout::Paged ? "paged" : "contig";
+  return detail::cat("b=", c.batch, " q=", c.q_len, " hq=", c.hq, " hkv=", c.hkv, " d=", c.d, " q:", c.tq,
+                     " kv:", c.tkv, " out:", c.tout, " ", lay, " cap=", c.capacity, " lens=[", lens,
+                     "] causal=", c.causal, " W=", c.window, " cap=", c.softcap, " sinks=", c.sinks, " mask=", c.mask);
+}
+
+struct AttnRun {
+  std::vector<float> q, out, sinks, mask;
+  std::vector<std::vector<float>> k_abs, v_abs;  // per sequence: [kv_len][hkv * d] as stored in the cache
+  std::vector<int32_t> n_q;                      // rows of this step per sequence
+  bool cache_ok = true;                          // the cache read back holds what the test expects
+  std::string cache_error;
+  Status status;
+};
+
+inline int32_t rows_of(const AttnCase& c, int b) {
+  const int32_t n = c.q_lens.empty() ? c.q_len : c.q_lens[static_cast<size_t>(b)];
+  return std::min(n, c.kv_lens[static_cast<size_t>(b)]);
+}
+
+// The cache row (in positions) the test expects position t of sequence b in; -1: not present.
+inline int64_t test_row(const AttnCase& c, const std::vector<int32_t>& table, int64_t max_pages, int b, int64_t t) {
+  if (c.layout == ops::KvLayout::Paged)
+    return static_cast<int64_t>(table[static_cast<size_t>(b * max_pages + t / c.page_size)]) * c.page_size +
+           t % c.page_size;
+  if (c.layout == ops::KvLayout::Ring) return b * c.capacity + t % c.capacity;
+  return b * c.capacity + t;
+}
+
+inline AttnRun run_attention(const Device& dev, const AttnCase& c, uint64_t seed,
+                             const ops::AttentionParams* pp = nullptr) {
+  AttnRun run;
+  const int64_t row = static_cast<int64_t>(c.hkv) * c.d;
+  std::mt19937_64 g(seed);
+  run.q = rounded(c.tq, randn(static_cast<size_t>(c.batch) * c.q_len * c.hq * c.d, g(), c.q_std));
+  // New rows: in q's dtype (the projection's), then converted on write.
+  auto k_new = rounded(c.tq, randn(static_cast<size_t>(c.batch) * c.q_len * row, g()));
+  auto v_new = rounded(c.tq, randn(static_cast<size_t>(c.batch) * c.q_len * row, g()));
+  run.k_abs.resize(static_cast<size_t>(c.batch));
+  run.v_abs.resize(static_cast<size_t>(c.batch));
+  for (int b = 0; b < c.batch; ++b) {
+    const int32_t kv = c.kv_lens[static_cast<size_t>(b)], n = rows_of(c, b);
+    run.n_q.push_back(n);
+    auto& ka = run.k_abs[static_cast<size_t>(b)];
+    auto& va = run.v_abs[static_cast<size_t>(b)];
+    ka = rounded(c.tkv, randn(static_cast<size_t>(kv) * row, g()));
+    va = rounded(c.tkv, randn(static_cast<size_t>(kv) * row, g()));
+    for (int32_t i = 0; i < n; ++i)
+      for (int64_t e = 0; e < row; ++e) {
+        const size_t src = (static_cast<size_t>(b) * c.q_len + i) * row + e;
+        const size_t dst = static_cast<size_t>(kv - n + i) * row + e;
+        ka[dst] = round_to(c.tkv, k_new[src]);
+        va[dst] = round_to(c.tkv, v_new[src]);
+      }
+  }
+  // Cache storage, NaN everywhere a kernel has no business reading (0xFFFF is NaN in f16 and bf16).
+  const bool paged = c.layout == ops::KvLayout::Paged;
+  const int64_t max_pages = paged ? (c.capacity + c.page_size - 1) / c.page_size : 0;
+  const int64_t n_pages = paged ? c.batch * max_pages + 3 : 0;
+  const int64_t cap = paged ? max_pages * c.page_size : c.capacity;
+  std::vector<int32_t> table;
+  if (paged) {
+    table.resize(static_cast<size_t>(c.batch * max_pages));
+    std::iota(table.begin(), table.end(), 3);
+    std::shuffle(table.begin(), table.end(), g);
+    // Pages past a sequence's length are unmapped (-1): kernels must never touch them.
+    for (int b = 0; b < c.batch; ++b)
+      for (int64_t pg = (c.kv_lens[static_cast<size_t>(b)] + c.page_size - 1) / c.page_size; pg < max_pages; ++pg)
+        table[static_cast<size_t>(b * max_pages + pg)] = -1;
+  }
+  const Shape cache_shape = paged ? Shape{n_pages, c.page_size, c.hkv, c.d} : Shape{c.batch, c.capacity, c.hkv, c.d};
+  const int64_t cache_rows = paged ? n_pages * c.page_size : c.batch * c.capacity;
+  std::vector<float> kc(static_cast<size_t>(cache_rows * row), std::numeric_limits<float>::quiet_NaN());
+  std::vector<float> vc = kc;
+  auto expect_k = kc, expect_v = kc;
+  for (int b = 0; b < c.batch; ++b) {
+    const int32_t kv = c.kv_lens[static_cast<size_t>(b)], hist = kv - run.n_q[static_cast<size_t>(b)];
+    const int64_t first = c.layout == ops::KvLayout::Ring ? std::max<int64_t>(0, kv - cap) : 0;
+    for (int64_t t = first; t < kv; ++t) {
+      const int64_t r = test_row(c, table, max_pages, b, t);
+      for (int64_t e = 0; e < row; ++e) {
+        const float kvv = run.k_abs[static_cast<size_t>(b)][static_cast<size_t>(t * row + e)];
+        const float vvv = run.v_abs[static_cast<size_t>(b)][static_cast<size_t>(t * row + e)];
+        expect_k[static_cast<size_t>(r * row + e)] = kvv;
+        expect_v[static_cast<size_t>(r * row + e)] = vvv;
+        if (t < hist) {  // history: laid in by the test; this step's rows come from kv_cache_write
+          kc[static_cast<size_t>(r * row + e)] = kvv;
+          vc[static_cast<size_t>(r * row + e)] = vvv;
+        }
+      }
+    }
+    // A ring's history older than the new rows' reach is still in the ring before the write: lay it in too.
+    if (c.layout == ops::KvLayout::Ring)
+      for (int64_t t = std::max<int64_t>(0, hist - cap); t < first; ++t) {
+        const int64_t r = test_row(c, table, max_pages, b, t);
+        for (int64_t e = 0; e < row; ++e) {
+          kc[static_cast<size_t>(r * row + e)] = 100.0f;  // overwritten by the write (checked below)
+          vc[static_cast<size_t>(r * row + e)] = 100.0f;
+        }
+      }
+  }
+  auto k_cache = make_buffer(dev, c.tkv, cache_shape, kc);
+  auto v_cache = make_buffer(dev, c.tkv, cache_shape, vc);
+  ops::KvCache cache{k_cache, v_cache, c.layout, Buffer()};
+  if (paged) {
+    cache.page_table = dev.alloc(DType::I32, {c.batch, max_pages}).value();
+    EXPECT_TRUE(cache.page_table.upload(table.data(), table.size() * 4).is_ok());
+  }
+  ops::SeqLens lens;
+  lens.kv_lens = dev.alloc(DType::I32, {c.batch}).value();
+  EXPECT_TRUE(lens.kv_lens.upload(c.kv_lens.data(), c.kv_lens.size() * 4).is_ok());
+  if (!c.q_lens.empty()) {
+    lens.q_lens = dev.alloc(DType::I32, {c.batch}).value();
+    EXPECT_TRUE(lens.q_lens.upload(c.q_lens.data(), c.q_lens.size() * 4).is_ok());
+  }
+  const Shape kshape{c.batch, c.q_len, c.hkv, c.d};
+  auto kn = make_buffer(dev, c.tq, kshape, k_new);
+  auto vn = make_buffer(dev, c.tq, kshape, v_new);
+  const Shape qshape{c.batch, c.q_len, c.hq, c.d};
+  auto q = make_buffer(dev, c.tq, qshape, run.q);
+  auto out = dev.alloc(c.tout, qshape).value();
+  poison(out);
+  Buffer sinks, mask;
+  if (c.sinks) {
+    run.sinks = rounded(DType::F32, randn(static_cast<size_t>(c.hq), g(), 2.0f));
+    sinks = make_buffer(dev, DType::F32, {c.hq}, run.sinks);
+  }
+  if (c.mask) {
+    const int64_t mb = c.mask_batch ? c.batch : 1;
+    run.mask.resize(static_cast<size_t>(mb * c.q_len * cap));
+    std::uniform_real_distribution<float> u(-2.0f, 1.0f);
+    // Some -inf entries (blocked keys), the rest finite biases.
+    for (auto& m : run.mask) m = u(g) < -1.6f ? -std::numeric_limits<float>::infinity() : round_to(c.tq, u(g));
+    mask = make_buffer(dev, c.tq, {mb, c.q_len, cap}, run.mask);
+  }
+  ops::AttentionParams p;
+  if (pp) p = *pp;
+  p.scale = c.scale;
+  p.causal = c.causal;
+  p.window = c.window;
+  p.softcap = c.softcap;
+  const size_t ws_bytes = ops::attention_workspace_bytes(dev, q, cache);
+  Buffer ws;
+  if (ws_bytes > 0) {
+    ws = dev.alloc(DType::U8, {static_cast<int64_t>(ws_bytes)}).value();
+    poison(ws);
+  }
+  auto s = Session::create(dev).value();
+  run.status = ops::kv_cache_write(s, kn, vn, cache, lens);
+  if (run.status.is_ok()) run.status = ops::attention(s, q, cache, lens, out, p, sinks, mask, ws);
+  if (run.status.is_ok()) run.status = s.finish();
+  if (!run.status.is_ok()) return run;
+  run.out = read_f32(out);
+  // The caches must hold exactly the expected rows (NaN where nothing was written).
+  auto kr = read_f32(k_cache), vr = read_f32(v_cache);
+  for (size_t i = 0; i < kr.size() && run.cache_ok; ++i) {
+    auto same = [](float a, float b) { return (std::isnan(a) && std::isnan(b)) || a == b; };
+    if (!same(kr[i], expect_k[i]) || !same(vr[i], expect_v[i])) {
+      run.cache_ok = false;
+      run.cache_error = detail::cat("cache element ", i, " (row ", static_cast<int64_t>(i) / row, "): k ", kr[i], " v ",
+                                    vr[i], ", expected ", expect_k[i], " / ", expect_v[i]);
+    }
+  }
+  return run;
+}
+
+// The naive reference: an explicit score row per query over every position of the sequence, the visibility
+// predicate written out, softmax (with the sink column) in double. It never looks at the cache layout.
+inline std::vector<double> attention_naive(const AttnCase& c, const AttnRun& r) {
+  std::vector<double> out(static_cast<size_t>(c.batch) * c.q_len * c.hq * c.d, 0.0);
+  const int64_t row = static_cast<int64_t>(c.hkv) * c.d;
+  const double scale = c.scale > 0 ? c.scale : 1.0 / std::sqrt(static_cast<double>(c.d));
+  const int group = c.hq / c.hkv;
+  for (int b = 0; b < c.batch; ++b) {
+    const int64_t kv = c.kv_lens[static_cast<size_t>(b)];
+    const int32_t n = r.n_q[static_cast<size_t>(b)];
+    for (int32_t i = 0; i < n; ++i) {
+      const int64_t t = kv - n + i;
+      for (int h = 0; h < c.hq; ++h) {
+        const int kvh = h / group;
+        std::vector<double> score(static_cast<size_t>(kv), -INFINITY);
+        for (int64_t j = 0; j < kv; ++j) {
+          const bool visible = (!c.causal || j <= t) && (c.window == 0 || j > t - c.window);
+          if (!visible) continue;
+          double dot = 0;
+          for (int e = 0; e < c.d; ++e)
+            dot += static_cast<double>(r.q[((static_cast<size_t>(b) * c.q_len + i) * c.hq + h) * c.d + e]) *
+                   r.k_abs[static_cast<size_t>(b)][static_cast<size_t>(j * row + kvh * c.d + e)];
+          double s = scale * dot;
+          if (c.softcap > 0) s = c.softcap * std::tanh(s / c.softcap);
+          if (c.mask) {
+            const int64_t cap = static_cast<int64_t>(r.mask.size()) / ((c.mask_batch ? c.batch : 1) * c.q_len);
+            s += r.mask[static_cast<size_t>(((c.mask_batch ? b : 0) * c.q_len + i) * cap + j)];
+          }
+          score[static_cast<size_t>(j)] = s;
+        }
+        double m = -INFINITY;
+        for (double s : score) m = std::max(m, s);
+        if (c.sinks) m = std::max(m, static_cast<double>(r.sinks[static_cast<size_t>(h)]));
+        if (m == -INFINITY) continue;  // nothing visible: zeros
+        double den = c.sinks ? std::exp(r.sinks[static_cast<size_t>(h)] - m) : 0.0;
+        std::vector<double> o(static_cast<size_t>(c.d), 0.0);
+        for (int64_t j = 0; j < kv; ++j) {
+          const double w = std::exp(score[static_cast<size_t>(j)] - m);
+          den += w;
+          for (int e = 0; e < c.d; ++e)
+            o[static_cast<size_t>(e)] +=
+                w * r.v_abs[static_cast<size_t>(b)][static_cast<size_t>(j * row + kvh * c.d + e)];
+        }
+        for (int e = 0; e < c.d; ++e)
+          out[((static_cast<size_t>(b) * c.q_len + i) * c.hq + h) * c.d + static_cast<size_t>(e)] =
+              den > 0 ? o[static_cast<size_t>(e)] / den : 0.0;
+      }
+    }
+  }
+  return out;
+}
+
+// Builds a case with `batch` sequences of lengths kv (this step: q rows each unless q_lens given).
+inline AttnCase attn_case(int32_t q_len, int32_t hq, int32_t hkv, int32_t d, std::vector<int32_t> kv_lens,
+                          ops::KvLayout layout = ops::KvLayout::Contiguous, int64_t capacity = 0) {
+  AttnCase c;
+  c.batch = static_cast<int32_t>(kv_lens.size());
+  c.q_len = q_len;
+  c.hq = hq;
+  c.hkv = hkv;
+  c.d = d;
+  c.kv_lens = std::move(kv_lens);
+  c.layout = layout;
+  int32_t mx = 1;
+  for (int32_t v : c.kv_lens) mx = std::max(mx, v);
+  c.capacity = capacity > 0 ? capacity : mx + 5;
+  return c;
+}
+
+// Cases over the semantics: decode and prefill, GQA 1 / 4 / 8, lengths 1 / 17 / 4097, windows below and above the
+// length, softcap, sinks, masks, every layout, uneven batches. `head_dims` and `types` widen it for the GPU test.
+inline std::vector<AttnCase> attn_cases(const std::vector<int32_t>& head_dims,
+                                        const std::vector<std::pair<DType, DType>>& types, bool large) {
+  using L = ops::KvLayout;
+  std::vector<AttnCase> cases;
+  int k = 0;
+  for (int32_t d : head_dims) {
+    for (auto [tq, tkv] : types) {
+      auto add = [&](AttnCase c) {
+        c.tq = tq;
+        c.tout = tq;
+        c.tkv = tkv;
+        if (k % 5 == 3 && tq != DType::F32) c.tout = DType::F32;  // out in another dtype now and then (CPU only)
+        ++k;
+        cases.push_back(std::move(c));
+      };
+      // Decode, batch 1: GQA 4, lengths 1 / 17 / long.
+      add(attn_case(1, 8, 2, d, {1}));
+      add(attn_case(1, 8, 2, d, {17}));
+      add(attn_case(1, 8, 1, d, {large ? 4097 : 1500}));
+      // MHA (ratio 1) and GQA 8, batch 3 of uneven lengths, paged.
+      add(attn_case(1, 4, 4, d, {33, 1, 200}, L::Paged, 256));
+      add(attn_case(1, 16, 2, d, {300, 45, 7}, L::Paged, 320));
+      // Speculative decode: 5 query rows, some sequences with fewer (q_lens), sinks and softcap.
+      {
+        auto c = attn_case(5, 8, 2, d, {40, 5, 123});
+        c.q_lens = {5, 2, 3};
+        c.sinks = true;
+        c.softcap = 5.0f;
+        c.q_std = 3.0f;
+        add(c);
+      }
+      // Sliding windows: smaller than the sequence, larger, exactly the length; ring buffers wrapping.
+      {
+        auto c = attn_case(1, 8, 2, d, {large ? 4097 : 700, 20});
+        c.window = 16;
+        add(c);
+        c.window = 5000;
+        add(c);
+        c.window = 20;
+        add(c);
+        auto r = attn_case(3, 8, 2, d, {large ? 4097 : 700, 18}, L::Ring, 40);
+        r.window = 32;
+        r.sinks = true;
+        add(r);
+        auto r1 = attn_case(1, 4, 1, d, {1000, 3}, L::Ring, 64);
+        r1.window = 64;
+        add(r1);
+      }
+      // Prefill from 0 (lower triangle), chunked prefill resuming at an offset, uneven batch.
+      add(attn_case(33, 8, 2, d, {33}));
+      {
+        auto c = attn_case(40, 8, 8, d, {100, 40, 77});
+        c.q_lens = {40, 17, 40};
+        c.softcap = 30.0f;
+        add(c);
+        auto w = attn_case(37, 8, 1, d, {large ? 300 : 90, 37}, L::Paged, 320);
+        w.window = 24;
+        w.sinks = true;
+        add(w);
+      }
+      // Encoder: non-causal with a padding / bias mask per sequence; a causal case with a broadcast mask.
+      {
+        auto c = attn_case(19, 4, 4, d, {19, 12});
+        c.q_lens = {19, 12};
+        c.causal = false;
+        c.mask = true;
+        c.mask_batch = true;
+        add(c);
+        auto m = attn_case(3, 8, 2, d, {50});
+        m.mask = true;
+        m.scale = 0.3f;
+        add(m);
+      }
+    }
+  }
+  return cases;
+}
+
+}  // namespace mlxn::test

@@ -1,0 +1,160 @@
+// Attention and KV-cache write on CUDA against the CPU backend: every head dim, dtype pair and layout of
+// attention_cases.h (decode and prefill), graph replay with new lengths, and registry / dispatch agreement.
+#include <cstdio>
+#include <optional>
+
+#include "attention_cases.h"
+
+namespace mlxn {
+namespace {
+
+using L = ops::KvLayout;
+
+const std::vector<int32_t> kHeadDims = {64, 80, 96, 128, 192, 256, 512};
+
+bool supported(const Device& dev, const test::AttnCase& c) {
+  return dev.kernels().supports("attention", KernelRegistry::key({c.tq, c.tkv, c.tout}) + ".d" + std::to_string(c.d));
+}
+
+// f32 accumulation with P rounded to the input dtype for the tensor-core product, then one output rounding.
+double atol_for(DType t) { return t == DType::BF16 ? 1e-2 : 2e-3; }
+
+void expect_gpu_matches_cpu(const Device& gpu, test::AttnCase c, uint64_t seed) {
+  c.tout = c.tq;  // CUDA writes out in q's dtype
+  SCOPED_TRACE(test::describe(c));
+  if (!supported(gpu, c)) {
+    std::printf("skipped (variant not in this build's kernel set): %s\n", test::describe(c).c_str());
+    return;
+  }
+  auto cpu = test::run_attention(Device::cpu(), c, seed);
+  auto cuda = test::run_attention(gpu, c, seed);
+  ASSERT_TRUE(cpu.status.is_ok()) << cpu.status.to_string();
+  ASSERT_TRUE(cuda.status.is_ok()) << cuda.status.to_string();
+  EXPECT_TRUE(cuda.cache_ok) << cuda.cache_error;
+  EXPECT_LE(test::max_scaled_err(cuda.out, cpu.out, atol_for(c.tout), 2 * test::rtol_for(c.tout)), 1.0);
+  EXPECT_LE(test::rel_l2(cuda.out, cpu.out), c.tout == DType::BF16 ? 8e-3 : 2e-3);
+}
+
+TEST(GpuAttention, MatchesCpu) {
+  MLXN_CUDA_DEVICE_OR_SKIP(gpu);
+  const uint64_t seed = test::fresh_seed();
+  SCOPED_TRACE(detail::cat("seed ", seed));
+  const std::vector<std::pair<DType, DType>> types = {
+      {DType::BF16, DType::BF16}, {DType::F16, DType::F16}, {DType::BF16, DType::F16}};
+  int run = 0;
+  for (const auto& c : test::attn_cases(kHeadDims, types, true)) {
+    test::AttnCase cc = c;
+    cc.tout = cc.tq;
+    if (!supported(gpu, cc)) continue;
+    expect_gpu_matches_cpu(gpu, cc, seed);
+    ++run;
+  }
+  EXPECT_GT(run, 0) << "no attention variant in this build";
+}
+
+TEST(GpuAttention, LongDecodeAndPrefill) {
+  // Lengths that use many splits and many prefill tiles, with a window and a ring.
+  MLXN_CUDA_DEVICE_OR_SKIP(gpu);
+  const uint64_t seed = test::fresh_seed();
+  SCOPED_TRACE(detail::cat("seed ", seed));
+  expect_gpu_matches_cpu(gpu, test::attn_case(1, 32, 8, 128, {20000}), seed);
+  expect_gpu_matches_cpu(gpu, test::attn_case(4, 32, 8, 128, {9000, 3000}), seed);
+  auto w = test::attn_case(1, 16, 8, 256, {12000}, L::Ring, 4096);
+  w.window = 4096;
+  w.softcap = 50.0f;
+  expect_gpu_matches_cpu(gpu, w, seed);
+  expect_gpu_matches_cpu(gpu, test::attn_case(700, 8, 2, 128, {700}), seed);        // prefill from 0
+  expect_gpu_matches_cpu(gpu, test::attn_case(300, 8, 2, 128, {1500, 301}), seed);  // chunked, uneven
+  auto pw = test::attn_case(513, 8, 1, 64, {2000}, L::Paged, 2048);
+  pw.window = 100;
+  pw.sinks = true;
+  expect_gpu_matches_cpu(gpu, pw, seed);
+}
+
+TEST(GpuAttention, GraphReplayWithNewLengths) {
+  // One captured decode step replayed with new lengths (device buffers updated between replays) matches eager CPU
+  // runs at those lengths.
+  MLXN_CUDA_DEVICE_OR_SKIP(gpu);
+  const int32_t hq = 8, hkv = 2, D = 128, cap = 3000;
+  if (!gpu.kernels().supports("attention", "bf16.bf16.bf16.d128")) GTEST_SKIP() << "no d128 kernels";
+  const uint64_t seed = test::fresh_seed();
+  SCOPED_TRACE(detail::cat("seed ", seed));
+  auto kv_vals = test::rounded(DType::BF16, test::randn(static_cast<size_t>(cap) * hkv * D, seed));
+  auto vv_vals = test::rounded(DType::BF16, test::randn(static_cast<size_t>(cap) * hkv * D, seed + 1));
+  auto q_vals = test::rounded(DType::BF16, test::randn(static_cast<size_t>(hq) * D, seed + 2));
+  auto run_on = [&](const Device& dev, const std::vector<int32_t>& lens_seq, bool graph) {
+    std::vector<std::vector<float>> outs;
+    ops::KvCache cache{test::make_buffer(dev, DType::BF16, {1, cap, hkv, D}, kv_vals),
+                       test::make_buffer(dev, DType::BF16, {1, cap, hkv, D}, vv_vals), L::Contiguous, Buffer()};
+    auto q = test::make_buffer(dev, DType::BF16, {1, 1, hq, D}, q_vals);
+    auto out = dev.alloc(DType::BF16, {1, 1, hq, D}).value();
+    ops::SeqLens lens;
+    lens.kv_lens = dev.alloc(DType::I32, {1}).value();
+    const size_t ws_bytes = ops::attention_workspace_bytes(dev, q, cache);
+    Buffer ws = ws_bytes ? dev.alloc(DType::U8, {static_cast<int64_t>(ws_bytes)}).value() : Buffer();
+    auto s = Session::create(dev).value();
+    std::optional<Graph> g;
+    if (graph) {
+      EXPECT_TRUE(s.begin_capture().is_ok());
+      EXPECT_TRUE(ops::attention(s, q, cache, lens, out, {}, Buffer(), Buffer(), ws).is_ok());
+      g = s.end_capture().value();
+    }
+    for (int32_t len : lens_seq) {
+      EXPECT_TRUE(lens.kv_lens.upload(&len, 4).is_ok());
+      test::poison(out);
+      if (graph) {
+        EXPECT_TRUE(g->replay().is_ok());
+      } else {
+        EXPECT_TRUE(ops::attention(s, q, cache, lens, out, {}, Buffer(), Buffer(), ws).is_ok());
+      }
+      EXPECT_TRUE(s.finish().is_ok());
+      outs.push_back(test::read_f32(out));
+    }
+    return outs;
+  };
+  const std::vector<int32_t> lens = {1, 17, 2999, 513, 3000};
+  auto ref = run_on(Device::cpu(), lens, false);
+  auto got = run_on(gpu, lens, true);
+  for (size_t i = 0; i < lens.size(); ++i) {
+    SCOPED_TRACE(detail::cat("kv_len ", lens[i]));
+    EXPECT_LE(test::max_scaled_err(got[i], ref[i], atol_for(DType::BF16), 2 * test::rtol_for(DType::BF16)), 1.0);
+  }
+}
+
+TEST(GpuAttention, RegistryAgreesWithDispatch) {
+  MLXN_CUDA_DEVICE_OR_SKIP(gpu);
+  auto s = Session::create(gpu).value();
+  for (int32_t d : {64, 100, 128, 512}) {
+    for (DType tq : test::float_dtypes())
+      for (DType tkv : {DType::F16, DType::BF16})
+        for (DType tout : test::float_dtypes()) {
+          ops::KvCache cache{gpu.alloc(tkv, {1, 32, 1, d}).value(), gpu.alloc(tkv, {1, 32, 1, d}).value(),
+                             L::Contiguous, Buffer()};
+          ASSERT_TRUE(cache.k.fill_bytes(0).is_ok());
+          ASSERT_TRUE(cache.v.fill_bytes(0).is_ok());
+          auto q = gpu.alloc(tq, {1, 1, 2, d}).value();
+          auto out = gpu.alloc(tout, {1, 1, 2, d}).value();
+          ASSERT_TRUE(q.fill_bytes(0).is_ok());
+          ops::SeqLens lens;
+          lens.kv_lens = gpu.alloc(DType::I32, {1}).value();
+          ASSERT_TRUE(lens.kv_lens.fill_bytes(0).is_ok());
+          auto ws =
+              gpu.alloc(DType::U8, {static_cast<int64_t>(ops::attention_workspace_bytes(gpu, q, cache)) + 16}).value();
+          const bool listed =
+              gpu.kernels().supports("attention", KernelRegistry::key({tq, tkv, tout}) + ".d" + std::to_string(d));
+          Status st = ops::attention(s, q, cache, lens, out, {}, Buffer(), Buffer(), ws);
+          EXPECT_EQ(st.is_ok(), listed) << tq << " " << tkv << " " << tout << " d" << d << ": " << st.to_string();
+          if (!listed) {
+            EXPECT_EQ(st.code(), StatusCode::Unsupported);
+          }
+          auto kn = gpu.alloc(tq, {1, 1, 1, d}).value();
+          ASSERT_TRUE(kn.fill_bytes(0).is_ok());
+          const bool w_listed = gpu.kernels().supports("kv_cache_write", KernelRegistry::key({tq, tq, tkv}));
+          EXPECT_EQ(ops::kv_cache_write(s, kn, kn, cache, lens).is_ok(), w_listed);
+        }
+  }
+  ASSERT_TRUE(s.finish().is_ok());
+}
+
+}  // namespace
+}  // namespace mlxn
