@@ -13,4 +13,7 @@
 #include "mlxn/ops/copy.h"
 #include "mlxn/ops/elementwise.h"
 #include "mlxn/ops/matmul.h"
+#include "mlxn/ops/moe.h"
 #include "mlxn/ops/norm.h"
+#include "mlxn/ops/reduce.h"
+#include "mlxn/ops/sample.h"

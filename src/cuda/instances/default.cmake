@@ -11,4 +11,13 @@ set(MLXN_CUDA_INSTANCE_SOURCES
   src/cuda/instances/matmul_f32.cu
   src/cuda/instances/matmul_f16.cu
   src/cuda/instances/matmul_bf16.cu
+  src/cuda/instances/reduce_f32.cu
+  src/cuda/instances/reduce_f16.cu
+  src/cuda/instances/reduce_bf16.cu
+  src/cuda/instances/sample_f32.cu
+  src/cuda/instances/sample_f16.cu
+  src/cuda/instances/sample_bf16.cu
+  src/cuda/instances/moe_f32.cu
+  src/cuda/instances/moe_f16.cu
+  src/cuda/instances/moe_bf16.cu
 )

@@ -13,6 +13,15 @@ void add_copy_bits(KernelTable& t);
 void add_matmul_f32(KernelTable& t);
 void add_matmul_f16(KernelTable& t);
 void add_matmul_bf16(KernelTable& t);
+void add_reduce_f32(KernelTable& t);
+void add_reduce_f16(KernelTable& t);
+void add_reduce_bf16(KernelTable& t);
+void add_sample_f32(KernelTable& t);
+void add_sample_f16(KernelTable& t);
+void add_sample_bf16(KernelTable& t);
+void add_moe_f32(KernelTable& t);
+void add_moe_f16(KernelTable& t);
+void add_moe_bf16(KernelTable& t);
 
 void fill_kernel_table(KernelTable& t) {
   add_rms_norm_f32(t);
@@ -25,6 +34,15 @@ void fill_kernel_table(KernelTable& t) {
   add_matmul_f32(t);
   add_matmul_f16(t);
   add_matmul_bf16(t);
+  add_reduce_f32(t);
+  add_reduce_f16(t);
+  add_reduce_bf16(t);
+  add_sample_f32(t);
+  add_sample_f16(t);
+  add_sample_bf16(t);
+  add_moe_f32(t);
+  add_moe_f16(t);
+  add_moe_bf16(t);
 }
 
 }  // namespace mlxn::cuda
