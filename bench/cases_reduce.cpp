@@ -62,8 +62,8 @@ Status bench_sample(Harness& h, DType t, int64_t rows, int64_t vocab, const ops:
 }
 
 Status bench_row_reduce(Harness& h, DType t, int64_t rows, int64_t cols, bool scan) {
-  const double bytes = static_cast<double>(rows * cols * static_cast<int64_t>(dtype_size(t))) *
-                       (scan ? 2.0 : 1.0) + (scan ? 0.0 : static_cast<double>(rows * static_cast<int64_t>(dtype_size(t))));
+  const double bytes = static_cast<double>(rows * cols * static_cast<int64_t>(dtype_size(t))) * (scan ? 2.0 : 1.0) +
+                       (scan ? 0.0 : static_cast<double>(rows * static_cast<int64_t>(dtype_size(t))));
   MLXN_ASSIGN_OR_RETURN(Sets sets, make_sets(h, h.rotation(bytes), t, t, rows, cols, false));
   MLXN_ASSIGN_OR_RETURN(Buffer sums, h.device().alloc(t, {rows}));
   const size_t n = sets.in.size();
@@ -82,18 +82,16 @@ Status bench_moe_route(Harness& h, DType t, int64_t tokens, int e, int k) {
   MLXN_ASSIGN_OR_RETURN(Buffer w, h.device().alloc(DType::F32, {tokens, k}));
   ops::MoeRouteParams p;
   p.k = k;
-  MLXN_ASSIGN_OR_RETURN(double us, h.time_us([&](int) {
-    return ops::moe_route(h.session(), x, Buffer(), Buffer(), ids, w, p);
-  }));
+  MLXN_ASSIGN_OR_RETURN(double us,
+                        h.time_us([&](int) { return ops::moe_route(h.session(), x, Buffer(), Buffer(), ids, w, p); }));
   h.add({"moe_route", std::to_string(tokens) + "x" + std::to_string(e) + " k" + std::to_string(k),
          std::string(dtype_name(t)), "softmax, renormalize", us, 0});
   MLXN_ASSIGN_OR_RETURN(Buffer counts, h.device().alloc(DType::I32, {e}));
   MLXN_ASSIGN_OR_RETURN(Buffer offsets, h.device().alloc(DType::I32, {e + 1}));
   MLXN_ASSIGN_OR_RETURN(Buffer perm, h.device().alloc(DType::I32, {tokens * k}));
   MLXN_TRY(ops::moe_route(h.session(), x, Buffer(), Buffer(), ids, w, p));
-  MLXN_ASSIGN_OR_RETURN(double us2, h.time_us([&](int) {
-    return ops::moe_expert_lists(h.session(), ids, e, counts, offsets, perm);
-  }));
+  MLXN_ASSIGN_OR_RETURN(
+      double us2, h.time_us([&](int) { return ops::moe_expert_lists(h.session(), ids, e, counts, offsets, perm); }));
   h.add({"moe_expert_lists", std::to_string(tokens) + "x" + std::to_string(k) + " E" + std::to_string(e), "i32", "",
          us2, 0});
   return Status::ok();
@@ -122,8 +120,9 @@ const bool registered = [] {
   for (int64_t rows : {1, 32}) {
     add_case("argmax", 40, [rows](Harness& h, const BenchEnv&) { return bench_argmax(h, DType::BF16, rows, 151936); });
     for (int k : {40, 1024})
-      add_case("topk", 40, [rows, k](Harness& h, const BenchEnv&) { return bench_topk(h, DType::BF16, rows, 151936, k); },
-               rows > 1);
+      add_case(
+          "topk", 40, [rows, k](Harness& h, const BenchEnv&) { return bench_topk(h, DType::BF16, rows, 151936, k); },
+          rows > 1);
   }
   auto sample_case = [](const char* note, ops::SampleParams p, bool hist = false) {
     add_case("sample", 40, [note, p, hist](Harness& h, const BenchEnv&) {
@@ -134,19 +133,23 @@ const bool registered = [] {
   kp.top_k = 40;
   kp.top_p = 0.9f;
   sample_case("top-k 40, top-p 0.9", kp);
-  sample_case("top-k 40, top-p 0.9, penalties", [&] {
-    ops::SampleParams q = kp;
-    q.repetition_penalty = 1.1f;
-    return q;
-  }(), true);
+  sample_case(
+      "top-k 40, top-p 0.9, penalties",
+      [&] {
+        ops::SampleParams q = kp;
+        q.repetition_penalty = 1.1f;
+        return q;
+      }(),
+      true);
   ops::SampleParams greedy;
   greedy.temperature = 0.0f;
   sample_case("greedy", greedy);
   sample_case("temperature only (full-row pass)", ops::SampleParams{});
   add_case("moe_route", 40, [](Harness& h, const BenchEnv&) { return bench_moe_route(h, DType::BF16, 512, 128, 8); });
   add_case("moe_route", 40, [](Harness& h, const BenchEnv&) { return bench_moe_route(h, DType::F32, 1, 128, 8); });
-  add_case("moe_weighted_reduce", 40,
-           [](Harness& h, const BenchEnv&) { return bench_weighted_reduce(h, DType::BF16, 512, 8, 4096); }, true);
+  add_case(
+      "moe_weighted_reduce", 40,
+      [](Harness& h, const BenchEnv&) { return bench_weighted_reduce(h, DType::BF16, 512, 8, 4096); }, true);
   for (bool scan : {false, true})
     add_case(scan ? "cumsum" : "row_sum", 40, [scan](Harness& h, const BenchEnv& e) {
       return bench_row_reduce(h, DType::BF16, e.gpu ? 16384 : e.big_rows, 4096, scan);

@@ -12,7 +12,8 @@ struct RouteRun {
 };
 
 inline RouteRun run_route(const Device& dev, DType t, int64_t tokens, int e, const std::vector<float>& logits,
-                          const std::vector<float>* bias, const std::vector<float>* scale, const ops::MoeRouteParams& p) {
+                          const std::vector<float>* bias, const std::vector<float>* scale,
+                          const ops::MoeRouteParams& p) {
   RouteRun out;
   auto s = Session::create(dev).value();
   auto lb = upload_at(dev, t, {tokens, e}, logits, 1);

@@ -117,8 +117,8 @@ inline IndexRun run_row_reduce(const Device& dev, DType tx, DType to, int64_t ro
 
 inline std::vector<std::pair<int64_t, int64_t>> reduce_shapes(bool large) {
   if (!large) return {{1, 1}, {3, 7}, {2, 33}, {5, 256}, {1, 4097}, {2, 9000}, {1, 20000}};
-  return {{1, 1}, {3, 7}, {2, 33}, {7, 1000}, {1, 4096}, {1, 4097}, {3, 8191}, {1, 20000}, {2, 151936},
-          {70, 5000}, {1, 262144}};
+  return {{1, 1},    {3, 7},     {2, 33},     {7, 1000},  {1, 4096},  {1, 4097},
+          {3, 8191}, {1, 20000}, {2, 151936}, {70, 5000}, {1, 262144}};
 }
 
 }  // namespace mlxn::test

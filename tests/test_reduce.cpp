@@ -42,8 +42,8 @@ TEST(Argmax, CpuMatchesReference) {
 TEST(Argmax, NanAndSignedZero) {
   // NaN ranks above +inf (torch); -0 and +0 tie, so the lower index wins.
   auto run = test::run_argmax(Device::cpu(), DType::F32, 3, 4,
-                              {1, INFINITY, NAN, 2, -0.0f, 0.0f, -1, -2, -INFINITY, -INFINITY, -INFINITY, -INFINITY},
-                              0, false);
+                              {1, INFINITY, NAN, 2, -0.0f, 0.0f, -1, -2, -INFINITY, -INFINITY, -INFINITY, -INFINITY}, 0,
+                              false);
   ASSERT_TRUE(run.status.is_ok());
   EXPECT_EQ(run.idx, (std::vector<int32_t>{2, 0, 0}));
 }
@@ -64,8 +64,10 @@ TEST(TopK, CpuMatchesReference) {
         for (int64_t r = 0; r < rows; ++r) {
           const auto order = ref_order(x, r * cols, cols, true);
           for (int j = 0; j < k; ++j) {
-            ASSERT_EQ(run.idx[static_cast<size_t>(r * k + j)], order[static_cast<size_t>(j)]) << "row " << r << " rank " << j;
-            EXPECT_EQ(run.val[static_cast<size_t>(r * k + j)], x[static_cast<size_t>(r * cols + order[static_cast<size_t>(j)])]);
+            ASSERT_EQ(run.idx[static_cast<size_t>(r * k + j)], order[static_cast<size_t>(j)])
+                << "row " << r << " rank " << j;
+            EXPECT_EQ(run.val[static_cast<size_t>(r * k + j)],
+                      x[static_cast<size_t>(r * cols + order[static_cast<size_t>(j)])]);
           }
         }
       }
@@ -102,7 +104,8 @@ TEST(RowSumCumsum, CpuMatchesReference) {
     for (DType tx : test::float_dtypes()) {
       for (DType to : test::float_dtypes()) {
         SCOPED_TRACE(detail::cat(rows, "x", cols, " ", tx, "->", to));
-        const auto x = test::rounded(tx, test::randn(static_cast<size_t>(rows * cols), seed + static_cast<uint64_t>(i)));
+        const auto x =
+            test::rounded(tx, test::randn(static_cast<size_t>(rows * cols), seed + static_cast<uint64_t>(i)));
         const size_t off = static_cast<size_t>(i % 3);
         ++i;
         auto sum = test::run_row_reduce(Device::cpu(), tx, to, rows, cols, x, off, false);

@@ -8,11 +8,14 @@ namespace {
 
 TEST(Philox, Random123KnownAnswers) {
   auto a = kern::philox4x32_10(0, 0, 0, 0, 0, 0);
-  EXPECT_EQ(std::vector<uint32_t>(a.v, a.v + 4), (std::vector<uint32_t>{0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8}));
+  EXPECT_EQ(std::vector<uint32_t>(a.v, a.v + 4),
+            (std::vector<uint32_t>{0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8}));
   auto b = kern::philox4x32_10(~0u, ~0u, ~0u, ~0u, ~0u, ~0u);
-  EXPECT_EQ(std::vector<uint32_t>(b.v, b.v + 4), (std::vector<uint32_t>{0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd}));
+  EXPECT_EQ(std::vector<uint32_t>(b.v, b.v + 4),
+            (std::vector<uint32_t>{0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd}));
   auto c = kern::philox4x32_10(0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344, 0xa4093822, 0x299f31d0);
-  EXPECT_EQ(std::vector<uint32_t>(c.v, c.v + 4), (std::vector<uint32_t>{0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1}));
+  EXPECT_EQ(std::vector<uint32_t>(c.v, c.v + 4),
+            (std::vector<uint32_t>{0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1}));
 }
 
 TEST(Sample, GoodnessOfFit) {
@@ -172,7 +175,8 @@ TEST(Sample, ErrorPaths) {
   Status st = ops::sample(s, logits, Buffer(), tok, Buffer(), ws_short);
   EXPECT_NE(st.message().find("sample_workspace_bytes"), std::string::npos) << st.to_string();
   auto tok3 = cpu.alloc(DType::I32, {3}).value();
-  EXPECT_EQ(ops::sample(s, logits, Buffer(), tok3, Buffer(), ws).message(), "[sample] tokens has 3 elements, expected 2");
+  EXPECT_EQ(ops::sample(s, logits, Buffer(), tok3, Buffer(), ws).message(),
+            "[sample] tokens has 3 elements, expected 2");
   auto tokf = cpu.alloc(DType::F32, {2}).value();
   EXPECT_EQ(ops::sample(s, logits, Buffer(), tokf, Buffer(), ws).code(), StatusCode::Unsupported);
   auto hist_bad = cpu.alloc(DType::I32, {3}).value();

@@ -1,10 +1,11 @@
 // MoE routing references: scores and weights in double from the f32 logits, selection by repeated argmax (ties to
 // the lower expert id), counting-sort expert lists.
+#include "kernels/moe.h"
+
 #include <cmath>
 #include <vector>
 
 #include "cpu/common.h"
-#include "kernels/moe.h"
 
 namespace mlxn::cpu {
 
@@ -30,7 +31,8 @@ Status moe_route(const kern::MoeRouteParams& p, const ExecContext&) {
     for (int j = 0; j < p.k; ++j) {
       int best = -1;
       for (int i = 0; i < e; ++i)
-        if (!taken[static_cast<size_t>(i)] && (best < 0 || sel[static_cast<size_t>(i)] > sel[static_cast<size_t>(best)]))
+        if (!taken[static_cast<size_t>(i)] &&
+            (best < 0 || sel[static_cast<size_t>(i)] > sel[static_cast<size_t>(best)]))
           best = i;
       taken[static_cast<size_t>(best)] = true;
       ids.push_back(best);
@@ -40,10 +42,12 @@ Status moe_route(const kern::MoeRouteParams& p, const ExecContext&) {
       double m2 = -INFINITY, z2 = 0;
       for (int id : ids) m2 = std::max(m2, x[static_cast<size_t>(id)]);
       for (int id : ids) z2 += std::exp(x[static_cast<size_t>(id)] - m2);
-      for (int j = 0; j < p.k; ++j) w[static_cast<size_t>(j)] = std::exp(x[static_cast<size_t>(ids[static_cast<size_t>(j)])] - m2) / z2;
+      for (int j = 0; j < p.k; ++j)
+        w[static_cast<size_t>(j)] = std::exp(x[static_cast<size_t>(ids[static_cast<size_t>(j)])] - m2) / z2;
     } else {
       double sum = 0;
-      for (int j = 0; j < p.k; ++j) sum += w[static_cast<size_t>(j)] = s[static_cast<size_t>(ids[static_cast<size_t>(j)])];
+      for (int j = 0; j < p.k; ++j)
+        sum += w[static_cast<size_t>(j)] = s[static_cast<size_t>(ids[static_cast<size_t>(j)])];
       if (p.renormalize && sum > 0)
         for (auto& v : w) v /= sum;
     }
@@ -68,7 +72,8 @@ Status moe_expert_lists(const kern::MoeListsParams& p, const ExecContext&) {
   std::vector<int32_t> cursor(p.offsets, p.offsets + p.n_experts);
   for (int64_t i = 0; i < n; ++i) p.perm[i] = -1;
   for (int64_t i = 0; i < n; ++i)
-    if (p.ids[i] >= 0 && p.ids[i] < p.n_experts) p.perm[cursor[static_cast<size_t>(p.ids[i])]++] = static_cast<int32_t>(i);
+    if (p.ids[i] >= 0 && p.ids[i] < p.n_experts)
+      p.perm[cursor[static_cast<size_t>(p.ids[i])]++] = static_cast<int32_t>(i);
   return Status::ok();
 }
 

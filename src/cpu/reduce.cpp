@@ -1,12 +1,13 @@
 // Reduction references: keys compared through kern::float_key_bits (NaN largest, -0 == +0), ties to the lower index,
 // sums in double.
+#include "kernels/reduce.h"
+
 #include <algorithm>
 #include <numeric>
 #include <vector>
 
 #include "cpu/common.h"
 #include "kernels/keys.h"
-#include "kernels/reduce.h"
 
 namespace mlxn::cpu {
 namespace {

@@ -1,5 +1,7 @@
 // Sampling reference: the algorithm of include/mlxn/ops/sample.h written out literally (a full sort per row,
 // probability sums in double), with the generator and the penalty / score formulas shared with CUDA.
+#include "kernels/sample.h"
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -9,7 +11,6 @@
 
 #include "cpu/common.h"
 #include "kernels/keys.h"
-#include "kernels/sample.h"
 
 namespace mlxn::cpu {
 
@@ -34,9 +35,8 @@ Status sample(const kern::SampleParams& p, const ExecContext& ctx) {
         if (t >= 0 && t < vocab) ++counts[t];
       }
       for (auto [t, n] : counts)
-        l[static_cast<size_t>(t)] =
-            kern::apply_penalty(l[static_cast<size_t>(t)], n, p.repetition_penalty, p.frequency_penalty,
-                                p.presence_penalty);
+        l[static_cast<size_t>(t)] = kern::apply_penalty(l[static_cast<size_t>(t)], n, p.repetition_penalty,
+                                                        p.frequency_penalty, p.presence_penalty);
     }
     int64_t best = 0;
     for (int64_t c = 1; c < vocab; ++c)
@@ -49,8 +49,9 @@ Status sample(const kern::SampleParams& p, const ExecContext& ctx) {
     if (temp > 0.0f && m > -INFINITY) {
       std::vector<int32_t> order(static_cast<size_t>(vocab));
       std::iota(order.begin(), order.end(), 0);
-      std::stable_sort(order.begin(), order.end(),
-                       [&](int32_t a, int32_t b) { return key(l[static_cast<size_t>(a)]) > key(l[static_cast<size_t>(b)]); });
+      std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) {
+        return key(l[static_cast<size_t>(a)]) > key(l[static_cast<size_t>(b)]);
+      });
       uint32_t thresh = 0;  // keep tokens whose key is >= thresh
       if (p.top_k > 0 && p.top_k < vocab) thresh = key(l[static_cast<size_t>(order[static_cast<size_t>(p.top_k - 1)])]);
       if (p.top_p < 1.0f) {
@@ -76,7 +77,8 @@ Status sample(const kern::SampleParams& p, const ExecContext& ctx) {
       for (int64_t c = 0; c < vocab; ++c) {
         const float v = l[static_cast<size_t>(c)];
         if (key(v) < thresh) continue;
-        const float u = kern::sample_uniform(seed_lo, p.seed_hi, step, static_cast<uint32_t>(r), static_cast<uint32_t>(c));
+        const float u =
+            kern::sample_uniform(seed_lo, p.seed_hi, step, static_cast<uint32_t>(r), static_cast<uint32_t>(c));
         const uint32_t sk = key(kern::gumbel_score(v, inv_t, u));
         if (token < 0 || sk > best_score) best_score = sk, token = c;
       }

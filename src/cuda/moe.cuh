@@ -93,7 +93,10 @@ Status launch_moe_route(const kern::MoeRouteParams& p, const ExecContext& ctx) {
 // the warps of a tile, by per-warp counts; across tiles, by running cursors.
 inline constexpr int kListThreads = 1024;
 
-__global__ void __launch_bounds__(kListThreads) moe_lists_kernel(kern::MoeListsParams p) {
+// A template only so that every instance file may hold it (a plain __global__ in a header is defined once per file).
+template <int kThreads>
+__global__ void __launch_bounds__(kThreads) moe_lists_kernel(kern::MoeListsParams p) {
+  static_assert(kThreads == kListThreads);
   using Scan = cub::BlockScan<int, kListThreads>;
   __shared__ typename Scan::TempStorage scan;
   __shared__ int cnt[kern::kMoeMaxExperts];
@@ -150,7 +153,7 @@ __global__ void __launch_bounds__(kListThreads) moe_lists_kernel(kern::MoeListsP
 
 inline Status launch_moe_lists(const kern::MoeListsParams& p, const ExecContext& ctx) {
   auto stream = static_cast<cudaStream_t>(ctx.stream);
-  return launch_status(launch_kernel(moe_lists_kernel, dim3(1), dim3(kListThreads), stream, true, p),
+  return launch_status(launch_kernel(moe_lists_kernel<kListThreads>, dim3(1), dim3(kListThreads), stream, true, p),
                        "moe_expert_lists");
 }
 
@@ -158,8 +161,8 @@ inline Status launch_moe_lists(const kern::MoeListsParams& p, const ExecContext&
 inline constexpr int kMoeReduceThreads = 256;
 
 template <typename Tx, typename To>
-__global__ void __launch_bounds__(kMoeReduceThreads) moe_reduce_kernel(kern::MoeReduceParams p, bool vec,
-                                                                       int64_t col_blocks) {
+__global__ void __launch_bounds__(kMoeReduceThreads)
+    moe_reduce_kernel(kern::MoeReduceParams p, bool vec, int64_t col_blocks) {
   const int64_t t = blockIdx.x / col_blocks;
   const int64_t c0 = (blockIdx.x % col_blocks) * (kMoeReduceThreads * 8) + static_cast<int64_t>(threadIdx.x) * 8;
   pdl_wait();

@@ -417,9 +417,9 @@ Status launch_argsort(const kern::ArgsortParams& p, const ExecContext& ctx) {
     return unsupported("argsort", "rows of ", p.cols, " elements: CUDA sorts rows of at most ", kern::kReduceChunk);
   if (p.rows > 0x7fffffff) return unsupported("argsort", p.rows, " rows exceed one launch");
   auto stream = static_cast<cudaStream_t>(ctx.stream);
-  return launch_status(launch_kernel(argsort_kernel<T>, dim3(static_cast<unsigned>(p.rows)), dim3(kSortThreads),
-                                     stream, true, p),
-                       "argsort");
+  return launch_status(
+      launch_kernel(argsort_kernel<T>, dim3(static_cast<unsigned>(p.rows)), dim3(kSortThreads), stream, true, p),
+      "argsort");
 }
 
 }  // namespace mlxn::cuda

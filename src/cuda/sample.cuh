@@ -276,9 +276,10 @@ __global__ void __launch_bounds__(kSortThreads) sample_pool_kernel(kern::SampleP
 #pragma unroll
   for (int i = 0; i < kSortItems; ++i) {
     if (keys[i] == 0 || keys[i] < thresh) continue;
-    const float u = kern::sample_uniform(rt.seed_lo, p.seed_hi, rt.step, static_cast<uint32_t>(row),
-                                         static_cast<uint32_t>(idx[i]));
-    const uint64_t c = pack_key_idx(fkey(kern::gumbel_score(key_float(keys[i]), inv_t, u)), static_cast<uint32_t>(idx[i]));
+    const float u =
+        kern::sample_uniform(rt.seed_lo, p.seed_hi, rt.step, static_cast<uint32_t>(row), static_cast<uint32_t>(idx[i]));
+    const uint64_t c =
+        pack_key_idx(fkey(kern::gumbel_score(key_float(keys[i]), inv_t, u)), static_cast<uint32_t>(idx[i]));
     best = c > best ? c : best;
   }
   best = block_max_u64(best, uscratch);
@@ -302,13 +303,14 @@ __global__ void __launch_bounds__(kSampleFullThreads) sample_full_kernel(kern::S
   for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x) {
     const float v = sample_value<T>(p, l, row, i);
     if (fkey(v) < st.thresh_key) continue;
-    const float u = kern::sample_uniform(rt.seed_lo, p.seed_hi, rt.step, static_cast<uint32_t>(row),
-                                         static_cast<uint32_t>(i));
+    const float u =
+        kern::sample_uniform(rt.seed_lo, p.seed_hi, rt.step, static_cast<uint32_t>(row), static_cast<uint32_t>(i));
     const uint64_t c = pack_key_idx(fkey(kern::gumbel_score(v, inv_t, u)), static_cast<uint32_t>(i));
     best = c > best ? c : best;
   }
   best = block_max_u64(best, scratch);
-  if (threadIdx.x == 0) reinterpret_cast<uint64_t*>(static_cast<char*>(p.ws) + l.part_off)[row * l.chunks + chunk] = best;
+  if (threadIdx.x == 0)
+    reinterpret_cast<uint64_t*>(static_cast<char*>(p.ws) + l.part_off)[row * l.chunks + chunk] = best;
 }
 
 template <typename T>
@@ -341,8 +343,8 @@ Status launch_sample(const kern::SampleParams& params, const ExecContext& ctx) {
   const dim3 rows_grid(static_cast<unsigned>(p.rows));
   MLXN_TRY(launch_status(launch_kernel(sample_chunk_kernel<T>, chunks_grid, dim3(kSortThreads), stream, true, p, l),
                          "sample"));
-  MLXN_TRY(launch_status(launch_kernel(sample_pool_kernel<T>, rows_grid, dim3(kSortThreads), stream, true, p, l),
-                         "sample"));
+  MLXN_TRY(
+      launch_status(launch_kernel(sample_pool_kernel<T>, rows_grid, dim3(kSortThreads), stream, true, p, l), "sample"));
   MLXN_TRY(launch_status(
       launch_kernel(sample_full_kernel<T>, chunks_grid, dim3(kSampleFullThreads), stream, true, p, l), "sample"));
   return launch_status(launch_kernel(sample_finish_kernel<T>, rows_grid, dim3(32), stream, true, p, l), "sample");

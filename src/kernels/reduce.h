@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "kernels/exec.h"
+#include "kernels/keys.h"
 
 namespace mlxn::kern {
 
@@ -63,7 +64,8 @@ inline int64_t argmax_split_blocks(int64_t rows, int64_t cols) {
   return b > 256 ? 256 : b;
 }
 inline int64_t topk_chunks(int64_t cols) { return (cols + kReduceChunk - 1) / kReduceChunk; }
-inline int64_t topk_keep(int64_t cols, int k) { return cols < kReduceChunk ? (k < cols ? k : cols) : (k < kReduceChunk ? k : kReduceChunk); }
+// Candidates each chunk keeps (k <= kTopKMax < kReduceChunk, and k <= cols).
+MLXN_HD int64_t topk_keep(int64_t cols, int k) { return k < cols ? k : cols; }
 
 }  // namespace mlxn::kern
 

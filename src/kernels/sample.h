@@ -50,21 +50,23 @@ inline SampleLayout sample_layout(int64_t rows, int64_t vocab) {
   SampleLayout l;
   l.chunks = (vocab + kSampleChunk - 1) / kSampleChunk;
   if (l.chunks < 1) l.chunks = 1;
+  // A chunk never pools more tokens than it holds (small vocabularies: the whole row).
   l.pool_per_chunk = kSamplePool / l.chunks;
+  if (l.pool_per_chunk > vocab) l.pool_per_chunk = vocab;
   if (l.pool_per_chunk < 1) l.pool_per_chunk = 1;
   auto up = [](int64_t b) { return (b + 255) / 256 * 256; };
-  l.stats_off = 0;                                                   // float2 [rows, chunks]
-  l.pool_off = up(l.stats_off + rows * l.chunks * 8);                // uint2 (key, index) [rows, chunks * ppc]
+  l.stats_off = 0;                                                       // float2 [rows, chunks]
+  l.pool_off = up(l.stats_off + rows * l.chunks * 8);                    // uint2 (key, index) [rows, chunks * ppc]
   l.part_off = up(l.pool_off + rows * l.chunks * l.pool_per_chunk * 8);  // u64 [rows, chunks]
-  l.state_off = up(l.part_off + rows * l.chunks * 8);               // SampleRowState [rows]
-  l.work_off = up(l.state_off + rows * 16);                          // f32 [rows, vocab]
+  l.state_off = up(l.part_off + rows * l.chunks * 8);                    // SampleRowState [rows]
+  l.work_off = up(l.state_off + rows * 16);                              // f32 [rows, vocab]
   l.bytes = up(l.work_off + rows * vocab * 4);
   return l;
 }
 
 // What the pool kernel leaves for the full-vocabulary pass of a row it could not finish.
 struct SampleRowState {
-  uint32_t pending;  // 1: the kept set reaches past the pool, the full-vocabulary pass samples
+  uint32_t pending;     // 1: the kept set reaches past the pool, the full-vocabulary pass samples
   uint32_t thresh_key;  // keep logits whose key is >= this
   float max_logit;
   float log_z;

@@ -89,7 +89,8 @@ Status moe_expert_lists(Session& s, const Buffer& ids, int n_experts, const Buff
   if (n_experts < 1 || n_experts > kern::kMoeMaxExperts)
     return unsupported(op, "n_experts = ", n_experts, " must be in [1, ", kern::kMoeMaxExperts, "]");
   const int64_t tokens = ids.shape()[0], k = ids.shape()[1];
-  if (k < 1 || k > kern::kMoeMaxTopK) return invalid_argument(op, "k = ", k, " must be in [1, ", kern::kMoeMaxTopK, "]");
+  if (k < 1 || k > kern::kMoeMaxTopK)
+    return invalid_argument(op, "k = ", k, " must be in [1, ", kern::kMoeMaxTopK, "]");
   if (tokens * k > INT32_MAX) return unsupported(op, tokens * k, " slots exceed int32");
   MLXN_TRY(check_typed(op, "counts", s, counts, DType::I32, n_experts));
   MLXN_TRY(check_typed(op, "offsets", s, offsets, DType::I32, n_experts + 1));
@@ -115,12 +116,14 @@ Status moe_weighted_reduce(Session& s, const Buffer& x, const Buffer& w, const B
   MLXN_TRY(check_contiguous(op, "x", x));
   if (x.rank() != 3) return invalid_argument(op, "x must be [tokens, k, dim], got ", x.shape());
   const int64_t tokens = x.shape()[0], k = x.shape()[1], dim = x.shape()[2];
-  if (k < 1 || k > kern::kMoeMaxTopK) return invalid_argument(op, "k = ", k, " must be in [1, ", kern::kMoeMaxTopK, "]");
+  if (k < 1 || k > kern::kMoeMaxTopK)
+    return invalid_argument(op, "k = ", k, " must be in [1, ", kern::kMoeMaxTopK, "]");
   MLXN_TRY(check_typed(op, "w", s, w, DType::F32, tokens * k));
   MLXN_TRY(check_buffer(op, "out", s, out));
   MLXN_TRY(detail::check_float(op, "out", out));
   MLXN_TRY(check_contiguous(op, "out", out));
-  if (out.numel() != tokens * dim) return invalid_argument(op, "out has ", out.numel(), " elements, expected ", tokens * dim);
+  if (out.numel() != tokens * dim)
+    return invalid_argument(op, "out has ", out.numel(), " elements, expected ", tokens * dim);
   MLXN_TRY(check_disjoint(op, {{"out", &out}}, {&x, &w}));
   kern::MoeReduceParams kp;
   kp.x = x.data();

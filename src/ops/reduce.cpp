@@ -67,7 +67,8 @@ Status argmax(Session& s, const Buffer& x, const Buffer& idx, const Buffer& val,
     MLXN_TRY(check_buffer(op, "workspace", s, workspace));
     MLXN_TRY(check_contiguous(op, "workspace", workspace));
     for (const Buffer* b : {&x, &idx, &val})
-      if (b->valid() && workspace.range().overlaps(b->range())) return invalid_argument(op, "workspace overlaps an operand");
+      if (b->valid() && workspace.range().overlaps(b->range()))
+        return invalid_argument(op, "workspace overlaps an operand");
     kp.ws = workspace.data();
     kp.split_blocks = static_cast<int>(kern::argmax_split_blocks(rows, cols));
   }
@@ -118,7 +119,8 @@ Status topk(Session& s, const Buffer& x, int k, const Buffer& values, const Buff
     if (workspace.nbytes() < ws_need)
       return invalid_argument(op, "workspace has ", workspace.nbytes(), " bytes, expected at least ", ws_need);
     for (const Buffer* b : {&x, &values, &indices})
-      if (b->valid() && workspace.range().overlaps(b->range())) return invalid_argument(op, "workspace overlaps an operand");
+      if (b->valid() && workspace.range().overlaps(b->range()))
+        return invalid_argument(op, "workspace overlaps an operand");
     kp.ws = workspace.data();
   }
   MLXN_TRY(s.device().kernels().require(op, KernelRegistry::key({kp.tx})));

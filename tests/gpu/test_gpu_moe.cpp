@@ -13,11 +13,14 @@ TEST(GpuMoeRoute, MatchesCpu) {
     for (DType t : test::float_dtypes()) {
       for (int64_t tokens : {1, 9, 512}) {
         SCOPED_TRACE(detail::cat(c.name, " ", t, " tokens=", tokens));
-        const auto logits = test::rounded(t, test::randn(static_cast<size_t>(tokens * c.e), seed + static_cast<uint64_t>(n++)));
+        const auto logits =
+            test::rounded(t, test::randn(static_cast<size_t>(tokens * c.e), seed + static_cast<uint64_t>(n++)));
         const auto bias = test::randn(static_cast<size_t>(c.e), seed + 1000, 0.1f);
         const auto scale = test::randn(static_cast<size_t>(c.e), seed + 2000, 0.2f, 1.0f);
-        auto cpu = test::run_route(Device::cpu(), t, tokens, c.e, logits, c.bias ? &bias : nullptr, c.scale ? &scale : nullptr, c.p);
-        auto cuda = test::run_route(gpu, t, tokens, c.e, logits, c.bias ? &bias : nullptr, c.scale ? &scale : nullptr, c.p);
+        auto cpu = test::run_route(Device::cpu(), t, tokens, c.e, logits, c.bias ? &bias : nullptr,
+                                   c.scale ? &scale : nullptr, c.p);
+        auto cuda =
+            test::run_route(gpu, t, tokens, c.e, logits, c.bias ? &bias : nullptr, c.scale ? &scale : nullptr, c.p);
         ASSERT_TRUE(cpu.status.is_ok() && cuda.status.is_ok()) << cuda.status.to_string();
         EXPECT_EQ(cuda.ids, cpu.ids);
         EXPECT_LE(test::max_scaled_err(cuda.w, cpu.w, 1e-6, 1e-5), 1.0);
@@ -35,7 +38,9 @@ TEST(GpuMoeExpertLists, MatchesCpu) {
            {1, 8, 128}, {7, 2, 8}, {300, 8, 128}, {33, 4, 512}, {4096, 8, 128}, {1000, 32, 512}}) {
     SCOPED_TRACE(detail::cat(tokens, " tokens, k=", k, ", E=", e));
     std::vector<int32_t> ids(static_cast<size_t>(tokens * k));
-    for (auto& v : ids) v = g() % 50 == 0 ? static_cast<int32_t>(e + 3) : static_cast<int32_t>((g() % static_cast<uint64_t>(e)) * (g() % 2));
+    for (auto& v : ids)
+      v = g() % 50 == 0 ? static_cast<int32_t>(e + 3)
+                        : static_cast<int32_t>((g() % static_cast<uint64_t>(e)) * (g() % 2));
     auto cpu = test::run_lists(Device::cpu(), tokens, k, e, ids);
     auto cuda = test::run_lists(gpu, tokens, k, e, ids);
     ASSERT_TRUE(cpu.status.is_ok() && cuda.status.is_ok()) << cuda.status.to_string();
@@ -55,7 +60,8 @@ TEST(GpuMoeWeightedReduce, MatchesCpu) {
     for (DType tx : test::float_dtypes()) {
       for (DType to : test::float_dtypes()) {
         SCOPED_TRACE(detail::cat(tokens, "x", k, "x", dim, " ", tx, "->", to));
-        const auto x = test::rounded(tx, test::randn(static_cast<size_t>(tokens * k * dim), seed + static_cast<uint64_t>(n)));
+        const auto x =
+            test::rounded(tx, test::randn(static_cast<size_t>(tokens * k * dim), seed + static_cast<uint64_t>(n)));
         const auto w = test::randn(static_cast<size_t>(tokens * k), seed + 77 + static_cast<uint64_t>(n), 0.3f);
         const size_t off = static_cast<size_t>(n++ % 3);
         auto cpu = test::run_weighted_reduce(Device::cpu(), tx, to, tokens, k, dim, x, w, off);
@@ -77,7 +83,8 @@ TEST(GpuMoe, RegistryAgreesWithDispatch) {
     auto w = gpu.alloc(DType::F32, {2, 2}).value();
     ops::MoeRouteParams p;
     p.k = 2;
-    EXPECT_EQ(ops::moe_route(s, l, Buffer(), Buffer(), ids, w, p).is_ok(), gpu.kernels().supports("moe_route", KernelRegistry::key({t})));
+    EXPECT_EQ(ops::moe_route(s, l, Buffer(), Buffer(), ids, w, p).is_ok(),
+              gpu.kernels().supports("moe_route", KernelRegistry::key({t})));
     auto x = gpu.alloc(t, {2, 2, 16}).value();
     ASSERT_TRUE(x.fill_bytes(0).is_ok());
     for (DType to : test::float_dtypes()) {

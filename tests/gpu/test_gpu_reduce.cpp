@@ -30,8 +30,8 @@ TEST(GpuArgmax, MatchesCpu) {
 TEST(GpuArgmax, NanAndSignedZero) {
   MLXN_CUDA_DEVICE_OR_SKIP(gpu);
   auto run = test::run_argmax(gpu, DType::F32, 3, 4,
-                              {1, INFINITY, NAN, 2, -0.0f, 0.0f, -1, -2, -INFINITY, -INFINITY, -INFINITY, -INFINITY},
-                              0, false);
+                              {1, INFINITY, NAN, 2, -0.0f, 0.0f, -1, -2, -INFINITY, -INFINITY, -INFINITY, -INFINITY}, 0,
+                              false);
   ASSERT_TRUE(run.status.is_ok());
   EXPECT_EQ(run.idx, (std::vector<int32_t>{2, 0, 0}));
 }
@@ -89,12 +89,13 @@ TEST(GpuRowSumCumsum, MatchesCpu) {
   const uint64_t seed = test::fresh_seed();
   SCOPED_TRACE(detail::cat("seed ", seed));
   int i = 0;
-  for (auto [rows, cols] : std::vector<std::pair<int64_t, int64_t>>{{1, 1}, {3, 7}, {2, 33}, {300, 256}, {4, 4096},
-                                                                     {2, 4097}, {1, 100000}}) {
+  for (auto [rows, cols] : std::vector<std::pair<int64_t, int64_t>>{
+           {1, 1}, {3, 7}, {2, 33}, {300, 256}, {4, 4096}, {2, 4097}, {1, 100000}}) {
     for (DType tx : test::float_dtypes()) {
       for (DType to : test::float_dtypes()) {
         SCOPED_TRACE(detail::cat(rows, "x", cols, " ", tx, "->", to));
-        const auto x = test::rounded(tx, test::randn(static_cast<size_t>(rows * cols), seed + static_cast<uint64_t>(i)));
+        const auto x =
+            test::rounded(tx, test::randn(static_cast<size_t>(rows * cols), seed + static_cast<uint64_t>(i)));
         const size_t off = static_cast<size_t>(i++ % 3);
         for (bool scan : {false, true}) {
           auto cpu = test::run_row_reduce(Device::cpu(), tx, to, rows, cols, x, off, scan);
@@ -102,7 +103,8 @@ TEST(GpuRowSumCumsum, MatchesCpu) {
           ASSERT_TRUE(cpu.status.is_ok() && cuda.status.is_ok()) << cuda.status.to_string();
           // f32 accumulation of N(0, 1) values: absolute error grows like sqrt(cols) * 2^-24 * |partial sums|.
           const double atol = 1e-6 * std::sqrt(static_cast<double>(cols)) * 8;
-          EXPECT_LE(test::max_scaled_err(cuda.val, cpu.val, atol, test::rtol_for(to)), 1.0) << (scan ? "cumsum" : "row_sum");
+          EXPECT_LE(test::max_scaled_err(cuda.val, cpu.val, atol, test::rtol_for(to)), 1.0)
+              << (scan ? "cumsum" : "row_sum");
         }
       }
     }

@@ -71,16 +71,20 @@ TEST(GpuSample, MatchesCpu) {
   for (auto c : gpu_cases()) {
     SCOPED_TRACE(detail::cat(c.what, ": ", c.rows, "x", c.vocab, " ", c.t));
     // Logits like a model's: N(0, 2), a few large ones; a flat row for the wide nucleus case.
-    auto logits = test::rounded(c.t, test::randn(static_cast<size_t>(c.rows * c.vocab), seed + static_cast<uint64_t>(i), 2.0f));
+    auto logits =
+        test::rounded(c.t, test::randn(static_cast<size_t>(c.rows * c.vocab), seed + static_cast<uint64_t>(i), 2.0f));
     std::vector<int32_t> hist;
     if (c.history) {
       std::mt19937_64 g(seed + 99);
       for (int64_t r = 0; r < c.rows; ++r)
-        for (int j = 0; j < 64; ++j) hist.push_back(j % 9 == 0 ? -1 : static_cast<int32_t>(g() % static_cast<uint64_t>(std::min<int64_t>(c.vocab, 200))));
+        for (int j = 0; j < 64; ++j)
+          hist.push_back(
+              j % 9 == 0 ? -1 : static_cast<int32_t>(g() % static_cast<uint64_t>(std::min<int64_t>(c.vocab, 200))));
       // Make the penalized tokens the large ones, so the penalties change the answer.
       for (int64_t r = 0; r < c.rows; ++r)
         for (int j = 0; j < 64; ++j)
-          if (hist[static_cast<size_t>(r * 64 + j)] >= 0) logits[static_cast<size_t>(r * c.vocab + hist[static_cast<size_t>(r * 64 + j)])] = 6.0f;
+          if (hist[static_cast<size_t>(r * 64 + j)] >= 0)
+            logits[static_cast<size_t>(r * c.vocab + hist[static_cast<size_t>(r * 64 + j)])] = 6.0f;
     }
     c.p.seed = seed ^ 0x5a5a;
     c.p.step = static_cast<uint32_t>(i++);
@@ -94,12 +98,13 @@ TEST(GpuSample, MatchesCpu) {
       ASSERT_TRUE(tok >= 0 && tok < c.vocab) << "row " << r << " token " << tok;
       agree += tok == cpu.tokens[static_cast<size_t>(r)];
       // Membership in the exact filtered set.
-      const auto l = test::ref_penalized(logits.data() + r * c.vocab, c.vocab, hist.empty() ? nullptr : hist.data() + r * 64,
-                                         hist.empty() ? 0 : 64, c.p);
+      const auto l = test::ref_penalized(logits.data() + r * c.vocab, c.vocab,
+                                         hist.empty() ? nullptr : hist.data() + r * 64, hist.empty() ? 0 : 64, c.p);
       const auto dist = test::ref_distribution(l, c.p);
       EXPECT_GT(dist[static_cast<size_t>(tok)], 0.0) << "row " << r << " drew " << tok << " outside the filter";
-      if (cuda.tokens[static_cast<size_t>(r)] == cpu.tokens[static_cast<size_t>(r)])
+      if (cuda.tokens[static_cast<size_t>(r)] == cpu.tokens[static_cast<size_t>(r)]) {
         EXPECT_NEAR(cuda.logprobs[static_cast<size_t>(r)], cpu.logprobs[static_cast<size_t>(r)], 2e-3);
+      }
     }
     const bool exact = c.p.temperature <= 0 || c.p.top_k == 1 || c.p.min_p >= 1;
     if (exact) {
@@ -180,7 +185,8 @@ TEST(GpuSample, RegistryAgreesWithDispatch) {
     ASSERT_TRUE(x.fill_bytes(0).is_ok());
     auto tok = gpu.alloc(DType::I32, {2}).value();
     auto ws = test::workspace(gpu, ops::sample_workspace_bytes(2, 64));
-    EXPECT_EQ(ops::sample(s, x, Buffer(), tok, Buffer(), ws).is_ok(), gpu.kernels().supports("sample", KernelRegistry::key({t})));
+    EXPECT_EQ(ops::sample(s, x, Buffer(), tok, Buffer(), ws).is_ok(),
+              gpu.kernels().supports("sample", KernelRegistry::key({t})));
   }
   ASSERT_TRUE(s.finish().is_ok());
 }

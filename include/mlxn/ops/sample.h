@@ -35,11 +35,11 @@
 namespace mlxn::ops {
 
 struct SampleParams {
-  float temperature = 1.0f;  // <= 0: greedy
-  int temperature_slot = -1;  // >= 0: read the temperature (f32) from this step-parameter slot at run time
-  int top_k = 0;              // 0 (or >= vocab): off
-  float top_p = 1.0f;         // in (0, 1]; 1: off
-  float min_p = 0.0f;         // in [0, 1]; 0: off
+  float temperature = 1.0f;         // <= 0: greedy
+  int temperature_slot = -1;        // >= 0: read the temperature (f32) from this step-parameter slot at run time
+  int top_k = 0;                    // 0 (or >= vocab): off
+  float top_p = 1.0f;               // in (0, 1]; 1: off
+  float min_p = 0.0f;               // in [0, 1]; 0: off
   float repetition_penalty = 1.0f;  // > 0; 1: off
   float presence_penalty = 0.0f;
   float frequency_penalty = 0.0f;
