@@ -52,6 +52,15 @@ void register_kernels(KernelRegistry& r) {
       }
     }
   }
+  // Reductions, MoE routing and sampling (issue 6, part C): keyed by the input dtype (and the output's where it
+  // is a float).
+  for (DType a : floats) {
+    for (const char* op : {"argmax", "topk", "argsort", "sample", "moe_route"}) r.add(op, KernelRegistry::key({a}));
+    for (DType b : floats) {
+      for (const char* op : {"row_sum", "cumsum", "moe_weighted_reduce"}) r.add(op, KernelRegistry::key({a, b}));
+    }
+  }
+  r.add("moe_expert_lists", "i32");
   for (int t = 0; t < static_cast<int>(DType::Count_); ++t) {
     const auto d = static_cast<DType>(t);
     r.add("copy", KernelRegistry::key({d, d}));

@@ -42,6 +42,15 @@ set(MLXN_CUDA_INSTANCE_SOURCES
   src/cuda/instances/qmatmul_affine_f16.cu
   src/cuda/instances/qmatmul_ggml_bf16.cu
   src/cuda/instances/qmatmul_affine_bf16.cu
+  src/cuda/instances/reduce_f32.cu
+  src/cuda/instances/reduce_f16.cu
+  src/cuda/instances/reduce_bf16.cu
+  src/cuda/instances/sample_f32.cu
+  src/cuda/instances/sample_f16.cu
+  src/cuda/instances/sample_bf16.cu
+  src/cuda/instances/moe_f32.cu
+  src/cuda/instances/moe_f16.cu
+  src/cuda/instances/moe_bf16.cu
   src/cuda/instances/rope_f32.cu
   src/cuda/instances/rope_f16.cu
   src/cuda/instances/rope_bf16.cu
