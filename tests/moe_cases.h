@@ -75,6 +75,7 @@ struct RouteConfig {
 
 inline std::vector<RouteConfig> route_configs() {
   std::vector<RouteConfig> v;
+  v.reserve(8);  // (growing the vector trips a false -Wstringop-overflow in GCC 13)
   auto cfg = [](int k, ops::MoeScoring sc, bool after, bool renorm, float rs) {
     ops::MoeRouteParams p;
     p.k = k;
