@@ -65,8 +65,21 @@ inline QWeights make_qweights(const QMatmulCase& c, uint64_t seed) {
 struct QMatmulRun {
   std::vector<float> x, y;  // x as rounded to its dtype, without padding
   std::vector<double> ref;
+  std::vector<double> scale;  // sqrt(sum_k (x w)^2) per output: the size of a rounding error of the terms
   Status status;
 };
+
+// Largest |y - ref| / (terms * sqrt(sum (x w)^2) + out * |ref|) over the outputs: <= 1 passes. `terms` bounds the
+// relative rounding of each product's inputs, `out` the output rounding. NaN fails.
+inline double qmatmul_err(const QMatmulRun& r, double terms, double out) {
+  double worst = 0;
+  for (size_t i = 0; i < r.ref.size(); ++i) {
+    if (!std::isfinite(r.y[i])) return INFINITY;
+    const double e = std::abs(r.y[i] - r.ref[i]) / (terms * r.scale[i] + out * std::abs(r.ref[i]) + 1e-30);
+    worst = std::max(worst, e);
+  }
+  return worst;
+}
 
 inline QMatmulRun run_qmatmul(const Device& dev, const QMatmulCase& c, const QWeights& q, uint64_t seed) {
   QMatmulRun out;
@@ -105,12 +118,18 @@ inline QMatmulRun run_qmatmul(const Device& dev, const QMatmulCase& c, const QWe
   if (out.status.is_ok()) out.status = s.finish();
   if (out.status.is_ok()) out.y = read_f32(y);
   out.ref.resize(static_cast<size_t>(c.M * c.N));
+  out.scale.resize(out.ref.size());
   for (int64_t m = 0; m < c.M; ++m)
     for (int64_t n = 0; n < c.N; ++n) {
-      double acc = 0;
-      for (int64_t k = 0; k < c.K; ++k)
-        acc += static_cast<double>(out.x[static_cast<size_t>(m * c.K + k)]) * q.w[static_cast<size_t>(n * c.K + k)];
+      double acc = 0, sq = 0;
+      for (int64_t k = 0; k < c.K; ++k) {
+        const double t =
+            static_cast<double>(out.x[static_cast<size_t>(m * c.K + k)]) * q.w[static_cast<size_t>(n * c.K + k)];
+        acc += t;
+        sq += t * t;
+      }
       out.ref[static_cast<size_t>(m * c.N + n)] = acc;
+      out.scale[static_cast<size_t>(m * c.N + n)] = std::sqrt(sq);
     }
   return out;
 }
