@@ -114,12 +114,12 @@ __device__ __forceinline__ void pdl_trigger() {
 }
 
 template <typename... KArgs, typename... Args>
-cudaError_t launch_kernel(void (*kernel)(KArgs...), dim3 grid, dim3 block, cudaStream_t stream, bool pdl,
-                          Args... args) {
+cudaError_t launch_kernel_smem(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
+                               bool pdl, Args... args) {
   cudaLaunchConfig_t cfg{};
   cfg.gridDim = grid;
   cfg.blockDim = block;
-  cfg.dynamicSmemBytes = 0;
+  cfg.dynamicSmemBytes = smem;
   cfg.stream = stream;
   cudaLaunchAttribute attr[1];
   attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
@@ -129,6 +129,12 @@ cudaError_t launch_kernel(void (*kernel)(KArgs...), dim3 grid, dim3 block, cudaS
   static const bool pdl_allowed = tune_knob("MLXN_PDL", 1) != 0;
   cfg.numAttrs = pdl && pdl_allowed ? 1 : 0;
   return cudaLaunchKernelEx(&cfg, kernel, args...);
+}
+
+template <typename... KArgs, typename... Args>
+cudaError_t launch_kernel(void (*kernel)(KArgs...), dim3 grid, dim3 block, cudaStream_t stream, bool pdl,
+                          Args... args) {
+  return launch_kernel_smem(kernel, grid, block, 0, stream, pdl, args...);
 }
 
 inline unsigned grid_1d(int64_t work_items, int block, int64_t max_blocks = 1 << 30) {

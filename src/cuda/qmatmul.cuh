@@ -27,13 +27,13 @@
 
 namespace mlxn::cuda::qmm {
 
-// ---- loads of weight bytes through the read-only path (blocks are only 2-byte or 1-byte aligned) ----
-__device__ __forceinline__ uint32_t ld8(const uint8_t* p) { return __ldg(p); }
-__device__ __forceinline__ uint32_t ld16(const uint8_t* p) { return __ldg(reinterpret_cast<const uint16_t*>(p)); }
-__device__ __forceinline__ uint32_t ld32(const uint8_t* p) { return __ldg(reinterpret_cast<const uint32_t*>(p)); }
+// ---- loads of weight bytes, from the chunk staged in shared memory (blocks are only 2-byte or 1-byte aligned) ----
+__device__ __forceinline__ uint32_t ld8(const uint8_t* p) { return *p; }
+__device__ __forceinline__ uint32_t ld16(const uint8_t* p) { return *reinterpret_cast<const uint16_t*>(p); }
+__device__ __forceinline__ uint32_t ld32(const uint8_t* p) { return *reinterpret_cast<const uint32_t*>(p); }
 // N little-endian words starting at any byte address: aligned word loads and funnel shifts (one load per word
-// rather than two or four narrow ones). The aligned words may extend up to three bytes before and after the range:
-// still inside the allocation, whose size the CUDA backend pads to 16 bytes.
+// rather than two or four narrow ones). The aligned words may extend up to three bytes before and after the range,
+// inside the staged copy of the chunk.
 template <int N>
 __device__ __forceinline__ void load_words(const uint8_t* p, uint32_t (&out)[N]) {
   const uintptr_t a = reinterpret_cast<uintptr_t>(p);
@@ -41,8 +41,8 @@ __device__ __forceinline__ void load_words(const uint8_t* p, uint32_t (&out)[N])
   const uint32_t sh = static_cast<uint32_t>(a & 3) * 8;
   uint32_t w[N + 1];
 #pragma unroll
-  for (int i = 0; i < N; ++i) w[i] = __ldg(base + i);
-  w[N] = sh ? __ldg(base + N) : 0u;
+  for (int i = 0; i < N; ++i) w[i] = base[i];
+  w[N] = sh ? base[N] : 0u;
 #pragma unroll
   for (int i = 0; i < N; ++i) out[i] = __funnelshift_r(w[i], w[i + 1], sh);
 }
@@ -113,9 +113,6 @@ struct Fmt;
 struct Blocks32 {
   static constexpr int kElems = 32, kScaleSteps = 8;
   __device__ static bool live(int64_t chunk, int c, int j, int64_t nblk) { return chunk * 8 + 2 * c + j < nblk; }
-  __device__ static const uint8_t* block(const uint8_t* row, int64_t chunk, int c, int j, int bytes) {
-    return row + (chunk * 8 + 2 * c + j) * bytes;
-  }
   __device__ static uint32_t nibbles(const uint32_t (&q)[2][4], int s) {
     const uint32_t w = q[s / 8][s % 4];
     return (s % 8) < 4 ? w & kLow4 : (w >> 4) & kLow4;
@@ -125,14 +122,15 @@ struct Blocks32 {
 template <>
 struct Fmt<DType::Q4_0> : Blocks32 {
   static constexpr int kBytes = 18, kBias = 8;
+  static constexpr int kChunkBytes = 8 * kBytes;
   static constexpr bool kHasMin = false;
   struct Raw { uint32_t q[2][4]; float d[2]; };
-  __device__ static Raw load(const RowSrc& r, int64_t ch, int c, int64_t nblk) {
+  __device__ static Raw load(const RowSrc& r, const uint8_t* cp, int64_t ch, int c, int64_t nblk) {
     Raw x{};
 #pragma unroll
     for (int j = 0; j < 2; ++j) {
       if (!live(ch, c, j, nblk)) continue;
-      const uint8_t* p = block(r.w, ch, c, j, kBytes);
+      const uint8_t* p = cp + (2 * c + j) * kBytes;
       x.d[j] = f16_bits(ld16(p));
       load_words(p + 2, x.q[j]);
     }
@@ -145,14 +143,15 @@ struct Fmt<DType::Q4_0> : Blocks32 {
 template <>
 struct Fmt<DType::Q4_1> : Blocks32 {
   static constexpr int kBytes = 20, kBias = 0;
+  static constexpr int kChunkBytes = 8 * kBytes;
   static constexpr bool kHasMin = true;
   struct Raw { uint32_t q[2][4]; uint32_t dm[2]; };
-  __device__ static Raw load(const RowSrc& r, int64_t ch, int c, int64_t nblk) {
+  __device__ static Raw load(const RowSrc& r, const uint8_t* cp, int64_t ch, int c, int64_t nblk) {
     Raw x{};
 #pragma unroll
     for (int j = 0; j < 2; ++j) {
       if (!live(ch, c, j, nblk)) continue;
-      const uint8_t* p = block(r.w, ch, c, j, kBytes);
+      const uint8_t* p = cp + (2 * c + j) * kBytes;
       x.dm[j] = ld32(p);
 #pragma unroll
       for (int w = 0; w < 4; ++w) x.q[j][w] = ld32(p + 4 + 4 * w);
@@ -173,14 +172,15 @@ __device__ __forceinline__ uint32_t spread_bit4(uint32_t h4) { return ((h4 * 0x0
 template <>
 struct Fmt<DType::Q5_0> : Blocks32 {
   static constexpr int kBytes = 22, kBias = 16;
+  static constexpr int kChunkBytes = 8 * kBytes;
   static constexpr bool kHasMin = false;
   struct Raw { uint32_t q[2][4]; uint32_t h[2]; float d[2]; };
-  __device__ static Raw load(const RowSrc& r, int64_t ch, int c, int64_t nblk) {
+  __device__ static Raw load(const RowSrc& r, const uint8_t* cp, int64_t ch, int c, int64_t nblk) {
     Raw x{};
 #pragma unroll
     for (int j = 0; j < 2; ++j) {
       if (!live(ch, c, j, nblk)) continue;
-      const uint8_t* p = block(r.w, ch, c, j, kBytes);
+      const uint8_t* p = cp + (2 * c + j) * kBytes;
       x.d[j] = f16_bits(ld16(p));
       uint32_t w[5];
       load_words(p + 2, w);
@@ -199,14 +199,15 @@ struct Fmt<DType::Q5_0> : Blocks32 {
 template <>
 struct Fmt<DType::Q5_1> : Blocks32 {
   static constexpr int kBytes = 24, kBias = 0;
+  static constexpr int kChunkBytes = 8 * kBytes;
   static constexpr bool kHasMin = true;
   struct Raw { uint32_t q[2][4]; uint32_t h[2], dm[2]; };
-  __device__ static Raw load(const RowSrc& r, int64_t ch, int c, int64_t nblk) {
+  __device__ static Raw load(const RowSrc& r, const uint8_t* cp, int64_t ch, int c, int64_t nblk) {
     Raw x{};
 #pragma unroll
     for (int j = 0; j < 2; ++j) {
       if (!live(ch, c, j, nblk)) continue;
-      const uint8_t* p = block(r.w, ch, c, j, kBytes);
+      const uint8_t* p = cp + (2 * c + j) * kBytes;
       x.dm[j] = ld32(p);
       x.h[j] = ld32(p + 4);
 #pragma unroll
@@ -226,14 +227,15 @@ struct Fmt<DType::Q5_1> : Blocks32 {
 template <>
 struct Fmt<DType::Q8_0> : Blocks32 {
   static constexpr int kBytes = 34, kBias = 128;
+  static constexpr int kChunkBytes = 8 * kBytes;
   static constexpr bool kHasMin = false;
   struct Raw { uint32_t q[2][8]; float d[2]; };
-  __device__ static Raw load(const RowSrc& r, int64_t ch, int c, int64_t nblk) {
+  __device__ static Raw load(const RowSrc& r, const uint8_t* cp, int64_t ch, int c, int64_t nblk) {
     Raw x{};
 #pragma unroll
     for (int j = 0; j < 2; ++j) {
       if (!live(ch, c, j, nblk)) continue;
-      const uint8_t* p = block(r.w, ch, c, j, kBytes);
+      const uint8_t* p = cp + (2 * c + j) * kBytes;
       x.d[j] = f16_bits(ld16(p));
       load_words(p + 2, x.q[j]);
     }
@@ -254,14 +256,15 @@ struct Fmt<DType::IQ4_NL> : Fmt<DType::Q4_0> {
 template <>
 struct Fmt<DType::MXFP4> : Blocks32 {
   static constexpr int kBytes = 17, kBias = 128;
+  static constexpr int kChunkBytes = 8 * kBytes;
   static constexpr bool kHasMin = false;
   struct Raw { uint32_t q[2][4]; float d[2]; };
-  __device__ static Raw load(const RowSrc& r, int64_t ch, int c, int64_t nblk) {
+  __device__ static Raw load(const RowSrc& r, const uint8_t* cp, int64_t ch, int c, int64_t nblk) {
     Raw x{};
 #pragma unroll
     for (int j = 0; j < 2; ++j) {
       if (!live(ch, c, j, nblk)) continue;
-      const uint8_t* p = block(r.w, ch, c, j, kBytes);
+      const uint8_t* p = cp + (2 * c + j) * kBytes;
       x.d[j] = e8m0_half(ld8(p));
       load_words(p + 1, x.q[j]);
     }
@@ -283,10 +286,11 @@ struct Blocks256 {
 template <>
 struct Fmt<DType::Q2_K> : Blocks256 {
   static constexpr int kBytes = 84, kBias = 0, kScaleSteps = 4;
+  static constexpr int kChunkBytes = kBytes;
   static constexpr bool kHasMin = true;
   struct Raw { uint32_t q[8], sc, dd; };
-  __device__ static Raw load(const RowSrc& r, int64_t ch, int c, int64_t) {
-    const uint8_t* p = r.w + ch * kBytes;
+  __device__ static Raw load(const RowSrc&, const uint8_t* cp, int64_t ch, int c, int64_t) {
+    const uint8_t* p = cp;
     Raw x;
 #pragma unroll
     for (int w = 0; w < 8; ++w) x.q[w] = ld32(p + 16 + 32 * (c / 2) + 4 * w);
@@ -309,10 +313,11 @@ struct Fmt<DType::Q2_K> : Blocks256 {
 template <>
 struct Fmt<DType::Q3_K> : Blocks256 {
   static constexpr int kBytes = 110, kBias = 4, kScaleSteps = 4;
+  static constexpr int kChunkBytes = kBytes;
   static constexpr bool kHasMin = false;
   struct Raw { uint32_t q[8], hm[8], sc[3]; float d; };
-  __device__ static Raw load(const RowSrc& r, int64_t ch, int c, int64_t) {
-    const uint8_t* p = r.w + ch * kBytes;
+  __device__ static Raw load(const RowSrc&, const uint8_t* cp, int64_t ch, int c, int64_t) {
+    const uint8_t* p = cp;
     Raw x;
     load_words(p + 32 + 32 * (c / 2), x.q);
     load_words(p, x.hm);
@@ -351,10 +356,11 @@ __device__ __forceinline__ void k4_scale_min(const uint32_t (&sc)[3], int j, uin
 template <>
 struct Fmt<DType::Q4_K> : Blocks256 {
   static constexpr int kBytes = 144, kBias = 0, kScaleSteps = 8;
+  static constexpr int kChunkBytes = kBytes;
   static constexpr bool kHasMin = true;
   struct Raw { uint32_t q[8], sc[3], dd; };
-  __device__ static Raw load(const RowSrc& r, int64_t ch, int c, int64_t) {
-    const uint8_t* p = r.w + ch * kBytes;
+  __device__ static Raw load(const RowSrc&, const uint8_t* cp, int64_t ch, int c, int64_t) {
+    const uint8_t* p = cp;
     Raw x;
 #pragma unroll
     for (int w = 0; w < 8; ++w) x.q[w] = ld32(p + 16 + 32 * c + 4 * w);
@@ -376,10 +382,11 @@ struct Fmt<DType::Q4_K> : Blocks256 {
 template <>
 struct Fmt<DType::Q5_K> : Blocks256 {
   static constexpr int kBytes = 176, kBias = 0, kScaleSteps = 8;
+  static constexpr int kChunkBytes = kBytes;
   static constexpr bool kHasMin = true;
   struct Raw { uint32_t q[8], h[8], sc[3], dd; };
-  __device__ static Raw load(const RowSrc& r, int64_t ch, int c, int64_t) {
-    const uint8_t* p = r.w + ch * kBytes;
+  __device__ static Raw load(const RowSrc&, const uint8_t* cp, int64_t ch, int c, int64_t) {
+    const uint8_t* p = cp;
     Raw x;
 #pragma unroll
     for (int w = 0; w < 8; ++w) x.q[w] = ld32(p + 48 + 32 * c + 4 * w);
@@ -408,11 +415,12 @@ struct Fmt<DType::Q5_K> : Blocks256 {
 template <>
 struct Fmt<DType::Q6_K> : Blocks256 {
   static constexpr int kBytes = 210, kBias = 32, kScaleSteps = 4;
+  static constexpr int kChunkBytes = kBytes;
   static constexpr bool kHasMin = false;
   // The thread uses one nibble of each of its 64 ql bytes: they are packed two steps per word at load time.
   struct Raw { uint32_t ql[8], qh[8], sc; float d; };
-  __device__ static Raw load(const RowSrc& r, int64_t ch, int c, int64_t) {
-    const uint8_t* p = r.w + ch * kBytes;
+  __device__ static Raw load(const RowSrc&, const uint8_t* cp, int64_t ch, int c, int64_t) {
+    const uint8_t* p = cp;
     Raw x;
     const int sh = 4 * (c % 2);
     uint32_t ql[16], sc[1];
@@ -439,10 +447,11 @@ struct Fmt<DType::Q6_K> : Blocks256 {
 template <>
 struct Fmt<DType::IQ4_XS> : Blocks256 {
   static constexpr int kBytes = 136, kBias = 128, kScaleSteps = 8;
+  static constexpr int kChunkBytes = kBytes;
   static constexpr bool kHasMin = false;
   struct Raw { uint32_t q[8], hdr, sl; };
-  __device__ static Raw load(const RowSrc& r, int64_t ch, int c, int64_t) {
-    const uint8_t* p = r.w + ch * kBytes;
+  __device__ static Raw load(const RowSrc&, const uint8_t* cp, int64_t ch, int c, int64_t) {
+    const uint8_t* p = cp;
     Raw x;
 #pragma unroll
     for (int w = 0; w < 8; ++w) x.q[w] = ld32(p + 8 + 32 * c + 4 * w);
@@ -466,13 +475,13 @@ struct Fmt<DType::IQ4_XS> : Blocks256 {
 // consecutive words. Blocks of 32 elements share one group's scale and bias (groups are multiples of 32).
 template <int BITS, typename Ts>
 struct Affine {
-  static constexpr int kElems = 32, kBias = 0, kScaleSteps = 8, kWords = 2 * BITS;
+  static constexpr int kElems = 32, kBias = 0, kScaleSteps = 8, kWords = 2 * BITS, kChunkBytes = 32 * BITS;
   static constexpr bool kHasMin = true;
   struct Raw { uint32_t v[kWords]; float s[2], b[2]; };
   int group;  // runtime group size
-  __device__ Raw load(const RowSrc& r, int64_t ch, int c, int64_t nblk) const {
+  __device__ Raw load(const RowSrc& r, const uint8_t* cp, int64_t ch, int c, int64_t nblk) const {
     Raw x{};
-    const uint8_t* p = r.w + (ch * 256 + 64 * c) / 8 * BITS;
+    const uint8_t* p = cp + 8 * c * BITS;
 #pragma unroll
     for (int j = 0; j < 2; ++j) {
       const int64_t b = ch * 8 + 2 * c + j;
@@ -503,8 +512,8 @@ struct Affine {
 // GGML formats need no runtime state; a thin adapter gives them the same (stateful) interface as Affine.
 template <DType T>
 struct Ggml : Fmt<T> {
-  __device__ typename Fmt<T>::Raw load(const RowSrc& r, int64_t ch, int c, int64_t nblk) const {
-    return Fmt<T>::load(r, ch, c, nblk);
+  __device__ typename Fmt<T>::Raw load(const RowSrc& r, const uint8_t* cp, int64_t ch, int c, int64_t nblk) const {
+    return Fmt<T>::load(r, cp, ch, c, nblk);
   }
 };
 
@@ -590,21 +599,45 @@ __device__ __forceinline__ void decode_step(uint32_t u, __half2 d2, __half2 m2, 
 
 __device__ __forceinline__ __half2 sat_h2(float v) { return __float2half2_rn(sat_f16_range(v)); }
 
-// One block: 16 rows of W, kWarps warps splitting K in 256-element chunks (all loads of a chunk are issued before
-// its arithmetic), NT tiles of 8 rows of x. One tile (M <= 8) fits 128 registers, so two blocks (16 warps) stay
-// resident per SM; two tiles need more for some formats.
+// Shared-memory row stride of a staged chunk: its bytes plus up to 15 of misalignment on each side, in 16-byte pieces.
+template <typename F>
+constexpr int stage_stride() {
+  return (F::kChunkBytes + 30) / 16 * 16 + 16;
+}
+template <typename F>
+constexpr int stage_bytes() {
+  return kWarps * 2 * 16 * stage_stride<F>();
+}
+
+__device__ __forceinline__ void cp_async16(void* smem, const void* gmem) {
+  const uint32_t s = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(gmem));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+// One block: 16 rows of W, kWarps warps splitting K in 256-element chunks, NT tiles of 8 rows of x. Each warp
+// stages its chunks of the 16 rows into its own shared-memory buffers with 16-byte asynchronous copies (coalesced:
+// the threads' own reads of their stretches touch up to eight rows each, which from global memory would cost one
+// cache wavefront per row per load), two chunks in flight. One tile (M <= 8) fits 128 registers, so two blocks
+// (16 warps) stay resident per SM; two tiles need more for some formats.
 template <typename F, typename Tx, int NT>
 __global__ void __launch_bounds__(kWarps * 32, NT == 1 ? 2 : 1) qgemv_kernel(kern::QMatmulParams p, F fmt) {
   constexpr int kCols = 8 * NT;
+  constexpr int kStride = stage_stride<F>();
+  constexpr int kPieces = (F::kChunkBytes + 30) / 16;  // 16-byte pieces per staged row
   __shared__ float partial[kWarps][16 * kCols];
+  extern __shared__ __align__(16) uint8_t stage[];
   pdl_wait();
   pdl_trigger();
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int g = lane >> 2, c = lane & 3;
   const int64_t row0 = static_cast<int64_t>(blockIdx.x) * 16;
   const int64_t m0 = static_cast<int64_t>(blockIdx.y) * kCols;
-  const int64_t ra = row0 + g < p.N ? row0 + g : p.N - 1;  // rows past N repeat the last row, never written
-  const int64_t rb = row0 + g + 8 < p.N ? row0 + g + 8 : p.N - 1;
+  auto row_of = [&](int r) { return row0 + r < p.N ? row0 + r : p.N - 1; };  // rows past N repeat, never written
   const int64_t groups_per_row = p.layout == kern::QWeight::Affine ? p.K / p.group : 0;
   const int64_t ts = p.layout == kern::QWeight::Affine ? (p.ts == DType::F32 ? 4 : 2) : 0;
   auto src = [&](int64_t r) {
@@ -614,7 +647,7 @@ __global__ void __launch_bounds__(kWarps * 32, NT == 1 ? 2 : 1) qgemv_kernel(ker
     s.biases = static_cast<const uint8_t*>(p.biases) + r * groups_per_row * ts;
     return s;
   };
-  const RowSrc sa = src(ra), sb = src(rb);
+  const RowSrc sa = src(row_of(g)), sb = src(row_of(g + 8));
   const Tx* x = static_cast<const Tx*>(p.x);
   const bool xvec = (reinterpret_cast<uintptr_t>(p.x) % (4 * sizeof(Tx))) == 0 && (p.ldx % 4) == 0;
   bool live[NT];
@@ -634,12 +667,30 @@ __global__ void __launch_bounds__(kWarps * 32, NT == 1 ? 2 : 1) qgemv_kernel(ker
 
   const int64_t nblk = p.K / F::kElems;
   const int64_t nchunk = (p.K + 255) / 256;
+  uint8_t* mine = stage + warp * 2 * 16 * kStride;
+  const uint8_t* wbase = static_cast<const uint8_t*>(p.w);
+  // Copies the 16 rows' bytes of chunk `ch` (the aligned 16-byte pieces covering them) into buffer `buf`.
+  auto stage_chunk = [&](int64_t ch, int buf) {
+    const int64_t valid = min(static_cast<int64_t>(F::kChunkBytes), p.row_bytes - ch * F::kChunkBytes);
+    for (int i = lane; i < 16 * kPieces; i += 32) {
+      const int r = i / kPieces, q = i % kPieces;
+      const uint8_t* start = wbase + row_of(r) * p.row_bytes + ch * F::kChunkBytes;
+      const uint8_t* a = reinterpret_cast<const uint8_t*>(reinterpret_cast<uintptr_t>(start) & ~uintptr_t{15});
+      if (a + 16 * q < start + valid) cp_async16(mine + (buf * 16 + r) * kStride + 16 * q, a + 16 * q);
+    }
+  };
+  // Where row r's bytes of the chunk start in buffer `buf`.
+  auto staged = [&](int64_t ch, int buf, int r) -> const uint8_t* {
+    const uintptr_t start = reinterpret_cast<uintptr_t>(wbase + row_of(r) * p.row_bytes + ch * F::kChunkBytes);
+    return mine + (buf * 16 + r) * kStride + (start & 15);
+  };
+
   // All chunks but the last are whole; the last may end inside (32-element formats with K % 256 != 0): its steps
   // past K contribute zeros and read nothing.
-  auto run_chunk = [&](int64_t ch, auto whole) {
+  auto run_chunk = [&](int64_t ch, int buf, auto whole) {
     constexpr bool kWhole = decltype(whole)::value;
-    const typename F::Raw wa = fmt.load(sa, ch, c, nblk);
-    const typename F::Raw wb = fmt.load(sb, ch, c, nblk);
+    const typename F::Raw wa = fmt.load(sa, staged(ch, buf, g), ch, c, nblk);
+    const typename F::Raw wb = fmt.load(sb, staged(ch, buf, g + 8), ch, c, nblk);
     const int64_t k0 = ch * 256;
     __half2 da2, ma2, db2, mb2;
 #pragma unroll
@@ -663,12 +714,21 @@ __global__ void __launch_bounds__(kWarps * 32, NT == 1 ? 2 : 1) qgemv_kernel(ker
       for (int t = 0; t < NT; ++t) mma_16816(acc[t], a0, a1, a2, a3, bx[t][0], bx[t][1]);
     }
   };
+  int buf = 0;
+  if (warp < nchunk) stage_chunk(warp, 0);
+  cp_async_commit();
   for (int64_t ch = warp; ch < nchunk; ch += kWarps) {
+    if (ch + kWarps < nchunk) stage_chunk(ch + kWarps, buf ^ 1);
+    cp_async_commit();
+    cp_async_wait<1>();
+    __syncwarp();
     if (F::kElems == 256 || ch + 1 < nchunk || p.K % 256 == 0) {
-      run_chunk(ch, std::true_type{});
+      run_chunk(ch, buf, std::true_type{});
     } else {
-      run_chunk(ch, std::false_type{});
+      run_chunk(ch, buf, std::false_type{});
     }
+    __syncwarp();  // every lane is done with `buf` before the next iteration's copies refill it
+    buf ^= 1;
   }
   // Accumulator layout: acc[t][0..1] row g, x rows t*8 + 2c, + 1; acc[t][2..3] row g + 8.
 #pragma unroll
@@ -701,9 +761,16 @@ Status launch_tiles(const kern::QMatmulParams& p, const F& fmt, cudaStream_t str
   if (gx > 0x7fffffff || gy > 65535) return unsupported("matmul", "shape exceeds one launch");
   const dim3 grid(static_cast<unsigned>(gx), static_cast<unsigned>(gy));
   const dim3 block(kWarps * 32);
-  return launch_status(wide ? launch_kernel(qgemv_kernel<F, Tx, 2>, grid, block, stream, true, p, fmt)
-                            : launch_kernel(qgemv_kernel<F, Tx, 1>, grid, block, stream, true, p, fmt),
-                       "matmul");
+  auto kernel = wide ? qgemv_kernel<F, Tx, 2> : qgemv_kernel<F, Tx, 1>;
+  constexpr int smem = stage_bytes<F>();
+  // Above 48 KiB of dynamic shared memory needs an opt-in, once per kernel (a failure shows up at launch).
+  static const bool opted_in = [] {
+    cudaFuncSetAttribute(qgemv_kernel<F, Tx, 1>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+    cudaFuncSetAttribute(qgemv_kernel<F, Tx, 2>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+    return true;
+  }();
+  (void)opted_in;
+  return launch_status(launch_kernel_smem(kernel, grid, block, smem, stream, true, p, fmt), "matmul");
 }
 
 }  // namespace mlxn::cuda::qmm
