@@ -47,6 +47,8 @@ __device__ __forceinline__ void load_words(const uint8_t* p, uint32_t (&out)[N])
   for (int i = 0; i < N; ++i) out[i] = __funnelshift_r(w[i], w[i + 1], sh);
 }
 
+__device__ __forceinline__ float sat_f16_range(float v) { return fminf(fmaxf(v, -65504.0f), 65504.0f); }
+
 __device__ __forceinline__ float f16_bits(uint32_t h) {
   return __half2float(__ushort_as_half(static_cast<unsigned short>(h & 0xFFFFu)));
 }
@@ -472,25 +474,26 @@ struct Fmt<DType::IQ4_XS> : Blocks256 {
 };
 
 // MLX affine with BITS-bit codes: the row is a little-endian bit stream; thread c's 64 elements are 2 * BITS
-// consecutive words. Blocks of 32 elements share one group's scale and bias (groups are multiples of 32).
+// consecutive words, read from the staged chunk as each step needs them (holding them all would cost 4 * BITS
+// registers). Blocks of 32 elements share one group's scale and bias (groups are multiples of 32).
 template <int BITS, typename Ts>
 struct Affine {
-  static constexpr int kElems = 32, kBias = 0, kScaleSteps = 8, kWords = 2 * BITS, kChunkBytes = 32 * BITS;
+  static constexpr int kElems = 32, kBias = 0, kScaleSteps = 8, kChunkBytes = 32 * BITS;
   static constexpr bool kHasMin = true;
-  struct Raw { uint32_t v[kWords]; float s[2], b[2]; };
+  // The stretch (word aligned: rows are whole words) and each half's scale and bias as one f16 pair (the kernel
+  // rounds them to f16 anyway).
+  struct Raw { const uint32_t* v; __half2 sb[2]; };
   int group;  // runtime group size
   __device__ Raw load(const RowSrc& r, const uint8_t* cp, int64_t ch, int c, int64_t nblk) const {
     Raw x{};
-    const uint8_t* p = cp + 8 * c * BITS;
+    x.v = reinterpret_cast<const uint32_t*>(cp + 8 * c * BITS);
 #pragma unroll
     for (int j = 0; j < 2; ++j) {
       const int64_t b = ch * 8 + 2 * c + j;
       if (b >= nblk) continue;
-#pragma unroll
-      for (int w = 0; w < BITS; ++w) x.v[j * BITS + w] = ld32(p + 4 * (j * BITS + w));
       const int64_t gi = b * 32 / group;
-      x.s[j] = to_f32(reinterpret_cast<const Ts*>(r.scales)[gi]);
-      x.b[j] = to_f32(reinterpret_cast<const Ts*>(r.biases)[gi]);
+      x.sb[j] = __floats2half2_rn(sat_f16_range(to_f32(reinterpret_cast<const Ts*>(r.scales)[gi])),
+                                  sat_f16_range(to_f32(reinterpret_cast<const Ts*>(r.biases)[gi])));
     }
     return x;
   }
@@ -504,8 +507,8 @@ struct Affine {
            ((v >> (3 * BITS)) & mask) << 24;
   }
   __device__ static void scale(const Raw& r, int s, int, float& d, float& m) {
-    d = r.s[s / 8];
-    m = r.b[s / 8];
+    d = __low2float(r.sb[s / 8]);
+    m = __high2float(r.sb[s / 8]);
   }
 };
 
@@ -540,7 +543,6 @@ __device__ __forceinline__ void bytes_to_h2(uint32_t u, uint32_t& lo, uint32_t& 
   hi = *reinterpret_cast<const uint32_t*>(&hh);
 }
 
-__device__ __forceinline__ float sat_f16_range(float v) { return fminf(fmaxf(v, -65504.0f), 65504.0f); }
 
 __device__ __forceinline__ uint32_t pack_h2(float a, float b) {
   const __half2 h = __floats2half2_rn(sat_f16_range(a), sat_f16_range(b));
