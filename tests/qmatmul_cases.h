@@ -65,18 +65,22 @@ inline QWeights make_qweights(const QMatmulCase& c, uint64_t seed) {
 struct QMatmulRun {
   std::vector<float> x, y;  // x as rounded to its dtype, without padding
   std::vector<double> ref;
-  std::vector<double> scale;  // sqrt(sum_k (x w)^2) per output: the size of a rounding error of the terms
+  std::vector<double> sum_xw;  // sum_k |x w| per output
+  std::vector<double> sum_x_wmax;  // sum_k |x| * max_k |w[n, :]| per output
   Status status;
 };
 
-// Largest |y - ref| / (terms * sqrt(sum (x w)^2) + out * |ref|) over the outputs: <= 1 passes. `terms` bounds the
-// relative rounding of each product's inputs, `out` the output rounding. NaN fails.
-inline double qmatmul_err(const QMatmulRun& r, double terms, double out) {
+// Largest |y - ref| / bound over the outputs (<= 1 passes; NaN fails), with the worst-case bound of a kernel that
+// forms each weight in a float type with unit roundoff u (the weight rounded relative to itself, its scale and
+// offset relative to the row's largest weight) and rounds x relative to itself: u_w * sum|x w| + u_s * sum|x| *
+// max|w| + u_x * sum|x w|, plus `out` times |ref| for the output rounding.
+inline double qmatmul_err(const QMatmulRun& r, double u_w, double u_s, double u_x, double out) {
   double worst = 0;
   for (size_t i = 0; i < r.ref.size(); ++i) {
     if (!std::isfinite(r.y[i])) return INFINITY;
-    const double e = std::abs(r.y[i] - r.ref[i]) / (terms * r.scale[i] + out * std::abs(r.ref[i]) + 1e-30);
-    worst = std::max(worst, e);
+    const double bound =
+        (u_w + u_x) * r.sum_xw[i] + u_s * r.sum_x_wmax[i] + out * std::abs(r.ref[i]) + 1e-30;
+    worst = std::max(worst, std::abs(r.y[i] - r.ref[i]) / bound);
   }
   return worst;
 }
@@ -118,19 +122,26 @@ inline QMatmulRun run_qmatmul(const Device& dev, const QMatmulCase& c, const QWe
   if (out.status.is_ok()) out.status = s.finish();
   if (out.status.is_ok()) out.y = read_f32(y);
   out.ref.resize(static_cast<size_t>(c.M * c.N));
-  out.scale.resize(out.ref.size());
-  for (int64_t m = 0; m < c.M; ++m)
-    for (int64_t n = 0; n < c.N; ++n) {
-      double acc = 0, sq = 0;
+  out.sum_xw.resize(out.ref.size());
+  out.sum_x_wmax.resize(out.ref.size());
+  for (int64_t n = 0; n < c.N; ++n) {
+    double wmax = 0;
+    for (int64_t k = 0; k < c.K; ++k) wmax = std::max(wmax, std::abs(static_cast<double>(q.w[n * c.K + k])));
+    for (int64_t m = 0; m < c.M; ++m) {
+      double acc = 0, axw = 0, ax = 0;
       for (int64_t k = 0; k < c.K; ++k) {
-        const double t =
-            static_cast<double>(out.x[static_cast<size_t>(m * c.K + k)]) * q.w[static_cast<size_t>(n * c.K + k)];
+        const double xv = out.x[static_cast<size_t>(m * c.K + k)];
+        const double t = xv * q.w[static_cast<size_t>(n * c.K + k)];
         acc += t;
-        sq += t * t;
+        axw += std::abs(t);
+        ax += std::abs(xv);
       }
-      out.ref[static_cast<size_t>(m * c.N + n)] = acc;
-      out.scale[static_cast<size_t>(m * c.N + n)] = std::sqrt(sq);
+      const size_t i = static_cast<size_t>(m * c.N + n);
+      out.ref[i] = acc;
+      out.sum_xw[i] = axw;
+      out.sum_x_wmax[i] = ax * wmax;
     }
+  }
   return out;
 }
 
