@@ -20,7 +20,7 @@ def attention():
                     f'&launch_attention<{FLOATS[tq]}, {FLOATS[tkv]}, {d}>);' for tkv in KV_TYPES]
             sets = SETS if d in CI_HEAD_DIMS else ("default", "all")
             yield instance(f"attention_{tq}_d{d}.cu", f"add_attention_{tq}_d{d}",
-                           ["cuda/attention_prefill.cuh", "cuda/kernel_table.h"], adds, sets)
+                           ["cuda/attention_decode.cuh", "cuda/kernel_table.h"], adds, sets)
 
 
 def kv_cache_write():

@@ -457,9 +457,9 @@ template <typename TQ, typename TKV, int D, int ROWS>
 Status launch_attention_decode_rows(const kern::AttentionParams& p, const ExecContext& ctx) {
   using C = DecodeCfg<D, ROWS>;
   constexpr std::string_view op = "attention";
-  const int32_t groups = kern::decode_row_groups(p.q_len, p.n_heads, p.n_kv_heads);
+  const int32_t groups = kern::decode_row_groups(p.q_len, p.n_heads, p.n_kv_heads, D);
   const int32_t splits = kern::decode_splits(ctx.props->multiprocessor_count,
-                                             static_cast<int64_t>(p.batch) * p.n_kv_heads * groups, p.cache.capacity);
+                                             static_cast<int64_t>(p.batch) * p.n_kv_heads * groups, p.cache.capacity, D);
   if (kern::decode_workspace_bytes(p.batch, p.q_len, p.n_heads, D, splits) > p.workspace_bytes)
     return invalid_argument(op, "workspace too small");
   if (static_cast<int64_t>(p.batch) * p.n_kv_heads > 0x7fffffff || groups > 65535)
@@ -478,7 +478,7 @@ Status launch_attention_decode_rows(const kern::AttentionParams& p, const ExecCo
 
 template <typename TQ, typename TKV, int D>
 Status launch_attention_decode(const kern::AttentionParams& p, const ExecContext& ctx) {
-  if (kern::decode_rows(p.q_len, p.n_heads, p.n_kv_heads) == 4)
+  if (kern::decode_rows(p.q_len, p.n_heads, p.n_kv_heads, D) == 4)
     return launch_attention_decode_rows<TQ, TKV, D, 4>(p, ctx);
   return launch_attention_decode_rows<TQ, TKV, D, 8>(p, ctx);
 }

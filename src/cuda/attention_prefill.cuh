@@ -312,23 +312,3 @@ Status launch_attention_prefill(const kern::AttentionParams& p, const ExecContex
 }
 
 }  // namespace mlxn::cuda
-
-namespace mlxn::cuda {
-
-// Query rows per sequence up to which the split-KV decode kernel runs (speculative decoding); longer chunks go to
-// the tensor-core prefill kernel where it exists (Q and KV of one dtype, D <= 256), else to the decode kernel, whose
-// query-row groups cover any length (slower, but every head dim and dtype mix works).
-inline constexpr int32_t kDecodeMaxQ = 16;
-
-template <typename TQ, typename TKV, int D>
-Status launch_attention(const kern::AttentionParams& p, const ExecContext& ctx) {
-  if (!aligned16(p.cache.k) || !aligned16(p.cache.v))
-    return unsupported("attention", "CUDA needs 16-byte aligned K / V caches");
-  if constexpr (std::is_same_v<TQ, TKV> && D <= 256 && D % 16 == 0) {
-    if (p.q_len > kDecodeMaxQ && aligned16(p.q) && (reinterpret_cast<uintptr_t>(p.out) & 3u) == 0)
-      return launch_attention_prefill<TQ, D>(p, ctx);
-  }
-  return launch_attention_decode<TQ, TKV, D>(p, ctx);
-}
-
-}  // namespace mlxn::cuda

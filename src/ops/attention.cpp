@@ -146,8 +146,10 @@ size_t attention_workspace_bytes(const Device& dev, const Buffer& q, const KvCac
   int64_t capacity = cache.k.shape()[1];
   if (cache.layout == KvLayout::Paged && cache.page_table.rank() == 2) capacity *= cache.page_table.shape()[1];
   const int32_t groups =
-      kern::decode_row_groups(static_cast<int32_t>(q_len), static_cast<int32_t>(hq), static_cast<int32_t>(hkv));
-  const int32_t splits = kern::decode_splits(dev.properties().multiprocessor_count, batch * hkv * groups, capacity);
+      kern::decode_row_groups(static_cast<int32_t>(q_len), static_cast<int32_t>(hq), static_cast<int32_t>(hkv),
+                              static_cast<int32_t>(d));
+  const int32_t splits =
+      kern::decode_splits(dev.properties().multiprocessor_count, batch * hkv * groups, capacity, static_cast<int32_t>(d));
   return kern::decode_workspace_bytes(static_cast<int32_t>(batch), static_cast<int32_t>(q_len),
                                       static_cast<int32_t>(hq), static_cast<int32_t>(d), splits);
 }
