@@ -7,6 +7,7 @@ namespace mlxn::cuda {
 void add_attention_f16_d64(KernelTable& t) {
   t.add("attention", "f16.f16.f16.d64", &launch_attention<__half, __half, 64>);
   t.add("attention", "f16.bf16.f16.d64", &launch_attention<__half, __nv_bfloat16, 64>);
+  t.add("attention", "f16.u8.f16.d64", &launch_attention_fp8<__half, 64>);
 }
 
 }  // namespace mlxn::cuda
