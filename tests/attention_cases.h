@@ -153,8 +153,10 @@ inline AttnRun run_attention(const Device& dev, const AttnCase& c, uint64_t seed
           k_sc[bb][so] = fp8_quantize(&run.k_abs[bb][o], c.d, &k_codes[bb][o]);
           v_sc[bb][so] = fp8_quantize(&run.v_abs[bb][o], c.d, &v_codes[bb][o]);
           for (int64_t e = 0; e < c.d; ++e) {
-            run.k_abs[bb][o + static_cast<size_t>(e)] = fp8_value(k_codes[bb][o + static_cast<size_t>(e)]) * k_sc[bb][so];
-            run.v_abs[bb][o + static_cast<size_t>(e)] = fp8_value(v_codes[bb][o + static_cast<size_t>(e)]) * v_sc[bb][so];
+            run.k_abs[bb][o + static_cast<size_t>(e)] =
+                fp8_value(k_codes[bb][o + static_cast<size_t>(e)]) * k_sc[bb][so];
+            run.v_abs[bb][o + static_cast<size_t>(e)] =
+                fp8_value(v_codes[bb][o + static_cast<size_t>(e)]) * v_sc[bb][so];
           }
         }
     }
@@ -289,8 +291,8 @@ inline AttnRun run_attention(const Device& dev, const AttnCase& c, uint64_t seed
     for (size_t i = 0; i < ksr.size() && run.cache_ok; ++i)
       if (!same(ksr[i], expect_ks[i]) || !same(vsr[i], expect_vs[i])) {
         run.cache_ok = false;
-        run.cache_error = detail::cat("scale ", i, ": k ", ksr[i], " v ", vsr[i], ", expected ", expect_ks[i], " / ",
-                                      expect_vs[i]);
+        run.cache_error =
+            detail::cat("scale ", i, ": k ", ksr[i], " v ", vsr[i], ", expected ", expect_ks[i], " / ", expect_vs[i]);
       }
   }
   for (size_t i = 0; i < kr.size() && run.cache_ok; ++i) {

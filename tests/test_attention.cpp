@@ -48,8 +48,11 @@ TEST(KvCacheWrite, Fp8QuantizationError) {
   x[5] = 0.0f;
   for (int64_t e = 0; e < D; ++e) x[static_cast<size_t>(2 * D + e)] = 0.0f;  // an all-zero head: scale 0
   auto k = test::make_buffer(cpu, DType::F32, {1, 1, hkv, D}, x);
-  ops::KvCache cache{cpu.alloc(DType::U8, {1, 4, hkv, D}).value(), cpu.alloc(DType::U8, {1, 4, hkv, D}).value(),
-                     L::Contiguous, Buffer(), cpu.alloc(DType::F32, {1, 4, hkv}).value(),
+  ops::KvCache cache{cpu.alloc(DType::U8, {1, 4, hkv, D}).value(),
+                     cpu.alloc(DType::U8, {1, 4, hkv, D}).value(),
+                     L::Contiguous,
+                     Buffer(),
+                     cpu.alloc(DType::F32, {1, 4, hkv}).value(),
                      cpu.alloc(DType::F32, {1, 4, hkv}).value()};
   ops::SeqLens lens;
   lens.kv_lens = cpu.alloc(DType::I32, {1}).value();
@@ -60,7 +63,8 @@ TEST(KvCacheWrite, Fp8QuantizationError) {
   auto scales = test::read_f32(cache.k_scale);
   for (int64_t h = 0; h < hkv; ++h) {
     double amax = 0;
-    for (int64_t e = 0; e < D; ++e) amax = std::max(amax, std::fabs(static_cast<double>(x[static_cast<size_t>(h * D + e)])));
+    for (int64_t e = 0; e < D; ++e)
+      amax = std::max(amax, std::fabs(static_cast<double>(x[static_cast<size_t>(h * D + e)])));
     const double sc = scales[static_cast<size_t>(2 * hkv + h)];  // position 2
     EXPECT_NEAR(sc, amax / 448.0, 1e-6 * amax) << "head " << h;
     for (int64_t e = 0; e < D; ++e) {
@@ -68,7 +72,9 @@ TEST(KvCacheWrite, Fp8QuantizationError) {
       const uint8_t code = static_cast<uint8_t>(codes[static_cast<size_t>((2 * hkv + h) * D + e)]);
       const double got = test::fp8_value(code) * sc;
       EXPECT_LE(std::fabs(got - xv), std::max(std::fabs(xv) / 16.0, sc / 1024.0) * (1 + 1e-6)) << h << " " << e;
-      if (std::fabs(xv) == amax) EXPECT_NEAR(got, xv, 1e-6 * amax);
+      if (std::fabs(xv) == amax) {
+        EXPECT_NEAR(got, xv, 1e-6 * amax);
+      }
     }
   }
 }
@@ -316,15 +322,15 @@ TEST(Attention, ErrorPaths) {
   EXPECT_TRUE(ops::kv_cache_write(s, knew, knew, fp8, lens).is_ok());
   EXPECT_NE(ops::attention(s, q, {k8, v8, L::Contiguous, Buffer()}, lens, out).message().find("cache.k_scale"),
             std::string::npos);
-  EXPECT_NE(ops::attention(s, q, {k8, v8, L::Contiguous, Buffer(), ks, cpu.alloc(DType::F32, {2, 32, 3}).value()},
-                           lens, out)
-                .message()
-                .find("cache.v_scale has shape"),
-            std::string::npos);
-  EXPECT_EQ(ops::attention(s, q, {k8, v8, L::Contiguous, Buffer(), ks, cpu.alloc(DType::F16, {2, 32, 2}).value()},
-                           lens, out)
-                .code(),
-            StatusCode::Unsupported);
+  EXPECT_NE(
+      ops::attention(s, q, {k8, v8, L::Contiguous, Buffer(), ks, cpu.alloc(DType::F32, {2, 32, 3}).value()}, lens, out)
+          .message()
+          .find("cache.v_scale has shape"),
+      std::string::npos);
+  EXPECT_EQ(
+      ops::attention(s, q, {k8, v8, L::Contiguous, Buffer(), ks, cpu.alloc(DType::F16, {2, 32, 2}).value()}, lens, out)
+          .code(),
+      StatusCode::Unsupported);
   EXPECT_NE(ops::attention(s, q, {k8, v8, L::Contiguous, Buffer(), ks, ks}, lens, out).message().find("overlap"),
             std::string::npos);
   EXPECT_NE(ops::attention(s, q, {kc, vc, L::Contiguous, Buffer(), ks, vs}, lens, out).message().find("scales given"),

@@ -25,9 +25,10 @@ uint8_t e4m3_from_float(float x) {
   const uint8_t sign = std::signbit(x) ? 0x80 : 0;
   const double a = std::fabs(static_cast<double>(x));
   if (a >= 448.0) return sign | 0x7e;
+  if (a == 0.0) return sign;  // frexp(0) has no binade
   int e;
-  (void)std::frexp(a, &e);  // a = f 2^e, f in [0.5, 1)
-  const int exp = std::max(e - 1, -6);  // below 2^-6 the subnormal quantum 2^-9 applies
+  (void)std::frexp(a, &e);                                  // a = f 2^e, f in [0.5, 1)
+  const int exp = std::max(e - 1, -6);                      // below 2^-6 the subnormal quantum 2^-9 applies
   const double q = std::nearbyint(std::ldexp(a, 3 - exp));  // mantissa with the leading bit, in quanta (ties to even)
   // q in [8, 16] for normals (16: carried into the next binade), [0, 8] for subnormals (8: the smallest normal).
   const int code = (exp + 6) * 8 + static_cast<int>(q);  // the codes are monotonic in the value
@@ -39,7 +40,8 @@ double cache_value(const kern::KvCacheDesc& c, const void* data, const float* sc
                    int64_t e) {
   const int64_t idx = (row * c.n_kv_heads + head) * c.head_dim + e;
   if (c.t == DType::U8)
-    return e4m3_to_double(static_cast<const uint8_t*>(data)[idx]) * static_cast<double>(scale[row * c.n_kv_heads + head]);
+    return e4m3_to_double(static_cast<const uint8_t*>(data)[idx]) *
+           static_cast<double>(scale[row * c.n_kv_heads + head]);
   return load_f32(data, c.t, idx);
 }
 
@@ -110,8 +112,7 @@ Status attention(const kern::AttentionParams& p, const ExecContext&) {
         if (kr < 0) continue;
         double dot = 0;
         for (int64_t e = 0; e < D; ++e)
-          dot += static_cast<double>(load_f32(p.q, p.tq, qo + e)) *
-                 cache_value(c, c.k, c.k_scale, kr, kvh, e);
+          dot += static_cast<double>(load_f32(p.q, p.tq, qo + e)) * cache_value(c, c.k, c.k_scale, kr, kvh, e);
         double v = dot * static_cast<double>(p.scale);
         if (p.softcap > 0) v = p.softcap * std::tanh(v / p.softcap);
         if (p.mask != nullptr) v += load_f32(p.mask, p.tmask, b * p.mask_batch_stride + i * p.mask_row_stride + j);

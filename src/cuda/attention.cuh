@@ -6,10 +6,10 @@
 // Included by the generated instance files only; src/cuda/attention.cu dispatches through the kernel table.
 #pragma once
 
+#include <cuda_fp8.h>
+
 #include <cfloat>
 #include <cmath>
-
-#include <cuda_fp8.h>
 
 #include "cuda/common.cuh"
 #include "kernels/attention.h"
@@ -192,9 +192,9 @@ Status launch_kv_cache_write_fp8(const kern::KvWriteParams& p, const ExecContext
   const int64_t n_vec = static_cast<int64_t>(p.batch) * p.q_len * p.cache.n_kv_heads;
   const int sms = ctx.props->multiprocessor_count > 0 ? ctx.props->multiprocessor_count : 132;
   const dim3 grid(grid_1d(n_vec * 32, 256, static_cast<int64_t>(sms) * 16));
-  return launch_status(launch_kernel(kv_cache_write_fp8_kernel<Ts>, grid, dim3(256),
-                                     static_cast<cudaStream_t>(ctx.stream), true, p),
-                       "kv_cache_write");
+  return launch_status(
+      launch_kernel(kv_cache_write_fp8_kernel<Ts>, grid, dim3(256), static_cast<cudaStream_t>(ctx.stream), true, p),
+      "kv_cache_write");
 }
 
 // ---- split-KV decode ----------------------------------------------------------------------------------------------
@@ -518,8 +518,8 @@ Status launch_attention_decode_rows(const kern::AttentionParams& p, const ExecCo
   using C = DecodeCfg<D, ROWS>;
   constexpr std::string_view op = "attention";
   const int32_t groups = kern::decode_row_groups(p.q_len, p.n_heads, p.n_kv_heads, D);
-  const int32_t splits = kern::decode_splits(ctx.props->multiprocessor_count,
-                                             static_cast<int64_t>(p.batch) * p.n_kv_heads * groups, p.cache.capacity, D);
+  const int32_t splits = kern::decode_splits(
+      ctx.props->multiprocessor_count, static_cast<int64_t>(p.batch) * p.n_kv_heads * groups, p.cache.capacity, D);
   if (kern::decode_workspace_bytes(p.batch, p.q_len, p.n_heads, D, splits) > p.workspace_bytes)
     return invalid_argument(op, "workspace too small");
   if (static_cast<int64_t>(p.batch) * p.n_kv_heads > 0x7fffffff || groups > 65535)

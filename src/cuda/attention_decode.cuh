@@ -75,7 +75,7 @@ struct Dec2Cfg {
   static constexpr int kPitch = D + 8;  // elements of an mma tile row
   static constexpr int kRawBytes = F::raw_bytes(D);
   static constexpr int kRawChunks = kRawBytes / 16;
-  static constexpr int kRawPitch = F::kConvert ? kRawBytes : kPitch * 2;  // bytes; plain: the stage is the mma tile
+  static constexpr int kRawPitch = F::kConvert ? kRawBytes : kPitch * 2;    // bytes; plain: the stage is the mma tile
   static constexpr size_t kRawTile = static_cast<size_t>(kTK) * kRawPitch;  // K or V
   static constexpr size_t kStageBytes = 2 * kRawTile;
   static constexpr size_t kConvBytes = F::kConvert ? 2 * static_cast<size_t>(kTK) * kPitch * 2 : 0;
@@ -123,9 +123,9 @@ __global__ void __launch_bounds__(128, 1) attention_decode_mma_kernel(kern::Atte
   const kern::SeqRange sr = kern::seq_range(p.kv_lens, p.q_lens, b, p.q_len, c);
   // Row r: global row gr = row0 + r -> query token gr / group, head hkv * group + gr % group.
   const int32_t rows_total = p.q_len * group;
-  const int32_t rows_here = max(0, min(ROWS, rows_total - row0));               // rows of out this block owns
-  const int32_t n_rows = max(0, min(rows_here, sr.n_q * group - row0));          // of which hold a query
-  const int64_t first_pos = sr.kv_len - sr.n_q;                                  // position of query token 0
+  const int32_t rows_here = max(0, min(ROWS, rows_total - row0));        // rows of out this block owns
+  const int32_t n_rows = max(0, min(rows_here, sr.n_q * group - row0));  // of which hold a query
+  const int64_t first_pos = sr.kv_len - sr.n_q;                          // position of query token 0
 
   // The block's key range: the union of its rows' visible ranges, split evenly (in whole tiles) among the splits.
   int64_t lo = 0, hi = 0;
@@ -192,7 +192,7 @@ __global__ void __launch_bounds__(128, 1) attention_decode_mma_kernel(kern::Atte
 
   __syncthreads();  // s_q written
   uint32_t qa[kQReg ? kKC : 1][4];
-  auto load_qa = [&](int kc, uint32_t (&a)[4]) {
+  auto load_qa = [&](int kc, uint32_t(&a)[4]) {
     const int m = lane >> 3;
     ldsm_x4(a, s_q + ((m & 1) * 8 + (lane & 7)) * C::kPitch + kc * 16 + (m >> 1) * 8);
   };
@@ -252,8 +252,10 @@ __global__ void __launch_bounds__(128, 1) attention_decode_mma_kernel(kern::Atte
           uint32_t h[8];
 #pragma unroll
           for (int q = 0; q < 4; ++q) {
-            const __half2_raw lo2 = __nv_cvt_fp8x2_to_halfraw2(static_cast<__nv_fp8x2_storage_t>(words[q] & 0xffffu), __NV_E4M3);
-            const __half2_raw hi2 = __nv_cvt_fp8x2_to_halfraw2(static_cast<__nv_fp8x2_storage_t>(words[q] >> 16), __NV_E4M3);
+            const __half2_raw lo2 =
+                __nv_cvt_fp8x2_to_halfraw2(static_cast<__nv_fp8x2_storage_t>(words[q] & 0xffffu), __NV_E4M3);
+            const __half2_raw hi2 =
+                __nv_cvt_fp8x2_to_halfraw2(static_cast<__nv_fp8x2_storage_t>(words[q] >> 16), __NV_E4M3);
             h[2 * q] = static_cast<uint32_t>(lo2.x) | (static_cast<uint32_t>(lo2.y) << 16);
             h[2 * q + 1] = static_cast<uint32_t>(hi2.x) | (static_cast<uint32_t>(hi2.y) << 16);
           }
@@ -329,9 +331,9 @@ __global__ void __launch_bounds__(128, 1) attention_decode_mma_kernel(kern::Atte
           bool vis = row_ok[hr] && pos < s_hi && rows[j] >= 0 && (!p.causal || pos <= t_row[hr]) &&
                      (p.window == 0 || pos > t_row[hr] - p.window);
           if (vis && p.mask != nullptr)
-            v += kLog2e * load_any_f32(p.mask, p.tmask,
-                                       b * p.mask_batch_stride + ((row0 + g + 8 * hr) / group) * p.mask_row_stride +
-                                           pos);
+            v += kLog2e *
+                 load_any_f32(p.mask, p.tmask,
+                              b * p.mask_batch_stride + ((row0 + g + 8 * hr) / group) * p.mask_row_stride + pos);
           if (!vis) v = -INFINITY;
         }
         s[n][e] = v;
@@ -411,7 +413,7 @@ __global__ void __launch_bounds__(128, 1) attention_decode_mma_kernel(kern::Atte
   pdl_trigger();
   __syncthreads();  // every warp is done with its stages: reuse them for the merge of the 4 warps
 
-  float* red_o = reinterpret_cast<float*>(smem);  // [warp][16 rows][D]
+  float* red_o = reinterpret_cast<float*>(smem);        // [warp][16 rows][D]
   float* red_ml = red_o + C::kWarps * C::kRowsMax * D;  // [warp][16 rows] (m, l)
 #pragma unroll
   for (int hr = 0; hr < 2; ++hr) {
@@ -536,12 +538,13 @@ Status launch_attention_decode_mma_rows(const kern::AttentionParams& p, const Ex
   using C = Dec2Cfg<D, F>;
   constexpr std::string_view op = "attention";
   const int32_t groups = kern::decode_row_groups(p.q_len, p.n_heads, p.n_kv_heads, D);
-  const int32_t splits = kern::decode_splits(ctx.props->multiprocessor_count,
-                                             static_cast<int64_t>(p.batch) * p.n_kv_heads * groups, p.cache.capacity, D);
+  const int32_t splits = kern::decode_splits(
+      ctx.props->multiprocessor_count, static_cast<int64_t>(p.batch) * p.n_kv_heads * groups, p.cache.capacity, D);
   if (splits > 1 && kern::decode_workspace_bytes(p.batch, p.q_len, p.n_heads, D, splits) > p.workspace_bytes)
     return invalid_argument(op, "workspace too small");
   const int64_t blocks_x = static_cast<int64_t>(p.batch) * p.n_kv_heads * splits;
-  if (blocks_x > 0x7fffffff || groups > 65535) return unsupported(op, "batch x KV heads or query rows exceed one launch");
+  if (blocks_x > 0x7fffffff || groups > 65535)
+    return unsupported(op, "batch x KV heads or query rows exceed one launch");
   auto kernel = attention_decode_mma_kernel<TQ, F, D, ROWS>;
   MLXN_TRY(allow_smem(ctx, kernel, C::kSmem, op));
   const auto stream = static_cast<cudaStream_t>(ctx.stream);
@@ -587,7 +590,8 @@ template <typename TQ, int D>
 Status launch_attention_fp8(const kern::AttentionParams& p, const ExecContext& ctx) {
   if (!aligned16(p.cache.k) || !aligned16(p.cache.v))
     return unsupported("attention", "CUDA needs 16-byte aligned K / V caches");
-  if (p.cache.k_scale == nullptr || p.cache.v_scale == nullptr) return invalid_argument("attention", "fp8 scales missing");
+  if (p.cache.k_scale == nullptr || p.cache.v_scale == nullptr)
+    return invalid_argument("attention", "fp8 scales missing");
   return launch_attention_decode_mma<TQ, KvFp8, D>(p, ctx);
 }
 

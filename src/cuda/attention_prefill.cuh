@@ -165,7 +165,7 @@ __global__ void __launch_bounds__(128) attention_prefill_kernel(kern::AttentionP
   const bool use_softcap = p.softcap > 0.0f;
   const float cap_in = use_softcap ? p.scale / p.softcap : 0.0f, cap_out = p.softcap * kLog2e;
   uint32_t qf[kQReg ? D / 16 : 1][4];
-  auto load_qf = [&](int kc, uint32_t (&a)[4]) {
+  auto load_qf = [&](int kc, uint32_t(&a)[4]) {
     const int m = lane >> 3;
     ldsm_x4(a, s_q + (warp * 16 + (m & 1) * 8 + (lane & 7)) * C::kPitch + kc * 16 + (m >> 1) * 8);
   };

@@ -22,7 +22,7 @@ enum KvLayoutId : int32_t { kKvContiguous = 0, kKvRing = 1, kKvPaged = 2 };
 struct KvCacheDesc {
   void* k = nullptr;
   void* v = nullptr;
-  DType t = DType::BF16;  // f16, bf16, u8 (fp8 e4m3 with the scales below), q8_0, q4_0
+  DType t = DType::BF16;     // f16, bf16, u8 (fp8 e4m3 with the scales below), q8_0, q4_0
   float* k_scale = nullptr;  // fp8: f32 per (row, KV head), index row * n_kv_heads + head
   float* v_scale = nullptr;
   int32_t layout = kKvContiguous;

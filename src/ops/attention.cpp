@@ -16,14 +16,16 @@ using detail::check_float;
 // u8: fp8 e4m3 with f32 scales per (position, head).
 bool is_kv_dtype(DType t) { return t == DType::F16 || t == DType::BF16 || t == DType::U8; }
 
-Status check_scale(std::string_view op, std::string_view arg, const Session& s, const Buffer& scale, const Buffer& cache) {
+Status check_scale(std::string_view op, std::string_view arg, const Session& s, const Buffer& scale,
+                   const Buffer& cache) {
   if (!scale.valid()) return invalid_argument(op, arg, " is required for an fp8 (u8) cache");
   MLXN_TRY(check_buffer(op, arg, s, scale));
   MLXN_TRY(check_contiguous(op, arg, scale));
   if (scale.dtype() != DType::F32) return unsupported(op, arg, " has dtype ", scale.dtype(), "; expected f32");
   const Shape& cs = cache.shape();
   if (scale.rank() != 3 || scale.shape()[0] != cs[0] || scale.shape()[1] != cs[1] || scale.shape()[2] != cs[2])
-    return invalid_argument(op, arg, " has shape ", scale.shape(), ", expected [", cs[0], ", ", cs[1], ", ", cs[2], "]");
+    return invalid_argument(op, arg, " has shape ", scale.shape(), ", expected [", cs[0], ", ", cs[1], ", ", cs[2],
+                            "]");
   if (reinterpret_cast<uintptr_t>(scale.data()) % 4 != 0) return invalid_argument(op, arg, " must be 4-byte aligned");
   return Status::ok();
 }
@@ -176,11 +178,10 @@ size_t attention_workspace_bytes(const Device& dev, const Buffer& q, const KvCac
   if (hkv < 1 || hq % hkv != 0) return 0;
   int64_t capacity = cache.k.shape()[1];
   if (cache.layout == KvLayout::Paged && cache.page_table.rank() == 2) capacity *= cache.page_table.shape()[1];
-  const int32_t groups =
-      kern::decode_row_groups(static_cast<int32_t>(q_len), static_cast<int32_t>(hq), static_cast<int32_t>(hkv),
-                              static_cast<int32_t>(d));
-  const int32_t splits =
-      kern::decode_splits(dev.properties().multiprocessor_count, batch * hkv * groups, capacity, static_cast<int32_t>(d));
+  const int32_t groups = kern::decode_row_groups(static_cast<int32_t>(q_len), static_cast<int32_t>(hq),
+                                                 static_cast<int32_t>(hkv), static_cast<int32_t>(d));
+  const int32_t splits = kern::decode_splits(dev.properties().multiprocessor_count, batch * hkv * groups, capacity,
+                                             static_cast<int32_t>(d));
   return kern::decode_workspace_bytes(static_cast<int32_t>(batch), static_cast<int32_t>(q_len),
                                       static_cast<int32_t>(hq), static_cast<int32_t>(d), splits);
 }
@@ -252,8 +253,8 @@ Status attention(Session& s, const Buffer& q, const KvCache& cache, const SeqLen
       return invalid_argument(op, "workspace has ", workspace.nbytes(), " bytes, needs ", ws_need);
     if (reinterpret_cast<uintptr_t>(workspace.data()) % 16 != 0)
       return invalid_argument(op, "workspace must be 16-byte aligned");
-    for (const Buffer* b : {&q, &out, &cache.k, &cache.v, &lens.kv_lens, &lens.q_lens, &cache.page_table, &sinks,
-                            &mask, &cache.k_scale, &cache.v_scale})
+    for (const Buffer* b : {&q, &out, &cache.k, &cache.v, &lens.kv_lens, &lens.q_lens, &cache.page_table, &sinks, &mask,
+                            &cache.k_scale, &cache.v_scale})
       if (b->valid() && b->range().overlaps(workspace.range()))
         return invalid_argument(op, "workspace overlaps another argument");
   }

@@ -60,8 +60,8 @@ enum class KvLayout : uint8_t { Contiguous, Ring, Paged };
 struct KvCache {
   Buffer k, v;
   KvLayout layout = KvLayout::Contiguous;
-  Buffer page_table;      // Paged only: int32 [batch, max_pages]
-  Buffer k_scale, v_scale;  // fp8 (u8) caches only: f32, the cache's shape without D
+  Buffer page_table;            // Paged only: int32 [batch, max_pages]
+  Buffer k_scale{}, v_scale{};  // fp8 (u8) caches only: f32, the cache's shape without D
 };
 
 // Per-sequence lengths after this step's tokens are appended (see the convention above).
@@ -82,9 +82,10 @@ struct AttentionParams {
 Status kv_cache_write(Session& s, const Buffer& k, const Buffer& v, const KvCache& cache, const SeqLens& lens);
 
 // out = attention(q, cache) as above. q and out: f32 / f16 / bf16 [batch, q_len, Hq, D] (CUDA: f16 or bf16, out in
-// q's dtype; head dims 64 ... 256 for fp8 caches). sinks: optional [Hq] float. mask: optional additive float [1 or batch, q_len, cols] with cols >=
-// capacity, column = key position (not with rings). workspace: scratch the CUDA kernels need
-// (attention_workspace_bytes; may be empty on the CPU), written by the op, so give each concurrent call its own.
+// q's dtype; head dims 64 ... 256 for fp8 caches). sinks: optional [Hq] float. mask: optional additive float [1 or
+// batch, q_len, cols] with cols >= capacity, column = key position (not with rings). workspace: scratch the CUDA
+// kernels need (attention_workspace_bytes; may be empty on the CPU), written by the op, so give each concurrent call
+// its own.
 Status attention(Session& s, const Buffer& q, const KvCache& cache, const SeqLens& lens, const Buffer& out,
                  const AttentionParams& p = {}, const Buffer& sinks = {}, const Buffer& mask = {},
                  const Buffer& workspace = {});
