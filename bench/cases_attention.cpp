@@ -12,12 +12,23 @@ struct AttnSet {
   Buffer q, out, ws;
 };
 
-Result<AttnSet> make_attn_set(Harness& h, int64_t batch, int64_t q_len, int64_t kv, uint64_t seed) {
+// tkv: bf16, or u8 = fp8 e4m3 (constant codes, random f32 scales: the timing does not depend on the values).
+Result<AttnSet> make_attn_set(Harness& h, int64_t batch, int64_t q_len, int64_t kv, uint64_t seed,
+                              DType tkv = DType::BF16) {
   AttnSet s;
-  MLXN_ASSIGN_OR_RETURN(s.cache.k, h.device().alloc(DType::BF16, {batch, kv, kHkv, kD}));
-  MLXN_ASSIGN_OR_RETURN(s.cache.v, h.device().alloc(DType::BF16, {batch, kv, kHkv, kD}));
-  MLXN_TRY(fill_random(s.cache.k, seed));
-  MLXN_TRY(fill_random(s.cache.v, seed + 1));
+  MLXN_ASSIGN_OR_RETURN(s.cache.k, h.device().alloc(tkv, {batch, kv, kHkv, kD}));
+  MLXN_ASSIGN_OR_RETURN(s.cache.v, h.device().alloc(tkv, {batch, kv, kHkv, kD}));
+  if (tkv == DType::U8) {
+    MLXN_TRY(s.cache.k.fill_bytes(0x38));  // 1.0
+    MLXN_TRY(s.cache.v.fill_bytes(0x30));  // 0.5
+    MLXN_ASSIGN_OR_RETURN(s.cache.k_scale, h.device().alloc(DType::F32, {batch, kv, kHkv}));
+    MLXN_ASSIGN_OR_RETURN(s.cache.v_scale, h.device().alloc(DType::F32, {batch, kv, kHkv}));
+    MLXN_TRY(fill_random(s.cache.k_scale, seed));
+    MLXN_TRY(fill_random(s.cache.v_scale, seed + 1));
+  } else {
+    MLXN_TRY(fill_random(s.cache.k, seed));
+    MLXN_TRY(fill_random(s.cache.v, seed + 1));
+  }
   MLXN_ASSIGN_OR_RETURN(s.q, h.device().alloc(DType::BF16, {batch, q_len, kHq, kD}));
   MLXN_TRY(fill_random(s.q, seed + 2));
   MLXN_ASSIGN_OR_RETURN(s.out, h.device().alloc(DType::BF16, {batch, q_len, kHq, kD}));
@@ -36,13 +47,15 @@ Result<Buffer> lens_buffer(Harness& h, int64_t batch, int32_t len) {
   return b;
 }
 
-// Decode: one query token per sequence over kv cached tokens; the bytes are the K and V read (q and out are noise).
-Status bench_decode(Harness& h, int64_t batch, int64_t kv) {
-  const double kv_bytes = static_cast<double>(batch * kv * kHkv * kD) * 2 * 2;
+// Decode: one query token per sequence over kv cached tokens; the bytes are the K and V read (with fp8, the scales
+// too; q and out are noise).
+Status bench_decode(Harness& h, int64_t batch, int64_t kv, DType tkv = DType::BF16) {
+  const double per_vec = tkv == DType::U8 ? kD + 4.0 : 2.0 * kD;
+  const double kv_bytes = static_cast<double>(batch * kv * kHkv) * per_vec * 2;
   const int n = h.rotation(kv_bytes);
   std::vector<AttnSet> sets;
   for (int i = 0; i < n; ++i) {
-    MLXN_ASSIGN_OR_RETURN(AttnSet s, make_attn_set(h, batch, 1, kv, 100 + static_cast<uint64_t>(i) * 3));
+    MLXN_ASSIGN_OR_RETURN(AttnSet s, make_attn_set(h, batch, 1, kv, 100 + static_cast<uint64_t>(i) * 3, tkv));
     sets.push_back(std::move(s));
   }
   ops::SeqLens lens;
@@ -52,8 +65,8 @@ Status bench_decode(Harness& h, int64_t batch, int64_t kv) {
     return ops::attention(h.session(), s.q, s.cache, lens, s.out, {}, Buffer(), Buffer(), s.ws);
   }));
   const double bytes = kv_bytes + static_cast<double>(batch * kHq * kD) * 2 * 2;
-  h.add({"attention_decode", std::to_string(batch) + "x" + std::to_string(kv), "bf16 32/8 d128", n > 1 ? "rotated" : "",
-         us, bytes});
+  h.add({"attention_decode", std::to_string(batch) + "x" + std::to_string(kv),
+         tkv == DType::U8 ? "fp8 kv 32/8 d128" : "bf16 32/8 d128", n > 1 ? "rotated" : "", us, bytes});
   return Status::ok();
 }
 
@@ -115,6 +128,13 @@ const bool registered = [] {
       "attention_decode", 30, [](Harness& h, const BenchEnv&) { return bench_decode(h, 1, 131072); }, true);
   add_case(
       "attention_decode", 30, [](Harness& h, const BenchEnv&) { return bench_decode(h, 16, 8192); }, true);
+  add_case(
+      "attention_decode", 30, [](Harness& h, const BenchEnv&) { return bench_decode(h, 1, 8192); }, true);
+  // fp8 e4m3 KV (u8 + f32 scales): the bar is >= 1.6x less time than bf16 at 32k.
+  add_case(
+      "attention_decode", 30, [](Harness& h, const BenchEnv&) { return bench_decode(h, 1, 32768, DType::U8); }, true);
+  add_case(
+      "attention_decode", 30, [](Harness& h, const BenchEnv&) { return bench_decode(h, 1, 131072, DType::U8); }, true);
   add_case(
       "attention_prefill", 30, [](Harness& h, const BenchEnv&) { return bench_prefill(h, 4096); }, true);
   add_case(

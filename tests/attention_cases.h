@@ -61,6 +61,54 @@ inline int64_t test_row(const AttnCase& c, const std::vector<int32_t>& table, in
   return b * c.capacity + t;
 }
 
+// fp8 e4m3 (OCP E4M3FN) written independently of the library: the value of each code from its bit fields, and
+// quantization as the nearest code by search (ties to the even code, saturating at 448).
+inline float fp8_value(uint8_t code) {
+  const int e = (code >> 3) & 15, m = code & 7;
+  if (e == 15 && m == 7) return std::numeric_limits<float>::quiet_NaN();
+  const float mag = e == 0 ? static_cast<float>(m) / 512.0f : std::ldexp(1.0f + static_cast<float>(m) / 8.0f, e - 7);
+  return (code & 0x80) ? -mag : mag;
+}
+inline uint8_t fp8_nearest(float x) {
+  static const std::vector<float> values = [] {  // codes 0 ... 0x7e: increasing
+    std::vector<float> v;
+    for (int code = 0; code <= 0x7e; ++code) v.push_back(fp8_value(static_cast<uint8_t>(code)));
+    return v;
+  }();
+  const float a = std::fabs(x);
+  const size_t hi = static_cast<size_t>(std::lower_bound(values.begin(), values.end(), a) - values.begin());
+  size_t best = std::min<size_t>(hi, values.size() - 1);
+  if (hi > 0 && hi < values.size()) {
+    const float d_lo = a - values[hi - 1], d_hi = values[hi] - a;
+    best = d_lo < d_hi || (d_lo == d_hi && (hi - 1) % 2 == 0) ? hi - 1 : hi;
+  }
+  return static_cast<uint8_t>(best | (std::signbit(x) ? 0x80u : 0u));
+}
+// One (position, head) vector: scale = max|x| / 448, codes of x / scale (as the header documents).
+inline float fp8_quantize(const float* x, int64_t d, uint8_t* codes) {
+  float amax = 0.0f;
+  for (int64_t e = 0; e < d; ++e) amax = std::max(amax, std::fabs(x[e]));
+  const float s = amax / 448.0f;
+  const float inv = s > 0.0f ? 1.0f / s : 0.0f;
+  for (int64_t e = 0; e < d; ++e) codes[e] = fp8_nearest(x[e] * inv);
+  return s;
+}
+
+// A u8 buffer from codes held as floats (0 ... 255).
+inline Buffer make_u8_buffer(const Device& dev, const Shape& shape, const std::vector<float>& codes) {
+  std::vector<uint8_t> bytes(codes.size());
+  for (size_t i = 0; i < codes.size(); ++i) bytes[i] = static_cast<uint8_t>(codes[i]);
+  auto b = dev.alloc(DType::U8, shape);
+  EXPECT_TRUE(b.is_ok()) << b.status().to_string();
+  EXPECT_TRUE(b->upload(bytes.data(), bytes.size()).is_ok());
+  return b.value();
+}
+inline std::vector<float> read_u8(const Buffer& b) {
+  std::vector<uint8_t> bytes(b.nbytes());
+  EXPECT_TRUE(b.download(bytes.data(), bytes.size()).is_ok());
+  return std::vector<float>(bytes.begin(), bytes.end());
+}
+
 inline AttnRun run_attention(const Device& dev, const AttnCase& c, uint64_t seed,
                              const ops::AttentionParams* pp = nullptr) {
   AttnRun run;
@@ -87,6 +135,32 @@ inline AttnRun run_attention(const Device& dev, const AttnCase& c, uint64_t seed
         va[dst] = round_to(c.tkv, v_new[src]);
       }
   }
+  // fp8: every (position, head) vector quantized; k_abs / v_abs then hold the values the cache represents.
+  const bool fp8 = c.tkv == DType::U8;
+  std::vector<std::vector<uint8_t>> k_codes(static_cast<size_t>(c.batch)), v_codes(static_cast<size_t>(c.batch));
+  std::vector<std::vector<float>> k_sc(static_cast<size_t>(c.batch)), v_sc(static_cast<size_t>(c.batch));
+  if (fp8) {
+    for (int b = 0; b < c.batch; ++b) {
+      const size_t bb = static_cast<size_t>(b);
+      const int64_t kv = c.kv_lens[bb];
+      k_codes[bb].resize(static_cast<size_t>(kv * row));
+      v_codes[bb].resize(static_cast<size_t>(kv * row));
+      k_sc[bb].resize(static_cast<size_t>(kv * c.hkv));
+      v_sc[bb].resize(static_cast<size_t>(kv * c.hkv));
+      for (int64_t t = 0; t < kv; ++t)
+        for (int64_t h = 0; h < c.hkv; ++h) {
+          const size_t o = static_cast<size_t>(t * row + h * c.d), so = static_cast<size_t>(t * c.hkv + h);
+          k_sc[bb][so] = fp8_quantize(&run.k_abs[bb][o], c.d, &k_codes[bb][o]);
+          v_sc[bb][so] = fp8_quantize(&run.v_abs[bb][o], c.d, &v_codes[bb][o]);
+          for (int64_t e = 0; e < c.d; ++e) {
+            run.k_abs[bb][o + static_cast<size_t>(e)] =
+                fp8_value(k_codes[bb][o + static_cast<size_t>(e)]) * k_sc[bb][so];
+            run.v_abs[bb][o + static_cast<size_t>(e)] =
+                fp8_value(v_codes[bb][o + static_cast<size_t>(e)]) * v_sc[bb][so];
+          }
+        }
+    }
+  }
   // Cache storage, NaN everywhere a kernel has no business reading (0xFFFF is NaN in f16 and bf16).
   const bool paged = c.layout == ops::KvLayout::Paged;
   const int64_t max_pages = paged ? (c.capacity + c.page_size - 1) / c.page_size : 0;
@@ -104,17 +178,32 @@ inline AttnRun run_attention(const Device& dev, const AttnCase& c, uint64_t seed
   }
   const Shape cache_shape = paged ? Shape{n_pages, c.page_size, c.hkv, c.d} : Shape{c.batch, c.capacity, c.hkv, c.d};
   const int64_t cache_rows = paged ? n_pages * c.page_size : c.batch * c.capacity;
-  std::vector<float> kc(static_cast<size_t>(cache_rows * row), std::numeric_limits<float>::quiet_NaN());
+  // fp8: kc / vc hold codes (255 = NaN) and ksc / vsc the scales.
+  std::vector<float> kc(static_cast<size_t>(cache_rows * row), fp8 ? 255.0f : std::numeric_limits<float>::quiet_NaN());
   std::vector<float> vc = kc;
   auto expect_k = kc, expect_v = kc;
+  std::vector<float> ksc(fp8 ? static_cast<size_t>(cache_rows * c.hkv) : 0, std::numeric_limits<float>::quiet_NaN());
+  std::vector<float> vsc = ksc;
+  auto expect_ks = ksc, expect_vs = ksc;
   for (int b = 0; b < c.batch; ++b) {
     const int32_t kv = c.kv_lens[static_cast<size_t>(b)], hist = kv - run.n_q[static_cast<size_t>(b)];
     const int64_t first = c.layout == ops::KvLayout::Ring ? std::max<int64_t>(0, kv - cap) : 0;
     for (int64_t t = first; t < kv; ++t) {
       const int64_t r = test_row(c, table, max_pages, b, t);
+      if (fp8)
+        for (int64_t h = 0; h < c.hkv; ++h) {
+          const size_t dst = static_cast<size_t>(r * c.hkv + h), src = static_cast<size_t>(t * c.hkv + h);
+          expect_ks[dst] = k_sc[static_cast<size_t>(b)][src];
+          expect_vs[dst] = v_sc[static_cast<size_t>(b)][src];
+          if (t < hist) {
+            ksc[dst] = expect_ks[dst];
+            vsc[dst] = expect_vs[dst];
+          }
+        }
       for (int64_t e = 0; e < row; ++e) {
-        const float kvv = run.k_abs[static_cast<size_t>(b)][static_cast<size_t>(t * row + e)];
-        const float vvv = run.v_abs[static_cast<size_t>(b)][static_cast<size_t>(t * row + e)];
+        const size_t src = static_cast<size_t>(t * row + e);
+        const float kvv = fp8 ? k_codes[static_cast<size_t>(b)][src] : run.k_abs[static_cast<size_t>(b)][src];
+        const float vvv = fp8 ? v_codes[static_cast<size_t>(b)][src] : run.v_abs[static_cast<size_t>(b)][src];
         expect_k[static_cast<size_t>(r * row + e)] = kvv;
         expect_v[static_cast<size_t>(r * row + e)] = vvv;
         if (t < hist) {  // history: laid in by the test; this step's rows come from kv_cache_write
@@ -131,11 +220,20 @@ inline AttnRun run_attention(const Device& dev, const AttnCase& c, uint64_t seed
           kc[static_cast<size_t>(r * row + e)] = 100.0f;  // overwritten by the write (checked below)
           vc[static_cast<size_t>(r * row + e)] = 100.0f;
         }
+        for (int64_t h = 0; fp8 && h < c.hkv; ++h) {
+          ksc[static_cast<size_t>(r * c.hkv + h)] = 100.0f;
+          vsc[static_cast<size_t>(r * c.hkv + h)] = 100.0f;
+        }
       }
   }
-  auto k_cache = make_buffer(dev, c.tkv, cache_shape, kc);
-  auto v_cache = make_buffer(dev, c.tkv, cache_shape, vc);
+  auto k_cache = fp8 ? make_u8_buffer(dev, cache_shape, kc) : make_buffer(dev, c.tkv, cache_shape, kc);
+  auto v_cache = fp8 ? make_u8_buffer(dev, cache_shape, vc) : make_buffer(dev, c.tkv, cache_shape, vc);
   ops::KvCache cache{k_cache, v_cache, c.layout, Buffer()};
+  if (fp8) {
+    const Shape scale_shape{cache_shape[0], cache_shape[1], cache_shape[2]};
+    cache.k_scale = make_buffer(dev, DType::F32, scale_shape, ksc);
+    cache.v_scale = make_buffer(dev, DType::F32, scale_shape, vsc);
+  }
   if (paged) {
     cache.page_table = dev.alloc(DType::I32, {c.batch, max_pages}).value();
     EXPECT_TRUE(cache.page_table.upload(table.data(), table.size() * 4).is_ok());
@@ -186,9 +284,18 @@ inline AttnRun run_attention(const Device& dev, const AttnCase& c, uint64_t seed
   if (!run.status.is_ok()) return run;
   run.out = read_f32(out);
   // The caches must hold exactly the expected rows (NaN where nothing was written).
-  auto kr = read_f32(k_cache), vr = read_f32(v_cache);
+  auto kr = fp8 ? read_u8(k_cache) : read_f32(k_cache), vr = fp8 ? read_u8(v_cache) : read_f32(v_cache);
+  auto same = [](float a, float b) { return (std::isnan(a) && std::isnan(b)) || a == b; };
+  if (fp8) {
+    auto ksr = read_f32(cache.k_scale), vsr = read_f32(cache.v_scale);
+    for (size_t i = 0; i < ksr.size() && run.cache_ok; ++i)
+      if (!same(ksr[i], expect_ks[i]) || !same(vsr[i], expect_vs[i])) {
+        run.cache_ok = false;
+        run.cache_error =
+            detail::cat("scale ", i, ": k ", ksr[i], " v ", vsr[i], ", expected ", expect_ks[i], " / ", expect_vs[i]);
+      }
+  }
   for (size_t i = 0; i < kr.size() && run.cache_ok; ++i) {
-    auto same = [](float a, float b) { return (std::isnan(a) && std::isnan(b)) || a == b; };
     if (!same(kr[i], expect_k[i]) || !same(vr[i], expect_v[i])) {
       run.cache_ok = false;
       run.cache_error = detail::cat("cache element ", i, " (row ", static_cast<int64_t>(i) / row, "): k ", kr[i], " v ",

@@ -26,6 +26,59 @@ TEST(Attention, CpuMatchesNaive) {
   for (const auto& c : test::attn_cases({32}, types, false)) expect_matches_naive(c, seed);
 }
 
+TEST(Attention, CpuMatchesNaiveFp8) {
+  // fp8 e4m3 caches: the write must produce the test's own quantization byte for byte (run_attention checks the
+  // cache), and attention must match the naive reference over the dequantized values.
+  const uint64_t seed = test::fresh_seed();
+  SCOPED_TRACE(detail::cat("seed ", seed));
+  const std::vector<std::pair<DType, DType>> types = {
+      {DType::BF16, DType::U8}, {DType::F16, DType::U8}, {DType::F32, DType::U8}};
+  for (const auto& c : test::attn_cases({32}, types, false)) expect_matches_naive(c, seed);
+}
+
+TEST(KvCacheWrite, Fp8QuantizationError) {
+  // Independent of the test's quantizer: each stored value is within half an e4m3 step (2^-4 relative for normals,
+  // 2^-10 x scale below 2^-6) of the row written, the scale is max|x| / 448, and the largest element is exact.
+  Device cpu = Device::cpu();
+  auto s = Session::create(cpu).value();
+  const uint64_t seed = test::fresh_seed();
+  SCOPED_TRACE(detail::cat("seed ", seed));
+  const int64_t D = 64, hkv = 3;
+  auto x = test::randn(static_cast<size_t>(hkv * D), seed, 3.0f);
+  x[5] = 0.0f;
+  for (int64_t e = 0; e < D; ++e) x[static_cast<size_t>(2 * D + e)] = 0.0f;  // an all-zero head: scale 0
+  auto k = test::make_buffer(cpu, DType::F32, {1, 1, hkv, D}, x);
+  ops::KvCache cache{cpu.alloc(DType::U8, {1, 4, hkv, D}).value(),
+                     cpu.alloc(DType::U8, {1, 4, hkv, D}).value(),
+                     L::Contiguous,
+                     Buffer(),
+                     cpu.alloc(DType::F32, {1, 4, hkv}).value(),
+                     cpu.alloc(DType::F32, {1, 4, hkv}).value()};
+  ops::SeqLens lens;
+  lens.kv_lens = cpu.alloc(DType::I32, {1}).value();
+  const int32_t three = 3;
+  ASSERT_TRUE(lens.kv_lens.upload(&three, 4).is_ok());
+  ASSERT_TRUE(ops::kv_cache_write(s, k, k, cache, lens).is_ok());
+  auto codes = test::read_u8(cache.k);
+  auto scales = test::read_f32(cache.k_scale);
+  for (int64_t h = 0; h < hkv; ++h) {
+    double amax = 0;
+    for (int64_t e = 0; e < D; ++e)
+      amax = std::max(amax, std::fabs(static_cast<double>(x[static_cast<size_t>(h * D + e)])));
+    const double sc = scales[static_cast<size_t>(2 * hkv + h)];  // position 2
+    EXPECT_NEAR(sc, amax / 448.0, 1e-6 * amax) << "head " << h;
+    for (int64_t e = 0; e < D; ++e) {
+      const double xv = x[static_cast<size_t>(h * D + e)];
+      const uint8_t code = static_cast<uint8_t>(codes[static_cast<size_t>((2 * hkv + h) * D + e)]);
+      const double got = test::fp8_value(code) * sc;
+      EXPECT_LE(std::fabs(got - xv), std::max(std::fabs(xv) / 16.0, sc / 1024.0) * (1 + 1e-6)) << h << " " << e;
+      if (std::fabs(xv) == amax) {
+        EXPECT_NEAR(got, xv, 1e-6 * amax);
+      }
+    }
+  }
+}
+
 TEST(Attention, CpuMatchesNaiveLong) {
   // The odd long length (4097) and a production head dim, once.
   const uint64_t seed = test::fresh_seed();
@@ -257,6 +310,35 @@ TEST(Attention, ErrorPaths) {
   EXPECT_NE(ops::kv_cache_write(s, kbig, kbig, cache, lens).message().find("capacity"), std::string::npos);
   auto alias = kc.view(0, DType::BF16, {2, 1, 2, D}).value();
   EXPECT_NE(ops::kv_cache_write(s, alias, knew, cache, lens).message().find("overlaps the cache"), std::string::npos);
+  // fp8 (u8) caches need f32 scales shaped like the cache without D; other caches take none.
+  auto k8 = cpu.alloc(DType::U8, {2, 32, 2, D}).value(), v8 = cpu.alloc(DType::U8, {2, 32, 2, D}).value();
+  auto ks = cpu.alloc(DType::F32, {2, 32, 2}).value(), vs = cpu.alloc(DType::F32, {2, 32, 2}).value();
+  ops::KvCache fp8{k8, v8, L::Contiguous, Buffer(), ks, vs};
+  ASSERT_TRUE(k8.fill_bytes(0).is_ok());
+  ASSERT_TRUE(v8.fill_bytes(0).is_ok());
+  ASSERT_TRUE(ks.fill_bytes(0).is_ok());
+  ASSERT_TRUE(vs.fill_bytes(0).is_ok());
+  EXPECT_TRUE(ops::attention(s, q, fp8, lens, out).is_ok());
+  EXPECT_TRUE(ops::kv_cache_write(s, knew, knew, fp8, lens).is_ok());
+  EXPECT_NE(ops::attention(s, q, {k8, v8, L::Contiguous, Buffer()}, lens, out).message().find("cache.k_scale"),
+            std::string::npos);
+  EXPECT_NE(
+      ops::attention(s, q, {k8, v8, L::Contiguous, Buffer(), ks, cpu.alloc(DType::F32, {2, 32, 3}).value()}, lens, out)
+          .message()
+          .find("cache.v_scale has shape"),
+      std::string::npos);
+  EXPECT_EQ(
+      ops::attention(s, q, {k8, v8, L::Contiguous, Buffer(), ks, cpu.alloc(DType::F16, {2, 32, 2}).value()}, lens, out)
+          .code(),
+      StatusCode::Unsupported);
+  EXPECT_NE(ops::attention(s, q, {k8, v8, L::Contiguous, Buffer(), ks, ks}, lens, out).message().find("overlap"),
+            std::string::npos);
+  EXPECT_NE(ops::attention(s, q, {kc, vc, L::Contiguous, Buffer(), ks, vs}, lens, out).message().find("scales given"),
+            std::string::npos);
+  EXPECT_NE(ops::kv_cache_write(s, ks.view(0, DType::BF16, {2, 1, 2, D}).value(), knew, fp8, lens)
+                .message()
+                .find("overlaps the cache"),
+            std::string::npos);
   ASSERT_TRUE(s.finish().is_ok());
 }
 

@@ -8,6 +8,8 @@ and KV share a dtype (mma operands), decode takes any mix.
 from .common import FLOATS, SETS, instance
 
 HEAD_DIMS = (64, 80, 96, 128, 192, 256, 512)
+# fp8 e4m3 caches ("u8" in the keys: u8 storage + f32 scales) run the tensor-core decode kernel: D % 16 == 0, <= 256.
+FP8_HEAD_DIMS = (64, 80, 96, 128, 192, 256)
 KV_TYPES = ("f16", "bf16")
 Q_TYPES = ("f16", "bf16")
 CI_HEAD_DIMS = (128,)
@@ -18,15 +20,18 @@ def attention():
         for d in HEAD_DIMS:
             adds = [f't.add("attention", "{tq}.{tkv}.{tq}.d{d}", '
                     f'&launch_attention<{FLOATS[tq]}, {FLOATS[tkv]}, {d}>);' for tkv in KV_TYPES]
+            if d in FP8_HEAD_DIMS:
+                adds.append(f't.add("attention", "{tq}.u8.{tq}.d{d}", &launch_attention_fp8<{FLOATS[tq]}, {d}>);')
             sets = SETS if d in CI_HEAD_DIMS else ("default", "all")
             yield instance(f"attention_{tq}_d{d}.cu", f"add_attention_{tq}_d{d}",
-                           ["cuda/attention_prefill.cuh", "cuda/kernel_table.h"], adds, sets)
+                           ["cuda/attention_decode.cuh", "cuda/kernel_table.h"], adds, sets)
 
 
 def kv_cache_write():
     # New rows in any float dtype (k and v alike) into f16 / bf16 caches.
     adds = [f't.add("kv_cache_write", "{ts}.{ts}.{tc}", &launch_kv_cache_write<{FLOATS[ts]}, {FLOATS[tc]}>);'
             for ts in FLOATS for tc in KV_TYPES]
+    adds += [f't.add("kv_cache_write", "{ts}.{ts}.u8", &launch_kv_cache_write_fp8<{FLOATS[ts]}>);' for ts in FLOATS]
     yield instance("kv_cache_write.cu", "add_kv_cache_write", ["cuda/attention.cuh", "cuda/kernel_table.h"], adds)
 
 

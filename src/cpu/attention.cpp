@@ -9,19 +9,77 @@
 #include "cpu/common.h"
 
 namespace mlxn::cpu {
+namespace {
+
+// OCP E4M3FN: sign, 4 exponent bits (bias 7), 3 mantissa bits; no infinities, S.1111.111 is NaN; max 448.
+double e4m3_to_double(uint8_t v) {
+  const int e = (v >> 3) & 15, m = v & 7;
+  if (e == 15 && m == 7) return std::numeric_limits<double>::quiet_NaN();
+  const double mag = e == 0 ? std::ldexp(m, -9) : std::ldexp(8 + m, e - 10);
+  return (v & 0x80) ? -mag : mag;
+}
+
+// Round to nearest even, saturating to +-448 (what cvt.rn.satfinite.e4m3x2.f32 does on the GPU).
+uint8_t e4m3_from_float(float x) {
+  if (std::isnan(x)) return 0x7f;
+  const uint8_t sign = std::signbit(x) ? 0x80 : 0;
+  const double a = std::fabs(static_cast<double>(x));
+  if (a >= 448.0) return sign | 0x7e;
+  if (a == 0.0) return sign;  // frexp(0) has no binade
+  int e;
+  (void)std::frexp(a, &e);                                  // a = f 2^e, f in [0.5, 1)
+  const int exp = std::max(e - 1, -6);                      // below 2^-6 the subnormal quantum 2^-9 applies
+  const double q = std::nearbyint(std::ldexp(a, 3 - exp));  // mantissa with the leading bit, in quanta (ties to even)
+  // q in [8, 16] for normals (16: carried into the next binade), [0, 8] for subnormals (8: the smallest normal).
+  const int code = (exp + 6) * 8 + static_cast<int>(q);  // the codes are monotonic in the value
+  return sign | static_cast<uint8_t>(std::min(code, 0x7e));
+}
+
+// Element e of the (row, head) vector in the cache (k or v with its scale), as a double.
+double cache_value(const kern::KvCacheDesc& c, const void* data, const float* scale, int64_t row, int64_t head,
+                   int64_t e) {
+  const int64_t idx = (row * c.n_kv_heads + head) * c.head_dim + e;
+  if (c.t == DType::U8)
+    return e4m3_to_double(static_cast<const uint8_t*>(data)[idx]) *
+           static_cast<double>(scale[row * c.n_kv_heads + head]);
+  return load_f32(data, c.t, idx);
+}
+
+// Stores one new (position, head) vector x[0..D) into the cache, quantizing for fp8 (header convention).
+void cache_store(const kern::KvCacheDesc& c, void* data, float* scale, int64_t row, int64_t head, const float* x) {
+  const int64_t base = (row * c.n_kv_heads + head) * c.head_dim;
+  if (c.t != DType::U8) {
+    for (int64_t e = 0; e < c.head_dim; ++e) store_f32(data, c.t, base + e, x[e]);
+    return;
+  }
+  float amax = 0.0f;
+  for (int64_t e = 0; e < c.head_dim; ++e) amax = std::max(amax, std::fabs(x[e]));
+  const float s = amax / 448.0f;
+  const float inv = s > 0.0f ? 1.0f / s : 0.0f;
+  for (int64_t e = 0; e < c.head_dim; ++e) static_cast<uint8_t*>(data)[base + e] = e4m3_from_float(x[e] * inv);
+  scale[row * c.n_kv_heads + head] = s;
+}
+
+}  // namespace
 
 Status kv_cache_write(const kern::KvWriteParams& p, const ExecContext&) {
   const kern::KvCacheDesc& c = p.cache;
-  const int64_t row = static_cast<int64_t>(c.n_kv_heads) * c.head_dim;
+  const int64_t D = c.head_dim;
+  const int64_t row = static_cast<int64_t>(c.n_kv_heads) * D;
+  std::vector<float> xk(static_cast<size_t>(D)), xv(static_cast<size_t>(D));
   for (int32_t b = 0; b < p.batch; ++b) {
     const kern::SeqRange r = kern::seq_range(p.kv_lens, p.q_lens, b, p.q_len, c);
     for (int32_t i = 0; i < r.n_q; ++i) {
       const int64_t dst = kern::kv_row(c, b, r.kv_len - r.n_q + i);
       if (dst < 0) continue;
       const int64_t src = (static_cast<int64_t>(b) * p.q_len + i) * row;
-      for (int64_t e = 0; e < row; ++e) {
-        store_f32(c.k, c.t, dst * row + e, load_f32(p.k, p.tk, src + e));
-        store_f32(c.v, c.t, dst * row + e, load_f32(p.v, p.tv, src + e));
+      for (int64_t h = 0; h < c.n_kv_heads; ++h) {
+        for (int64_t e = 0; e < D; ++e) {
+          xk[static_cast<size_t>(e)] = load_f32(p.k, p.tk, src + h * D + e);
+          xv[static_cast<size_t>(e)] = load_f32(p.v, p.tv, src + h * D + e);
+        }
+        cache_store(c, c.k, c.k_scale, dst, h, xk.data());
+        cache_store(c, c.v, c.v_scale, dst, h, xv.data());
       }
     }
   }
@@ -31,7 +89,6 @@ Status kv_cache_write(const kern::KvWriteParams& p, const ExecContext&) {
 Status attention(const kern::AttentionParams& p, const ExecContext&) {
   const kern::KvCacheDesc& c = p.cache;
   const int64_t D = p.head_dim;
-  const int64_t kv_row_elems = static_cast<int64_t>(p.n_kv_heads) * D;
   const int32_t group = p.n_heads / p.n_kv_heads;
   const int64_t rows = static_cast<int64_t>(p.batch) * p.q_len * p.n_heads;
   parallel_for(rows, 4, [&](int64_t row) {
@@ -46,7 +103,7 @@ Status attention(const kern::AttentionParams& p, const ExecContext&) {
       int64_t lo = 0, hi = p.causal ? t + 1 : r.kv_len;
       if (p.window > 0) lo = std::max<int64_t>(lo, t - p.window + 1);
       if (c.layout == kern::kKvRing) lo = std::max<int64_t>(lo, r.kv_len - c.capacity);
-      const int64_t kv_off = static_cast<int64_t>(h / group) * D;
+      const int64_t kvh = h / group;
       std::vector<double> s;
       std::vector<int64_t> rows_of;
       double m = -std::numeric_limits<double>::infinity();
@@ -55,8 +112,7 @@ Status attention(const kern::AttentionParams& p, const ExecContext&) {
         if (kr < 0) continue;
         double dot = 0;
         for (int64_t e = 0; e < D; ++e)
-          dot += static_cast<double>(load_f32(p.q, p.tq, qo + e)) *
-                 static_cast<double>(load_f32(c.k, c.t, kr * kv_row_elems + kv_off + e));
+          dot += static_cast<double>(load_f32(p.q, p.tq, qo + e)) * cache_value(c, c.k, c.k_scale, kr, kvh, e);
         double v = dot * static_cast<double>(p.scale);
         if (p.softcap > 0) v = p.softcap * std::tanh(v / p.softcap);
         if (p.mask != nullptr) v += load_f32(p.mask, p.tmask, b * p.mask_batch_stride + i * p.mask_row_stride + j);
@@ -73,8 +129,7 @@ Status attention(const kern::AttentionParams& p, const ExecContext&) {
         const double w = std::exp(s[k] - m);
         den += w;
         for (int64_t e = 0; e < D; ++e)
-          acc[static_cast<size_t>(e)] +=
-              w * static_cast<double>(load_f32(c.v, c.t, rows_of[k] * kv_row_elems + kv_off + e));
+          acc[static_cast<size_t>(e)] += w * cache_value(c, c.v, c.v_scale, rows_of[k], kvh, e);
       }
       for (auto& a : acc) a = den > 0 ? a / den : 0.0;
     }

@@ -42,8 +42,8 @@ void register_kernels(KernelRegistry& r) {
     }
   }
   // Attention family (src/cpu/attention.cpp): keys "q.kv.out.d<D>" for the head dims the CUDA build knows plus 32
-  // (small test cases); kv_cache_write keys "k.v.cache".
-  for (DType kv : {DType::F16, DType::BF16}) {
+  // (small test cases); kv_cache_write keys "k.v.cache". u8: fp8 e4m3 caches with scales.
+  for (DType kv : {DType::F16, DType::BF16, DType::U8}) {
     for (DType a : floats) {
       for (DType b : floats) {
         r.add("kv_cache_write", KernelRegistry::key({a, b, kv}));

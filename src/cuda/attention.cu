@@ -1,10 +1,11 @@
 // Launchers of the attention family: pick the generated variant for the dtypes and head dim at hand.
 //
-// Kernels (src/cuda/attention.cuh, attention_prefill.cuh): q_len <= 16 runs split-KV flash decoding (CUDA cores,
-// cp.async double buffering, one block per KV-head group so K / V are read once, a merge kernel); longer chunks run
-// the mma.sync prefill kernel (FlashAttention-2 structure). Not yet here: a wgmma / TMA prefill for sm_90a (the
-// FlashAttention-3 structure: producer warp with TMA, two consumer warpgroups, ping-pong softmax), tensor cores in
-// decode for large GQA groups x q_len, and quantized (fp8 / q8_0 / q4_0) caches.
+// Kernels: q_len <= 16 (and fp8 caches at any q_len) run split-KV flash decoding, on tensor cores for head dims
+// that are multiples of 16 up to 256 (src/cuda/attention_decode.cuh: per-warp cp.async pipelines, one block per SM,
+// a merge kernel only when a sequence has several splits), on CUDA cores for 512 (src/cuda/attention.cuh); longer
+// chunks with Q and a 16-bit KV of one dtype run the mma.sync prefill kernel (src/cuda/attention_prefill.cuh,
+// FlashAttention-2 structure). Not yet here: a wgmma / TMA prefill for sm_90a (the FlashAttention-3 structure:
+// producer warp with TMA, two consumer warpgroups, ping-pong softmax), and q8_0 / q4_0 caches.
 #include "cuda/kernel_table.h"
 #include "kernels/attention.h"
 

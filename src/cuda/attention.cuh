@@ -6,6 +6,8 @@
 // Included by the generated instance files only; src/cuda/attention.cu dispatches through the kernel table.
 #pragma once
 
+#include <cuda_fp8.h>
+
 #include <cfloat>
 #include <cmath>
 
@@ -135,6 +137,64 @@ Status launch_kv_cache_write(const kern::KvWriteParams& p, const ExecContext& ct
   return launch_status(vec ? launch_kernel(kv_cache_write_kernel<Ts, Tc, true>, grid, dim3(256), stream, true, p)
                            : launch_kernel(kv_cache_write_kernel<Ts, Tc, false>, grid, dim3(256), stream, true, p),
                        "kv_cache_write");
+}
+
+// fp8 e4m3 caches (u8 with f32 scales): one warp per new (position, head) row: max |x| over D, the scale, then
+// x * (1 / scale) rounded to nearest even and saturated (include/mlxn/ops/attention.h; the CPU reference does the
+// same f32 operations, so both write identical bytes).
+template <typename Ts>
+__global__ void __launch_bounds__(256) kv_cache_write_fp8_kernel(kern::KvWriteParams p) {
+  pdl_wait();
+  pdl_trigger();
+  const kern::KvCacheDesc& c = p.cache;
+  const int D = c.head_dim;
+  const int64_t n_vec = static_cast<int64_t>(p.batch) * p.q_len * c.n_kv_heads;
+  const int lane = threadIdx.x & 31;
+  const int64_t warps = (static_cast<int64_t>(gridDim.x) * blockDim.x) >> 5;
+  for (int64_t w = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) >> 5; w < n_vec; w += warps) {
+    const int32_t h = static_cast<int32_t>(w % c.n_kv_heads);
+    const int64_t bi = w / c.n_kv_heads;
+    const int32_t i = static_cast<int32_t>(bi % p.q_len);
+    const int32_t b = static_cast<int32_t>(bi / p.q_len);
+    const kern::SeqRange r = kern::seq_range(p.kv_lens, p.q_lens, b, p.q_len, c);
+    if (i >= r.n_q) continue;
+    const int64_t dst = kern::kv_row(c, b, r.kv_len - r.n_q + i);
+    if (dst < 0) continue;
+    const Ts* ks = static_cast<const Ts*>(p.k) + w * D;
+    const Ts* vs = static_cast<const Ts*>(p.v) + w * D;
+    float amk = 0.0f, amv = 0.0f;
+    for (int e = lane; e < D; e += 32) {
+      amk = fmaxf(amk, fabsf(to_f32(ks[e])));
+      amv = fmaxf(amv, fabsf(to_f32(vs[e])));
+    }
+    amk = warp_max(amk);
+    amv = warp_max(amv);
+    const float sk = amk / 448.0f, sv = amv / 448.0f;
+    const float ik = sk > 0.0f ? 1.0f / sk : 0.0f, iv = sv > 0.0f ? 1.0f / sv : 0.0f;
+    const int64_t vec = dst * c.n_kv_heads + h;
+    uint8_t* kd = static_cast<uint8_t*>(c.k) + vec * D;
+    uint8_t* vd = static_cast<uint8_t*>(c.v) + vec * D;
+    for (int e = lane; e < D; e += 32) {
+      kd[e] = __nv_cvt_float_to_fp8(to_f32(ks[e]) * ik, __NV_SATFINITE, __NV_E4M3);
+      vd[e] = __nv_cvt_float_to_fp8(to_f32(vs[e]) * iv, __NV_SATFINITE, __NV_E4M3);
+    }
+    if (lane == 0) {
+      c.k_scale[vec] = sk;
+      c.v_scale[vec] = sv;
+    }
+  }
+}
+
+template <typename Ts>
+Status launch_kv_cache_write_fp8(const kern::KvWriteParams& p, const ExecContext& ctx) {
+  if (p.cache.k_scale == nullptr || p.cache.v_scale == nullptr)
+    return invalid_argument("kv_cache_write", "fp8 scales missing");
+  const int64_t n_vec = static_cast<int64_t>(p.batch) * p.q_len * p.cache.n_kv_heads;
+  const int sms = ctx.props->multiprocessor_count > 0 ? ctx.props->multiprocessor_count : 132;
+  const dim3 grid(grid_1d(n_vec * 32, 256, static_cast<int64_t>(sms) * 16));
+  return launch_status(
+      launch_kernel(kv_cache_write_fp8_kernel<Ts>, grid, dim3(256), static_cast<cudaStream_t>(ctx.stream), true, p),
+      "kv_cache_write");
 }
 
 // ---- split-KV decode ----------------------------------------------------------------------------------------------
@@ -457,9 +517,9 @@ template <typename TQ, typename TKV, int D, int ROWS>
 Status launch_attention_decode_rows(const kern::AttentionParams& p, const ExecContext& ctx) {
   using C = DecodeCfg<D, ROWS>;
   constexpr std::string_view op = "attention";
-  const int32_t groups = kern::decode_row_groups(p.q_len, p.n_heads, p.n_kv_heads);
-  const int32_t splits = kern::decode_splits(ctx.props->multiprocessor_count,
-                                             static_cast<int64_t>(p.batch) * p.n_kv_heads * groups, p.cache.capacity);
+  const int32_t groups = kern::decode_row_groups(p.q_len, p.n_heads, p.n_kv_heads, D);
+  const int32_t splits = kern::decode_splits(
+      ctx.props->multiprocessor_count, static_cast<int64_t>(p.batch) * p.n_kv_heads * groups, p.cache.capacity, D);
   if (kern::decode_workspace_bytes(p.batch, p.q_len, p.n_heads, D, splits) > p.workspace_bytes)
     return invalid_argument(op, "workspace too small");
   if (static_cast<int64_t>(p.batch) * p.n_kv_heads > 0x7fffffff || groups > 65535)
@@ -478,7 +538,7 @@ Status launch_attention_decode_rows(const kern::AttentionParams& p, const ExecCo
 
 template <typename TQ, typename TKV, int D>
 Status launch_attention_decode(const kern::AttentionParams& p, const ExecContext& ctx) {
-  if (kern::decode_rows(p.q_len, p.n_heads, p.n_kv_heads) == 4)
+  if (kern::decode_rows(p.q_len, p.n_heads, p.n_kv_heads, D) == 4)
     return launch_attention_decode_rows<TQ, TKV, D, 4>(p, ctx);
   return launch_attention_decode_rows<TQ, TKV, D, 8>(p, ctx);
 }

@@ -43,6 +43,12 @@ struct MmaType<__half> {
   }
 };
 
+__device__ __forceinline__ float exp2_approx(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));  // ex2(-inf) = +0
+  return y;
+}
+
 __device__ __forceinline__ unsigned smem_u32(const void* p) {
   return static_cast<unsigned>(__cvta_generic_to_shared(p));
 }
@@ -152,7 +158,17 @@ __global__ void __launch_bounds__(128) attention_prefill_kernel(kern::AttentionP
   for (int n = 0; n < kDT; ++n)
 #pragma unroll
     for (int e = 0; e < 4; ++e) o[n][e] = 0.0f;
-  float m_run[2] = {-INFINITY, -INFINITY}, l_run[2] = {0.0f, 0.0f};
+  float m_run[2] = {-INFINITY, -INFINITY}, l_run[2] = {0.0f, 0.0f};  // m in base 2
+  constexpr bool kQReg = D <= 128;  // Q fragments loaded once (32 registers at d128), else per tile
+  constexpr float kLog2e = 1.4426950408889634f;
+  const float qk_scale = p.scale * kLog2e;
+  const bool use_softcap = p.softcap > 0.0f;
+  const float cap_in = use_softcap ? p.scale / p.softcap : 0.0f, cap_out = p.softcap * kLog2e;
+  uint32_t qf[kQReg ? D / 16 : 1][4];
+  auto load_qf = [&](int kc, uint32_t(&a)[4]) {
+    const int m = lane >> 3;
+    ldsm_x4(a, s_q + (warp * 16 + (m & 1) * 8 + (lane & 7)) * C::kPitch + kc * 16 + (m >> 1) * 8);
+  };
   // This thread's two rows (g and g + 8 of its warp's 16) and their positions.
   const int32_t row_a = i0 + warp * 16 + g;
   const int64_t t_row[2] = {first_pos + row_a, first_pos + row_a + 8};
@@ -175,24 +191,43 @@ __global__ void __launch_bounds__(128) attention_prefill_kernel(kern::AttentionP
     const T* sv = sk + C::kTile * C::kPitch;
     const int64_t t0 = lo + static_cast<int64_t>(it) * C::kTile;
 
-    // S = Q K^T for this warp's 16 rows.
+    // S = Q K^T for this warp's 16 rows (K fragments of two k chunks per ldmatrix.x4).
+    if constexpr (kQReg) {
+      if (it == 0)
+#pragma unroll
+        for (int kc = 0; kc < D / 16; ++kc) load_qf(kc, qf[kc]);
+    }
     float s[kNT][4];
 #pragma unroll
     for (int n = 0; n < kNT; ++n)
 #pragma unroll
       for (int e = 0; e < 4; ++e) s[n][e] = 0.0f;
 #pragma unroll
-    for (int kc = 0; kc < D / 16; ++kc) {
-      uint32_t a[4];
-      {
-        const int m = lane >> 3;
-        ldsm_x4(a, s_q + (warp * 16 + (m & 1) * 8 + (lane & 7)) * C::kPitch + kc * 16 + (m >> 1) * 8);
+    for (int kc = 0; kc < D / 16; kc += 2) {
+      uint32_t a0[4], a1[4];
+      if constexpr (kQReg) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          a0[e] = qf[kc][e];
+          a1[e] = qf[kc + 1 < D / 16 ? kc + 1 : kc][e];
+        }
+      } else {
+        load_qf(kc, a0);
+        if (kc + 1 < D / 16) load_qf(kc + 1, a1);
       }
 #pragma unroll
       for (int n = 0; n < kNT; ++n) {
-        uint32_t b0, b1;
-        ldsm_x2(b0, b1, sk + (n * 8 + (lane & 7)) * C::kPitch + kc * 16 + ((lane >> 3) & 1) * 8);
-        M::mma(s[n], a, b0, b1);
+        const T* base = sk + (n * 8 + (lane & 7)) * C::kPitch + kc * 16;
+        if (kc + 1 < D / 16) {
+          uint32_t bb[4];
+          ldsm_x4(bb, base + (lane >> 3) * 8);
+          M::mma(s[n], a0, bb[0], bb[1]);
+          M::mma(s[n], a1, bb[2], bb[3]);
+        } else {
+          uint32_t b0, b1;
+          ldsm_x2(b0, b1, base + ((lane >> 3) & 1) * 8);
+          M::mma(s[n], a0, b0, b1);
+        }
       }
     }
 
@@ -206,10 +241,11 @@ __global__ void __launch_bounds__(128) attention_prefill_kernel(kern::AttentionP
         const int hr = e >> 1;  // 0: row g, 1: row g + 8
         const int j = n * 8 + 2 * tq + (e & 1);
         const int64_t pos = t0 + j;
-        float v = s[n][e] * p.scale;
-        if (p.softcap > 0.0f) v = p.softcap * tanhf(v / p.softcap);
+        // Base-2 logits: log2(e) folded into the scale (one FFMA + ex2 per element below).
+        float v = use_softcap ? cap_out * tanhf(s[n][e] * cap_in) : s[n][e] * qk_scale;
         if (p.mask != nullptr && row_ok[hr] && pos < hi)
-          v += load_any_f32(p.mask, p.tmask, b * p.mask_batch_stride + (row_a + 8 * hr) * p.mask_row_stride + pos);
+          v += kLog2e *
+               load_any_f32(p.mask, p.tmask, b * p.mask_batch_stride + (row_a + 8 * hr) * p.mask_row_stride + pos);
         if (!full) {
           const bool vis = row_ok[hr] && pos < hi && s_row[(it % 3) * C::kTile + j] >= 0 &&
                            (!p.causal || pos <= t_row[hr]) && (p.window == 0 || pos > t_row[hr] - p.window);
@@ -227,14 +263,15 @@ __global__ void __launch_bounds__(128) attention_prefill_kernel(kern::AttentionP
       mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
       mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
       const float m_new = fmaxf(m_run[hr], mx);
-      const float alpha = m_new == -INFINITY ? 1.0f : __expf(m_run[hr] - m_new);
+      const float m_use = m_new == -INFINITY ? 0.0f : m_new;  // nothing visible yet: exp2(-inf - 0) = 0
+      const float alpha = exp2_approx(m_run[hr] - m_use);
       float sum = 0.0f;
 #pragma unroll
       for (int n = 0; n < kNT; ++n)
 #pragma unroll
         for (int e = 0; e < 2; ++e) {
           const float x = s[n][2 * hr + e];
-          const float pj = x == -INFINITY ? 0.0f : __expf(x - m_new);
+          const float pj = exp2_approx(x - m_use);
           s[n][2 * hr + e] = pj;
           sum += pj;
         }
@@ -270,7 +307,7 @@ __global__ void __launch_bounds__(128) attention_prefill_kernel(kern::AttentionP
 
   // Finish: quad sums of l, the sink, 1 / l; rows without a visible key (or past n_q) are zero.
   const bool has_sink = p.sinks != nullptr;
-  const float sink = has_sink ? load_any_f32(p.sinks, p.tsinks, h) : -INFINITY;
+  const float sink = has_sink ? load_any_f32(p.sinks, p.tsinks, h) * kLog2e : -INFINITY;
   T* out = static_cast<T*>(p.out) + (static_cast<int64_t>(b) * p.q_len * p.n_heads + h) * D;
 #pragma unroll
   for (int hr = 0; hr < 2; ++hr) {
@@ -282,8 +319,8 @@ __global__ void __launch_bounds__(128) attention_prefill_kernel(kern::AttentionP
     if (has_sink) {
       const float mf = fmaxf(m, sink);
       if (mf != -INFINITY) {
-        scale_o = m == -INFINITY ? 0.0f : __expf(m - mf);
-        l = l * scale_o + __expf(sink - mf);
+        scale_o = m == -INFINITY ? 0.0f : exp2_approx(m - mf);
+        l = l * scale_o + exp2_approx(sink - mf);
       }
     }
     const float inv = l > 0.0f ? scale_o / l : 0.0f;
@@ -309,26 +346,6 @@ Status launch_attention_prefill(const kern::AttentionParams& p, const ExecContex
                   static_cast<unsigned>(p.batch * p.n_heads));
   return launch_status(
       launch_kernel_smem(kernel, grid, dim3(C::kThreads), C::kSmem, static_cast<cudaStream_t>(ctx.stream), p), op);
-}
-
-}  // namespace mlxn::cuda
-
-namespace mlxn::cuda {
-
-// Query rows per sequence up to which the split-KV decode kernel runs (speculative decoding); longer chunks go to
-// the tensor-core prefill kernel where it exists (Q and KV of one dtype, D <= 256), else to the decode kernel, whose
-// query-row groups cover any length (slower, but every head dim and dtype mix works).
-inline constexpr int32_t kDecodeMaxQ = 16;
-
-template <typename TQ, typename TKV, int D>
-Status launch_attention(const kern::AttentionParams& p, const ExecContext& ctx) {
-  if (!aligned16(p.cache.k) || !aligned16(p.cache.v))
-    return unsupported("attention", "CUDA needs 16-byte aligned K / V caches");
-  if constexpr (std::is_same_v<TQ, TKV> && D <= 256 && D % 16 == 0) {
-    if (p.q_len > kDecodeMaxQ && aligned16(p.q) && (reinterpret_cast<uintptr_t>(p.out) & 3u) == 0)
-      return launch_attention_prefill<TQ, D>(p, ctx);
-  }
-  return launch_attention_decode<TQ, TKV, D>(p, ctx);
 }
 
 }  // namespace mlxn::cuda

@@ -22,7 +22,9 @@ enum KvLayoutId : int32_t { kKvContiguous = 0, kKvRing = 1, kKvPaged = 2 };
 struct KvCacheDesc {
   void* k = nullptr;
   void* v = nullptr;
-  DType t = DType::BF16;
+  DType t = DType::BF16;     // f16, bf16, u8 (fp8 e4m3 with the scales below), q8_0, q4_0
+  float* k_scale = nullptr;  // fp8: f32 per (row, KV head), index row * n_kv_heads + head
+  float* v_scale = nullptr;
   int32_t layout = kKvContiguous;
   int64_t capacity = 0;   // positions per sequence (contiguous, ring) or max_pages * page_size (paged)
   int32_t page_size = 0;  // paged
@@ -97,22 +99,51 @@ struct AttentionParams {
 
 // ---- CUDA decode geometry, shared with the workspace size the op reports --------------------------------------
 
-// Query rows (query tokens x heads of one KV-head group) one decode block handles: 4 when the whole group fits
-// (GQA 4 at q_len 1, MHA, ...: half the arithmetic of 8 rows of which 4 are empty), else 8.
-inline int32_t decode_rows(int32_t q_len, int32_t n_heads, int32_t n_kv_heads) {
-  return q_len * (n_heads / std::max(n_kv_heads, 1)) <= 4 ? 4 : 8;
+// The tensor-core decode kernel (src/cuda/attention_decode.cuh) takes head dims that are multiples of 16 up to 256;
+// others (512) run the CUDA-core kernel of src/cuda/attention.cuh.
+inline bool decode_uses_mma(int32_t head_dim) { return head_dim % 16 == 0 && head_dim <= 256; }
+
+// Query rows (query tokens x heads of one KV-head group) one decode block handles. Tensor-core kernel: 8 (the mma
+// tile's upper half; GQA <= 8 at q_len 1) or 16. CUDA-core kernel: 4 when the group fits, else 8.
+inline int32_t decode_rows(int32_t q_len, int32_t n_heads, int32_t n_kv_heads, int32_t head_dim) {
+  const int32_t rows = q_len * (n_heads / std::max(n_kv_heads, 1));
+  if (decode_uses_mma(head_dim)) return rows <= 8 ? 8 : 16;
+  return rows <= 4 ? 4 : 8;
 }
 
-// Resident decode blocks per SM (about 80 KiB of shared memory and 128 threads each).
-inline constexpr int kDecodeBlocksPerSm = 2;
+inline int32_t decode_row_groups(int32_t q_len, int32_t n_heads, int32_t n_kv_heads, int32_t head_dim) {
+  const int32_t rows = q_len * (n_heads / std::max(n_kv_heads, 1));
+  const int32_t per_block = decode_rows(q_len, n_heads, n_kv_heads, head_dim);
+  return (rows + per_block - 1) / per_block;
+}
 
-// KV splits per (sequence, KV head, row group) of the flash-decoding kernel, from the SM count and the capacity only,
-// so the grid (and a captured graph) does not depend on the live lengths; the kernel divides the live key range
-// among the splits. Picks the fewest splits whose blocks fill the resident slots evenly (a grid of 1.45 waves runs
-// its second wave half empty), with at least 128 positions per split at full capacity.
-inline int32_t decode_splits(int sms, int64_t batch_heads_groups, int64_t capacity) {
-  const int64_t slots = static_cast<int64_t>(kDecodeBlocksPerSm) * std::max(sms, 1);
+// KV splits per (sequence, KV head, row group) of the flash-decoding kernels, from the SM count and the capacity
+// only, so the grid (and a captured graph) does not depend on the live lengths; the kernel divides the live key
+// range among the splits.
+// Tensor-core kernel: one block per SM (about 210 KiB of shared memory: 4 warps x 3-4 stages in flight). Picks the
+// split count with the lowest modelled time, waves x (keys per split + a fixed cost per block of about 160 keys:
+// pipeline fill and the merge), preferring fewer splits unless more save 3%: batch 1 x 32 heads / 8 KV heads gets
+// 16 splits (128 blocks on 132 SMs) at any length >= 2k; 16 sequences x 8 KV heads get 1 (no merge pass).
+// CUDA-core kernel (head dim 512): 2 blocks per SM, the fewest splits whose blocks fill the slots evenly.
+inline int32_t decode_splits(int sms, int64_t batch_heads_groups, int64_t capacity, int32_t head_dim) {
   const int64_t bhg = std::max<int64_t>(batch_heads_groups, 1);
+  if (decode_uses_mma(head_dim)) {
+    const int64_t slots = std::max(sms, 1);
+    const int64_t max_s = std::clamp<int64_t>((capacity + 127) / 128, 1, 256);
+    int64_t best = 1;
+    double best_cost = 1e300;
+    for (int64_t s = 1; s <= max_s; ++s) {
+      const int64_t waves = (bhg * s + slots - 1) / slots;
+      const double cost = static_cast<double>(waves) * (static_cast<double>((capacity + s - 1) / s) + 160.0);
+      if (cost < 0.97 * best_cost) {
+        best = s;
+        best_cost = cost;
+      }
+      if (waves >= 8) break;
+    }
+    return static_cast<int32_t>(best);
+  }
+  const int64_t slots = 2 * static_cast<int64_t>(std::max(sms, 1));
   const int64_t max_s = std::clamp<int64_t>((capacity + 127) / 128, 1, 256);
   int64_t best = 1;
   double best_eff = -1.0;
@@ -127,12 +158,6 @@ inline int32_t decode_splits(int sms, int64_t batch_heads_groups, int64_t capaci
     if (waves >= 4) break;
   }
   return static_cast<int32_t>(best);
-}
-
-inline int32_t decode_row_groups(int32_t q_len, int32_t n_heads, int32_t n_kv_heads) {
-  const int32_t rows = q_len * (n_heads / std::max(n_kv_heads, 1));
-  const int32_t per_block = decode_rows(q_len, n_heads, n_kv_heads);
-  return (rows + per_block - 1) / per_block;
 }
 
 // Workspace of the split-KV decode: per (b, i, h, split) D partial output sums plus (max, sum) in f32.

@@ -13,7 +13,22 @@ using detail::check_buffer;
 using detail::check_contiguous;
 using detail::check_float;
 
-bool is_kv_dtype(DType t) { return t == DType::F16 || t == DType::BF16; }
+// u8: fp8 e4m3 with f32 scales per (position, head).
+bool is_kv_dtype(DType t) { return t == DType::F16 || t == DType::BF16 || t == DType::U8; }
+
+Status check_scale(std::string_view op, std::string_view arg, const Session& s, const Buffer& scale,
+                   const Buffer& cache) {
+  if (!scale.valid()) return invalid_argument(op, arg, " is required for an fp8 (u8) cache");
+  MLXN_TRY(check_buffer(op, arg, s, scale));
+  MLXN_TRY(check_contiguous(op, arg, scale));
+  if (scale.dtype() != DType::F32) return unsupported(op, arg, " has dtype ", scale.dtype(), "; expected f32");
+  const Shape& cs = cache.shape();
+  if (scale.rank() != 3 || scale.shape()[0] != cs[0] || scale.shape()[1] != cs[1] || scale.shape()[2] != cs[2])
+    return invalid_argument(op, arg, " has shape ", scale.shape(), ", expected [", cs[0], ", ", cs[1], ", ", cs[2],
+                            "]");
+  if (reinterpret_cast<uintptr_t>(scale.data()) % 4 != 0) return invalid_argument(op, arg, " must be 4-byte aligned");
+  return Status::ok();
+}
 
 Status check_i32_vector(std::string_view op, std::string_view arg, const Session& s, const Buffer& b, int64_t batch) {
   MLXN_TRY(check_buffer(op, arg, s, b));
@@ -32,7 +47,8 @@ Status describe_cache(std::string_view op, const Session& s, const KvCache& c, i
   MLXN_TRY(check_buffer(op, "cache.v", s, c.v));
   MLXN_TRY(check_contiguous(op, "cache.k", c.k));
   MLXN_TRY(check_contiguous(op, "cache.v", c.v));
-  if (!is_kv_dtype(c.k.dtype())) return unsupported(op, "cache.k has dtype ", c.k.dtype(), "; expected f16 or bf16");
+  if (!is_kv_dtype(c.k.dtype()))
+    return unsupported(op, "cache.k has dtype ", c.k.dtype(), "; expected f16, bf16 or u8 (fp8 e4m3)");
   if (c.v.dtype() != c.k.dtype())
     return unsupported(op, "cache.v has dtype ", c.v.dtype(), "; expected cache.k's (", c.k.dtype(), ")");
   if (c.k.rank() != 4) return invalid_argument(op, "cache.k must have rank 4, got shape ", c.k.shape());
@@ -42,6 +58,18 @@ Status describe_cache(std::string_view op, const Session& s, const KvCache& c, i
   if (c.k.shape()[3] != head_dim)
     return invalid_argument(op, "cache head dim ", c.k.shape()[3], " differs from the rows' ", head_dim);
   d = {};
+  if (c.k.dtype() == DType::U8) {
+    MLXN_TRY(check_scale(op, "cache.k_scale", s, c.k_scale, c.k));
+    MLXN_TRY(check_scale(op, "cache.v_scale", s, c.v_scale, c.v));
+    const MemRange rs[4] = {c.k.range(), c.v.range(), c.k_scale.range(), c.v_scale.range()};
+    for (int i = 0; i < 4; ++i)
+      for (int j = i + 1; j < 4; ++j)
+        if (rs[i].overlaps(rs[j])) return invalid_argument(op, "the caches and their scales overlap");
+    d.k_scale = c.k_scale.data_as<float>();
+    d.v_scale = c.v_scale.data_as<float>();
+  } else if (c.k_scale.valid() || c.v_scale.valid()) {
+    return invalid_argument(op, "scales given for a ", c.k.dtype(), " cache (only fp8 / u8 caches take them)");
+  }
   d.k = c.k.data();
   d.v = c.v.data();
   d.t = c.k.dtype();
@@ -115,8 +143,8 @@ Status kv_cache_write(Session& s, const Buffer& k, const Buffer& v, const KvCach
   MLXN_TRY(check_lens(op, s, lens, batch));
   for (const Buffer* in : {&k, &v, &lens.kv_lens, &lens.q_lens, &cache.page_table}) {
     if (!in->valid()) continue;
-    if (in->range().overlaps(cache.k.range()) || in->range().overlaps(cache.v.range()))
-      return invalid_argument(op, "an input overlaps the cache");
+    for (const Buffer* w : {&cache.k, &cache.v, &cache.k_scale, &cache.v_scale})
+      if (w->valid() && in->range().overlaps(w->range())) return invalid_argument(op, "an input overlaps the cache");
   }
   kp.k = k.data();
   kp.v = v.data();
@@ -132,9 +160,14 @@ Status kv_cache_write(Session& s, const Buffer& k, const Buffer& v, const KvCach
   size_t n_reads = 3;
   if (lens.q_lens.valid()) reads[n_reads++] = lens.q_lens.range();
   if (cache.page_table.valid()) reads[n_reads++] = cache.page_table.range();
-  // The rows written depend on the lengths at run time: declare the whole caches.
-  const MemRange writes[2] = {cache.k.range(), cache.v.range()};
-  return s.record(op, std::span<const MemRange>(reads, n_reads), writes,
+  // The rows written depend on the lengths at run time: declare the whole caches (and fp8 scales).
+  MemRange writes[4] = {cache.k.range(), cache.v.range()};
+  size_t n_writes = 2;
+  if (kp.cache.k_scale != nullptr) {
+    writes[n_writes++] = cache.k_scale.range();
+    writes[n_writes++] = cache.v_scale.range();
+  }
+  return s.record(op, std::span<const MemRange>(reads, n_reads), std::span<const MemRange>(writes, n_writes),
                   [kp](const ExecContext& ctx) { return MLXN_BACKEND_CALL(kv_cache_write, kp, ctx); });
 }
 
@@ -145,9 +178,10 @@ size_t attention_workspace_bytes(const Device& dev, const Buffer& q, const KvCac
   if (hkv < 1 || hq % hkv != 0) return 0;
   int64_t capacity = cache.k.shape()[1];
   if (cache.layout == KvLayout::Paged && cache.page_table.rank() == 2) capacity *= cache.page_table.shape()[1];
-  const int32_t groups =
-      kern::decode_row_groups(static_cast<int32_t>(q_len), static_cast<int32_t>(hq), static_cast<int32_t>(hkv));
-  const int32_t splits = kern::decode_splits(dev.properties().multiprocessor_count, batch * hkv * groups, capacity);
+  const int32_t groups = kern::decode_row_groups(static_cast<int32_t>(q_len), static_cast<int32_t>(hq),
+                                                 static_cast<int32_t>(hkv), static_cast<int32_t>(d));
+  const int32_t splits = kern::decode_splits(dev.properties().multiprocessor_count, batch * hkv * groups, capacity,
+                                             static_cast<int32_t>(d));
   return kern::decode_workspace_bytes(static_cast<int32_t>(batch), static_cast<int32_t>(q_len),
                                       static_cast<int32_t>(hq), static_cast<int32_t>(d), splits);
 }
@@ -184,7 +218,8 @@ Status attention(Session& s, const Buffer& q, const KvCache& cache, const SeqLen
                               " is below window + q_len - 1 = ", static_cast<int64_t>(p.window) + q_len - 1);
   }
   if (q.range().overlaps(out.range())) return invalid_argument(op, "q and out overlap");
-  for (const Buffer* b : {&cache.k, &cache.v, &lens.kv_lens, &lens.q_lens, &cache.page_table})
+  for (const Buffer* b :
+       {&cache.k, &cache.v, &lens.kv_lens, &lens.q_lens, &cache.page_table, &cache.k_scale, &cache.v_scale})
     if (b->valid() && b->range().overlaps(out.range())) return invalid_argument(op, "out overlaps an input");
   if (sinks.valid()) {
     MLXN_TRY(check_buffer(op, "sinks", s, sinks));
@@ -218,8 +253,8 @@ Status attention(Session& s, const Buffer& q, const KvCache& cache, const SeqLen
       return invalid_argument(op, "workspace has ", workspace.nbytes(), " bytes, needs ", ws_need);
     if (reinterpret_cast<uintptr_t>(workspace.data()) % 16 != 0)
       return invalid_argument(op, "workspace must be 16-byte aligned");
-    for (const Buffer* b :
-         {&q, &out, &cache.k, &cache.v, &lens.kv_lens, &lens.q_lens, &cache.page_table, &sinks, &mask})
+    for (const Buffer* b : {&q, &out, &cache.k, &cache.v, &lens.kv_lens, &lens.q_lens, &cache.page_table, &sinks, &mask,
+                            &cache.k_scale, &cache.v_scale})
       if (b->valid() && b->range().overlaps(workspace.range()))
         return invalid_argument(op, "workspace overlaps another argument");
   }
@@ -244,9 +279,10 @@ Status attention(Session& s, const Buffer& q, const KvCache& cache, const SeqLen
   kp.workspace_bytes = ws_need;
   MLXN_TRY(s.device().kernels().require(op, head_dim_key({kp.tq, kp.cache.t, kp.tout}, d)));
   if (batch == 0 || q_len == 0) return Status::ok();
-  MemRange reads[8];
+  MemRange reads[10];
   size_t n_reads = 0;
-  for (const Buffer* b : {&q, &cache.k, &cache.v, &lens.kv_lens, &lens.q_lens, &cache.page_table, &sinks, &mask})
+  for (const Buffer* b : {&q, &cache.k, &cache.v, &lens.kv_lens, &lens.q_lens, &cache.page_table, &sinks, &mask,
+                          &cache.k_scale, &cache.v_scale})
     if (b->valid()) reads[n_reads++] = b->range();
   MemRange writes[2] = {out.range()};
   size_t n_writes = 1;

@@ -52,6 +52,32 @@ TEST(GpuAttention, MatchesCpu) {
   EXPECT_GT(run, 0) << "no attention variant in this build";
 }
 
+TEST(GpuAttention, Fp8MatchesCpu) {
+  // fp8 e4m3 caches: the CUDA write must store the CPU's bytes and scales exactly (run_attention checks the cache
+  // against the test's own quantization), and decode (any q_len: fp8 never takes the prefill kernel) matches the
+  // CPU within the f16 tolerance (e4m3 -> f16 is exact; P is rounded to f16).
+  MLXN_CUDA_DEVICE_OR_SKIP(gpu);
+  const uint64_t seed = test::fresh_seed();
+  SCOPED_TRACE(detail::cat("seed ", seed));
+  const std::vector<std::pair<DType, DType>> types = {{DType::BF16, DType::U8}, {DType::F16, DType::U8}};
+  int run = 0;
+  for (const auto& c : test::attn_cases({64, 80, 96, 128, 192, 256}, types, true)) {
+    test::AttnCase cc = c;
+    cc.tout = cc.tq;
+    if (!supported(gpu, cc)) continue;
+    expect_gpu_matches_cpu(gpu, cc, seed);
+    ++run;
+  }
+  EXPECT_GT(run, 0) << "no fp8 attention variant in this build";
+  auto c = test::attn_case(1, 32, 8, 128, {20000});
+  c.tkv = DType::U8;
+  expect_gpu_matches_cpu(gpu, c, seed);
+  auto b = test::attn_case(1, 32, 8, 128, {9000, 3000, 1});
+  b.tkv = DType::U8;
+  b.tq = DType::F16;
+  expect_gpu_matches_cpu(gpu, b, seed);
+}
+
 TEST(GpuAttention, LongDecodeAndPrefill) {
   // Lengths that use many splits and many prefill tiles, with a window and a ring.
   MLXN_CUDA_DEVICE_OR_SKIP(gpu);
@@ -59,6 +85,17 @@ TEST(GpuAttention, LongDecodeAndPrefill) {
   SCOPED_TRACE(detail::cat("seed ", seed));
   expect_gpu_matches_cpu(gpu, test::attn_case(1, 32, 8, 128, {20000}), seed);
   expect_gpu_matches_cpu(gpu, test::attn_case(4, 32, 8, 128, {9000, 3000}), seed);
+  // Batch 16 (one split per sequence: the decode block normalises and writes out itself), uneven lengths.
+  {
+    std::vector<int32_t> lens;
+    for (int i = 0; i < 16; ++i) lens.push_back(1 + 577 * i);
+    auto c = test::attn_case(1, 32, 8, 128, lens);
+    c.sinks = true;
+    expect_gpu_matches_cpu(gpu, c, seed);
+  }
+  // MHA (one real row of the mma's 8) and GQA 8 at q_len 2 (16 rows), head dims 64 and 256.
+  expect_gpu_matches_cpu(gpu, test::attn_case(1, 4, 4, 64, {5000}), seed);
+  expect_gpu_matches_cpu(gpu, test::attn_case(2, 16, 2, 256, {3000}), seed);
   auto w = test::attn_case(1, 16, 8, 256, {12000}, L::Ring, 4096);
   w.window = 4096;
   w.softcap = 50.0f;

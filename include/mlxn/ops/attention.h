@@ -31,6 +31,13 @@
 //                        (page_table[b, t / page_size], t % page_size); capacity = max_pages * page_size; page size
 //                        a multiple of 16. A page-table entry outside [0, n_pages) is skipped on write and its
 //                        positions are invisible on read.
+// KV element types: f16, bf16, or fp8 e4m3 (OCP E4M3FN: bias 7, max 448, no infinities) stored as u8 (the core
+// has no fp8 dtype) with one f32 scale per (position, head): cache.k_scale / v_scale, shaped like the cache without
+// D ([batch, capacity, Hkv] or [n_pages, page_size, Hkv]). An fp8 value is e4m3(byte) x scale. kv_cache_write
+// quantizes each (position, head) row x[0..D) of the new K / V as (the convention of vLLM's per-token fp8 KV and
+// of llama.cpp's per-block q8_0, with e4m3's range): s = max|x| / 448 (f32), inv = s > 0 ? 1 / s : 0, byte =
+// e4m3(x * inv) rounded to nearest even and saturated to +-448; the scale stored is s. This halves the bytes a
+// decode step reads (bf16: 2 bytes per element; fp8: 1 + 4 / D).
 // Token-major rows (Hkv x D per position) make a write one contiguous row per token and a paged page a plain block
 // of rows, and still give 16-byte loads of D contiguous elements per (position, head) on read.
 //
@@ -49,11 +56,12 @@ namespace mlxn::ops {
 
 enum class KvLayout : uint8_t { Contiguous, Ring, Paged };
 
-// One layer's K and V caches (same dtype, shape and layout). Dtypes: f16, bf16.
+// One layer's K and V caches (same dtype, shape and layout). Dtypes: f16, bf16, u8 (fp8 e4m3 with scales).
 struct KvCache {
   Buffer k, v;
   KvLayout layout = KvLayout::Contiguous;
-  Buffer page_table;  // Paged only: int32 [batch, max_pages]
+  Buffer page_table;            // Paged only: int32 [batch, max_pages]
+  Buffer k_scale{}, v_scale{};  // fp8 (u8) caches only: f32, the cache's shape without D
 };
 
 // Per-sequence lengths after this step's tokens are appended (see the convention above).
@@ -74,9 +82,10 @@ struct AttentionParams {
 Status kv_cache_write(Session& s, const Buffer& k, const Buffer& v, const KvCache& cache, const SeqLens& lens);
 
 // out = attention(q, cache) as above. q and out: f32 / f16 / bf16 [batch, q_len, Hq, D] (CUDA: f16 or bf16, out in
-// q's dtype). sinks: optional [Hq] float. mask: optional additive float [1 or batch, q_len, cols] with cols >=
-// capacity, column = key position (not with rings). workspace: scratch the CUDA kernels need
-// (attention_workspace_bytes; may be empty on the CPU), written by the op, so give each concurrent call its own.
+// q's dtype; head dims 64 ... 256 for fp8 caches). sinks: optional [Hq] float. mask: optional additive float [1 or
+// batch, q_len, cols] with cols >= capacity, column = key position (not with rings). workspace: scratch the CUDA
+// kernels need (attention_workspace_bytes; may be empty on the CPU), written by the op, so give each concurrent call
+// its own.
 Status attention(Session& s, const Buffer& q, const KvCache& cache, const SeqLens& lens, const Buffer& out,
                  const AttentionParams& p = {}, const Buffer& sinks = {}, const Buffer& mask = {},
                  const Buffer& workspace = {});

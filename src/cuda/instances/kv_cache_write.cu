@@ -11,6 +11,9 @@ void add_kv_cache_write(KernelTable& t) {
   t.add("kv_cache_write", "f16.f16.bf16", &launch_kv_cache_write<__half, __nv_bfloat16>);
   t.add("kv_cache_write", "bf16.bf16.f16", &launch_kv_cache_write<__nv_bfloat16, __half>);
   t.add("kv_cache_write", "bf16.bf16.bf16", &launch_kv_cache_write<__nv_bfloat16, __nv_bfloat16>);
+  t.add("kv_cache_write", "f32.f32.u8", &launch_kv_cache_write_fp8<float>);
+  t.add("kv_cache_write", "f16.f16.u8", &launch_kv_cache_write_fp8<__half>);
+  t.add("kv_cache_write", "bf16.bf16.u8", &launch_kv_cache_write_fp8<__nv_bfloat16>);
 }
 
 }  // namespace mlxn::cuda
