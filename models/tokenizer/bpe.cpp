@@ -44,7 +44,11 @@ class ByteLevelBpe final : public Tokenizer {
 
  protected:
   void encode_text(std::string_view text, bool /*after_special*/, std::vector<int32_t>& out) const override {
-    std::string prefixed;
+    std::string normalized, prefixed;
+    if (spec_.nfc) {
+      normalized = unicode::nfc(text);
+      text = normalized;
+    }
     if (spec_.add_space_prefix && (text.empty() || text[0] != ' ')) {
       prefixed = " " + std::string(text);
       text = prefixed;
@@ -122,8 +126,10 @@ class ByteLevelBpe final : public Tokenizer {
       consider(c.left);
     }
     for (int32_t i = 0; i >= 0 && i < n; i = sym[i].next) {
-      if (sym[i].id >= 0) out.push_back(sym[i].id);
-      else if (spec_.unk >= 0) out.push_back(spec_.unk);  // a byte the vocabulary lacks
+      if (sym[i].id >= 0)
+        out.push_back(sym[i].id);
+      else if (spec_.unk >= 0)
+        out.push_back(spec_.unk);  // a byte the vocabulary lacks
     }
   }
 

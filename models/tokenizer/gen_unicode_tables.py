@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Writes unicode_tables.cpp: the code point ranges of the general categories L (letters) and N (numbers) that the
-byte-level BPE pre-tokenizers need for \\p{L} and \\p{N}. Run from anywhere; the output lands beside this script.
-The table follows the Unicode version of the Python that runs it (printed into the file)."""
+byte-level BPE pre-tokenizers need for \\p{L} and \\p{N}, and the data of NFC normalization (canonical combining
+classes, full canonical decompositions, primary composites; Hangul is algorithmic and left out). Run from anywhere;
+the output lands beside this script. The tables follow the Unicode version of the Python that runs it (printed
+into the file)."""
 import os
 import sys
 import unicodedata
@@ -16,6 +18,46 @@ def flags(cp):
     if cat.startswith("N"):
         return NUMBER
     return 0
+
+
+def is_hangul_syllable(cp):
+    return 0xAC00 <= cp <= 0xD7A3
+
+
+def write_rows(fh, name, ctype, rows):
+    fh.write("const %s %s[] = {\n" % (ctype, name))
+    line = "   "
+    for row in rows:
+        item = " {" + ", ".join(row) + "},"
+        if len(line) + len(item) > 118:
+            fh.write(line + "\n")
+            line = "   "
+        line += item
+    fh.write(line + "\n};\n")
+    fh.write("const size_t %sCount = sizeof(%s) / sizeof(%s[0]);\n\n" % (name, name, name))
+
+
+def nfc_tables():
+    ccc = []  # [first, last, class] runs of one non-zero class
+    decomp = {}  # cp -> full canonical decomposition
+    compose = []  # (first, second, composite) for primary composites
+    for cp in range(0x110000):
+        ch = chr(cp)
+        c = unicodedata.combining(ch)
+        if c and ccc and ccc[-1][2] == c and ccc[-1][1] == cp - 1:
+            ccc[-1][1] = cp
+        elif c:
+            ccc.append([cp, cp, c])
+        d = unicodedata.decomposition(ch)
+        if not d or d.startswith("<") or is_hangul_syllable(cp):
+            continue
+        decomp[cp] = [ord(x) for x in unicodedata.normalize("NFD", ch)]
+        parts = [int(x, 16) for x in d.split()]
+        # A primary composite: a pair that NFC puts back together (composition exclusions and singletons do not).
+        if len(parts) == 2 and unicodedata.normalize("NFC", chr(parts[0]) + chr(parts[1])) == ch:
+            compose.append((parts[0], parts[1], cp))
+    compose.sort()
+    return ccc, decomp, compose
 
 
 def main():
@@ -46,6 +88,21 @@ def main():
             line += item
         fh.write(line + "\n};\n")
         fh.write("const size_t kCategoryRangeCount = sizeof(kCategoryRanges) / sizeof(kCategoryRanges[0]);\n\n")
+        ccc, decomp, compose = nfc_tables()
+        fh.write("// Canonical combining classes other than 0.\n")
+        write_rows(fh, "kCombiningClasses", "CodepointRange", [("0x%X" % a, "0x%X" % b, str(c)) for a, b, c in ccc])
+        fh.write("// Full canonical decompositions: code point, offset and length in kDecompositionData.\n")
+        rows, data = [], []
+        for cp in sorted(decomp):
+            rows.append(("0x%X" % cp, str(len(data)), str(len(decomp[cp]))))
+            data += decomp[cp]
+        write_rows(fh, "kDecompositions", "Decomposition", rows)
+        fh.write("const uint32_t kDecompositionData[] = {\n")
+        for i in range(0, len(data), 12):
+            fh.write("    " + " ".join("0x%X," % x for x in data[i:i + 12]) + "\n")
+        fh.write("};\n\n")
+        fh.write("// Primary composites, sorted by (first, second).\n")
+        write_rows(fh, "kCompositions", "Composition", [("0x%X" % a, "0x%X" % b, "0x%X" % c) for a, b, c in compose])
         fh.write("}  // namespace mlxn::models::unicode\n")
     print("wrote %d ranges to %s" % (len(ranges), out), file=sys.stderr)
 

@@ -44,8 +44,8 @@ bool pre_tokenizer_from_gguf(std::string_view name, PreTokenizer& out, bool& ign
       return true;
     }
   }
-  for (std::string_view n : {"gpt-2", "gpt2", "phi-2", "roberta-bpe", "jina-es", "jina-de", "jina-v1-en",
-                             "jina-v2-es", "jina-v2-de", "jina-v2-code"}) {
+  for (std::string_view n : {"gpt-2", "gpt2", "phi-2", "roberta-bpe", "jina-es", "jina-de", "jina-v1-en", "jina-v2-es",
+                             "jina-v2-de", "jina-v2-code"}) {
     if (name == n) {
       out = PreTokenizer::Gpt2;
       return true;
@@ -85,8 +85,8 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::from_gguf(const io::GgufFile& f) {
   if (f.find("tokenizer.ggml.scores") != nullptr) {
     MLXN_ASSIGN_OR_RETURN(spec.scores, f.get<std::vector<float>>("tokenizer.ggml.scores"));
     if (spec.scores.size() != n)
-      return error(StatusCode::FormatError, kOp, "tokenizer.ggml.scores has ", spec.scores.size(), " entries for ",
-                   n, " tokens");
+      return error(StatusCode::FormatError, kOp, "tokenizer.ggml.scores has ", spec.scores.size(), " entries for ", n,
+                   " tokens");
   }
 
   const bool spm = spec.kind == TokenizerKind::SentencePiece;

@@ -1,11 +1,10 @@
 // A tokenizer from Hugging Face files: tokenizer.json (model.type "BPE" with a byte-level pre-tokenizer, as Llama 3,
 // Qwen2/3 and GPT-2 ship) plus the special tokens and chat template of tokenizer_config.json and the end ids of
 // generation_config.json. Pipelines we do not reproduce exactly are refused with Unsupported rather than
-// approximated, except the NFC normalizer of Qwen (ignored: text already in NFC, nearly all text, is unaffected).
+// approximated.
 #include <fstream>
-#include <sstream>
-
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "tokenizer/impl.h"
 
@@ -20,11 +19,16 @@ bool pre_tokenizer_from_regex(std::string_view pattern, PreTokenizer& out) {
       R"re((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)re";
   static constexpr std::string_view kQwen2 =
       R"re((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)re";
-  static constexpr std::string_view kGpt2 = R"re('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)re";
-  if (pattern == kLlama3) out = PreTokenizer::Llama3;
-  else if (pattern == kQwen2) out = PreTokenizer::Qwen2;
-  else if (pattern == kGpt2) out = PreTokenizer::Gpt2;
-  else return false;
+  static constexpr std::string_view kGpt2 =
+      R"re('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)re";
+  if (pattern == kLlama3)
+    out = PreTokenizer::Llama3;
+  else if (pattern == kQwen2)
+    out = PreTokenizer::Qwen2;
+  else if (pattern == kGpt2)
+    out = PreTokenizer::Gpt2;
+  else
+    return false;
   return true;
 }
 }  // namespace detail
@@ -55,8 +59,7 @@ Status parse_pre_tokenizer(const json& pt, TokenizerSpec& spec) {
   for (const json& p : list) {
     const std::string t = p.value("type", "");
     if (t == "Split" && !have_split && !have_byte_level) {
-      if (!p.at("pattern").contains("Regex"))
-        return unsupported(kOp, "a Split pre-tokenizer with a string pattern");
+      if (!p.at("pattern").contains("Regex")) return unsupported(kOp, "a Split pre-tokenizer with a string pattern");
       const std::string pattern = p.at("pattern").at("Regex").get<std::string>();
       if (!detail::pre_tokenizer_from_regex(pattern, spec.pre))
         return unsupported(kOp, "the Split pre-tokenizer regex '", pattern,
@@ -80,10 +83,13 @@ Status parse_pre_tokenizer(const json& pt, TokenizerSpec& spec) {
   return Status::ok();
 }
 
-Status parse_normalizer(const json& n) {
+Status parse_normalizer(const json& n, TokenizerSpec& spec) {
   if (n.is_null()) return Status::ok();
   const std::string type = n.value("type", "");
-  if (type == "NFC") return Status::ok();  // see the file comment
+  if (type == "NFC") {
+    spec.nfc = true;
+    return Status::ok();
+  }
   if (type == "Sequence" && n.value("normalizers", json::array()).empty()) return Status::ok();
   return unsupported(kOp, "normalizer '", type, "' is not supported");
 }
@@ -113,8 +119,10 @@ void parse_post_processor(const json& pp, const std::unordered_map<std::string, 
       const std::string name = piece["SpecialToken"].value("id", "");
       int32_t id = -1;
       const json& st = pp.value("special_tokens", json::object());
-      if (st.contains(name) && st[name].contains("ids") && !st[name]["ids"].empty()) id = st[name]["ids"][0].get<int32_t>();
-      else if (auto it = ids.find(name); it != ids.end()) id = it->second;
+      if (st.contains(name) && st[name].contains("ids") && !st[name]["ids"].empty())
+        id = st[name]["ids"][0].get<int32_t>();
+      else if (auto it = ids.find(name); it != ids.end())
+        id = it->second;
       (seen_sequence ? after : before) = id;
     }
   }
@@ -140,7 +148,7 @@ Result<std::unique_ptr<Tokenizer>> from_json(const json& j, const json& cfg, con
     return unsupported(kOp, "a BPE model with byte_fallback (a SentencePiece conversion): load the GGUF instead");
   if (!unset(model, "continuing_subword_prefix") || !unset(model, "end_of_word_suffix") || !unset(model, "dropout"))
     return unsupported(kOp, "BPE with a subword prefix, word suffix or dropout");
-  MLXN_TRY(parse_normalizer(j.value("normalizer", json())));
+  MLXN_TRY(parse_normalizer(j.value("normalizer", json()), spec));
   MLXN_TRY(parse_pre_tokenizer(j.value("pre_tokenizer", json()), spec));
   spec.ignore_merges = model.value("ignore_merges", false);
 
@@ -198,7 +206,8 @@ Result<std::unique_ptr<Tokenizer>> from_json(const json& j, const json& cfg, con
     auto it = ids.find(text);
     return it == ids.end() ? -1 : it->second;
   };
-  if (model.contains("unk_token") && model["unk_token"].is_string()) spec.unk = id_of(model["unk_token"].get<std::string>());
+  if (model.contains("unk_token") && model["unk_token"].is_string())
+    spec.unk = id_of(model["unk_token"].get<std::string>());
 
   int32_t before = -1, after = -1;
   parse_post_processor(j.value("post_processor", json()), ids, before, after);
@@ -215,8 +224,10 @@ Result<std::unique_ptr<Tokenizer>> from_json(const json& j, const json& cfg, con
       spec.eos = id_of(token_content(cfg["eos_token"]));
     if (cfg.contains("pad_token") && !token_content(cfg["pad_token"]).empty())
       spec.pad = id_of(token_content(cfg["pad_token"]));
-    if (cfg.contains("add_bos_token") && cfg["add_bos_token"].is_boolean()) spec.add_bos = cfg["add_bos_token"].get<bool>();
-    if (cfg.contains("add_eos_token") && cfg["add_eos_token"].is_boolean()) spec.add_eos = cfg["add_eos_token"].get<bool>();
+    if (cfg.contains("add_bos_token") && cfg["add_bos_token"].is_boolean())
+      spec.add_bos = cfg["add_bos_token"].get<bool>();
+    if (cfg.contains("add_eos_token") && cfg["add_eos_token"].is_boolean())
+      spec.add_eos = cfg["add_eos_token"].get<bool>();
     if (cfg.contains("chat_template")) {
       const json& t = cfg["chat_template"];
       if (t.is_string()) {
@@ -230,7 +241,8 @@ Result<std::unique_ptr<Tokenizer>> from_json(const json& j, const json& cfg, con
   if (gen.is_object() && gen.contains("eos_token_id")) {
     const json& e = gen["eos_token_id"];
     std::vector<int32_t> list;
-    if (e.is_number_integer()) list.push_back(e.get<int32_t>());
+    if (e.is_number_integer())
+      list.push_back(e.get<int32_t>());
     else if (e.is_array())
       for (const json& x : e) list.push_back(x.get<int32_t>());
     for (int32_t id : list)
@@ -281,7 +293,8 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::from_hf_dir(const std::string& dir
   if (auto r = read_file(dir + "/generation_config.json"); r.is_ok()) gen = std::move(r).value();
   if (auto r = read_file(dir + "/config.json"); r.is_ok()) {
     const json c = json::parse(r.value(), nullptr, /*allow_exceptions=*/false);
-    if (c.is_object() && c.contains("model_type") && c["model_type"].is_string()) model_type = c["model_type"].get<std::string>();
+    if (c.is_object() && c.contains("model_type") && c["model_type"].is_string())
+      model_type = c["model_type"].get<std::string>();
   }
   return from_tokenizer_json(tok, cfg, gen, model_type);
 }

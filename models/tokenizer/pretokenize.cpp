@@ -8,9 +8,12 @@ namespace mlxn::models {
 
 const char* pre_tokenizer_name(PreTokenizer p) {
   switch (p) {
-    case PreTokenizer::Gpt2: return "gpt2";
-    case PreTokenizer::Llama3: return "llama3";
-    case PreTokenizer::Qwen2: return "qwen2";
+    case PreTokenizer::Gpt2:
+      return "gpt2";
+    case PreTokenizer::Llama3:
+      return "llama3";
+    case PreTokenizer::Qwen2:
+      return "qwen2";
   }
   return "?";
 }
@@ -106,8 +109,10 @@ struct Matcher {
     }
     // ` ?[^\s\p{L}\p{N}]+[\r\n]*`
     size_t m = 0;
-    if (at(p) == ' ' && other(p + 1)) m = 1 + run_other(p + 1);
-    else if (other(p)) m = run_other(p);
+    if (at(p) == ' ' && other(p + 1))
+      m = 1 + run_other(p + 1);
+    else if (other(p))
+      m = run_other(p);
     if (m > 0) {
       while (crlf(p + m)) ++m;
       return m;
@@ -130,9 +135,15 @@ std::vector<std::string_view> pre_tokenize(PreTokenizer kind, std::string_view t
   while (p < chars.size()) {
     size_t len = 0;
     switch (kind) {
-      case PreTokenizer::Gpt2: len = m.gpt2(p); break;
-      case PreTokenizer::Llama3: len = m.llama3_family(p, 3); break;
-      case PreTokenizer::Qwen2: len = m.llama3_family(p, 1); break;
+      case PreTokenizer::Gpt2:
+        len = m.gpt2(p);
+        break;
+      case PreTokenizer::Llama3:
+        len = m.llama3_family(p, 3);
+        break;
+      case PreTokenizer::Qwen2:
+        len = m.llama3_family(p, 1);
+        break;
     }
     if (len == 0) len = 1;  // unreachable: some alternative matches every character; never loop forever
     const size_t begin = chars[p].offset;

@@ -47,8 +47,10 @@ class SentencePiece final : public Tokenizer {
     text.reserve(fragment.size() * 3 + 3);
     if (spec_.add_space_prefix && after_special) text += kSpace;
     for (char c : fragment) {
-      if (c == ' ') text += kSpace;
-      else text += c;
+      if (c == ' ')
+        text += kSpace;
+      else
+        text += c;
     }
 
     struct Sym {

@@ -14,10 +14,14 @@ using detail::kOp;
 
 const char* chat_format_name(ChatFormat f) {
   switch (f) {
-    case ChatFormat::None: return "none";
-    case ChatFormat::Llama3: return "llama3";
-    case ChatFormat::ChatML: return "chatml";
-    case ChatFormat::Gemma: return "gemma";
+    case ChatFormat::None:
+      return "none";
+    case ChatFormat::Llama3:
+      return "llama3";
+    case ChatFormat::ChatML:
+      return "chatml";
+    case ChatFormat::Gemma:
+      return "gemma";
   }
   return "?";
 }
@@ -27,8 +31,10 @@ Tokenizer::~Tokenizer() = default;
 
 Result<std::unique_ptr<Tokenizer>> Tokenizer::create(TokenizerSpec spec) {
   switch (spec.kind) {
-    case TokenizerKind::ByteLevelBpe: return detail::make_byte_level_bpe(std::move(spec));
-    case TokenizerKind::SentencePiece: return detail::make_sentencepiece(std::move(spec));
+    case TokenizerKind::ByteLevelBpe:
+      return detail::make_byte_level_bpe(std::move(spec));
+    case TokenizerKind::SentencePiece:
+      return detail::make_sentencepiece(std::move(spec));
   }
   return invalid_argument(kOp, "unknown tokenizer kind");
 }
@@ -84,7 +90,8 @@ Status Tokenizer::build_common() {
         {s.tokens[i], static_cast<int32_t>(i), t == TokenType::Control});
   }
   for (auto& v : specials_by_byte_)
-    std::stable_sort(v.begin(), v.end(), [](const Special& a, const Special& b) { return a.text.size() > b.text.size(); });
+    std::stable_sort(v.begin(), v.end(),
+                     [](const Special& a, const Special& b) { return a.text.size() > b.text.size(); });
 
   eog_.assign(n, 0);
   lstrip_.assign(n, 0);
@@ -202,8 +209,10 @@ void Tokenizer::append_decoded(int32_t id, bool render_special, bool& first, std
     }
     case TokenType::Byte: {
       const int b = detail::parse_byte_token(text);
-      if (b >= 0) out += static_cast<char>(b);
-      else append_normal_piece(id, out);
+      if (b >= 0)
+        out += static_cast<char>(b);
+      else
+        append_normal_piece(id, out);
       first = false;
       return;
     }
@@ -372,9 +381,12 @@ int parse_byte_token(std::string_view text) {
   for (size_t i = 3; i < 5; ++i) {
     const char c = text[i];
     int d = -1;
-    if (c >= '0' && c <= '9') d = c - '0';
-    else if (c >= 'A' && c <= 'F') d = c - 'A' + 10;
-    else if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
+    if (c >= '0' && c <= '9')
+      d = c - '0';
+    else if (c >= 'A' && c <= 'F')
+      d = c - 'A' + 10;
+    else if (c >= 'a' && c <= 'f')
+      d = c - 'a' + 10;
     if (d < 0) return -1;
     v = v * 16 + d;
   }
@@ -395,11 +407,11 @@ void fill_end_of_turn(TokenizerSpec& spec) {
       if ((spec.eot = find_special(t)) >= 0) break;
     }
   }
-  for (std::string_view t : {"<|eot_id|>", "<|eom_id|>", "<|end_of_text|>", "<|im_end|>", "<|endoftext|>",
-                             "<end_of_turn>", "<|end|>"}) {
+  for (std::string_view t :
+       {"<|eot_id|>", "<|eom_id|>", "<|end_of_text|>", "<|im_end|>", "<|endoftext|>", "<end_of_turn>", "<|end|>"}) {
     const int32_t id = find_special(t);
-    if (id >= 0 && std::find(spec.end_of_generation.begin(), spec.end_of_generation.end(), id) ==
-                       spec.end_of_generation.end())
+    if (id >= 0 &&
+        std::find(spec.end_of_generation.begin(), spec.end_of_generation.end(), id) == spec.end_of_generation.end())
       spec.end_of_generation.push_back(id);
   }
 }

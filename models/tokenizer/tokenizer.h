@@ -49,11 +49,12 @@ struct TokenizerSpec {
   // Token texts by id. Byte-level BPE: normal tokens in the byte-level alphabet, control and user-defined tokens
   // as raw text. SentencePiece: '▁' for spaces, byte tokens spelled <0xXX>.
   std::vector<std::string> tokens;
-  std::vector<float> scores;      // SentencePiece merge priorities (higher merges first); one per token
-  std::vector<TokenType> types;   // one per token; empty: every token Normal
+  std::vector<float> scores;     // SentencePiece merge priorities (higher merges first); one per token
+  std::vector<TokenType> types;  // one per token; empty: every token Normal
   std::vector<std::pair<std::string, std::string>> merges;  // byte-level BPE, rank order
   bool ignore_merges = false;     // BPE: a pre-token that is itself a token is emitted whole (Llama 3)
   bool add_space_prefix = false;  // SentencePiece add_space_prefix; BPE ByteLevel(add_prefix_space)
+  bool nfc = false;               // BPE: text is put in Unicode NFC first (tokenizer.json's NFC normalizer, Qwen)
   int32_t bos = -1, eos = -1, eot = -1, pad = -1, unk = -1;
   bool add_bos = false;
   bool add_eos = false;
@@ -97,7 +98,7 @@ class Tokenizer {
   std::string token_to_piece(int32_t id) const;
 
   int32_t n_vocab() const { return static_cast<int32_t>(spec_.tokens.size()); }
-  const std::string& token_text(int32_t id) const;  // the vocabulary's spelling; "" out of range
+  const std::string& token_text(int32_t id) const;               // the vocabulary's spelling; "" out of range
   std::optional<int32_t> token_id(std::string_view text) const;  // by exact vocabulary spelling
   TokenType token_type(int32_t id) const;
   bool is_special(int32_t id) const;  // control, unknown and unused tokens
@@ -143,9 +144,9 @@ class Tokenizer {
   // drop the SentencePiece space prefix.
   void append_decoded(int32_t id, bool render_special, bool& first, std::string& out) const;
 
-  std::unordered_map<std::string_view, int32_t> by_text_;    // every token, normal ones first
-  std::unordered_map<std::string_view, int32_t> normal_;     // Normal tokens only
-  std::vector<std::vector<Special>> specials_by_byte_;        // by first byte, longest first
+  std::unordered_map<std::string_view, int32_t> by_text_;  // every token, normal ones first
+  std::unordered_map<std::string_view, int32_t> normal_;   // Normal tokens only
+  std::vector<std::vector<Special>> specials_by_byte_;     // by first byte, longest first
   std::vector<uint8_t> lstrip_, rstrip_, eog_;
 };
 

@@ -1,6 +1,7 @@
 #include "tokenizer/unicode.h"
 
 #include <algorithm>
+#include <iterator>
 
 namespace mlxn::models::unicode {
 
@@ -84,13 +85,117 @@ uint32_t category_flags(uint32_t cp) {
 }
 
 bool is_whitespace(uint32_t cp) {
-  switch (cp) {
-    case 0x09: case 0x0A: case 0x0B: case 0x0C: case 0x0D: case 0x20: case 0x85: case 0xA0: case 0x1680:
-    case 0x2028: case 0x2029: case 0x202F: case 0x205F: case 0x3000:
-      return true;
-    default:
-      return cp >= 0x2000 && cp <= 0x200A;
+  static constexpr uint32_t kSingles[] = {0x20, 0x85, 0xA0, 0x1680, 0x2028, 0x2029, 0x202F, 0x205F, 0x3000};
+  if ((cp >= 0x09 && cp <= 0x0D) || (cp >= 0x2000 && cp <= 0x200A)) return true;
+  return std::find(std::begin(kSingles), std::end(kSingles), cp) != std::end(kSingles);
+}
+
+uint32_t combining_class(uint32_t cp) {
+  if (cp < 0x300) return 0;
+  const CodepointRange* end = kCombiningClasses + kCombiningClassesCount;
+  const CodepointRange* it =
+      std::upper_bound(kCombiningClasses, end, cp, [](uint32_t v, const CodepointRange& r) { return v < r.first; });
+  if (it == kCombiningClasses) return 0;
+  --it;
+  return cp <= it->last ? it->flags : 0;
+}
+
+namespace {
+
+// Hangul syllables: S = SBase + (L * VCount + V) * TCount + T (Unicode chapter 3.12).
+constexpr uint32_t kSBase = 0xAC00, kLBase = 0x1100, kVBase = 0x1161, kTBase = 0x11A7;
+constexpr uint32_t kLCount = 19, kVCount = 21, kTCount = 28, kNCount = kVCount * kTCount, kSCount = kLCount * kNCount;
+
+// A stray byte b travels as this pseudo code point: outside Unicode, so it neither decomposes nor composes.
+constexpr uint32_t kStrayByte = 0x110000;
+
+void decompose_into(uint32_t cp, std::vector<uint32_t>& out) {
+  if (cp >= kSBase && cp < kSBase + kSCount) {
+    const uint32_t s = cp - kSBase;
+    out.push_back(kLBase + s / kNCount);
+    out.push_back(kVBase + (s % kNCount) / kTCount);
+    if (s % kTCount != 0) out.push_back(kTBase + s % kTCount);
+    return;
   }
+  if (cp >= 0xC0 && cp < kStrayByte) {
+    const Decomposition* end = kDecompositions + kDecompositionsCount;
+    const Decomposition* it =
+        std::lower_bound(kDecompositions, end, cp, [](const Decomposition& d, uint32_t v) { return d.cp < v; });
+    if (it != end && it->cp == cp) {
+      out.insert(out.end(), kDecompositionData + it->offset, kDecompositionData + it->offset + it->size);
+      return;
+    }
+  }
+  out.push_back(cp);
+}
+
+// The primary composite of (a, b), or 0.
+uint32_t compose_pair(uint32_t a, uint32_t b) {
+  if (a >= kLBase && a < kLBase + kLCount && b >= kVBase && b < kVBase + kVCount)
+    return kSBase + ((a - kLBase) * kVCount + (b - kVBase)) * kTCount;
+  if (a >= kSBase && a < kSBase + kSCount && (a - kSBase) % kTCount == 0 && b > kTBase && b < kTBase + kTCount)
+    return a + (b - kTBase);
+  const Composition* end = kCompositions + kCompositionsCount;
+  const Composition* it = std::lower_bound(kCompositions, end, std::pair{a, b}, [](const Composition& c, auto v) {
+    return c.first != v.first ? c.first < v.first : c.second < v.second;
+  });
+  return it != end && it->first == a && it->second == b ? it->composite : 0;
+}
+
+}  // namespace
+
+std::string nfc(std::string_view s) {
+  bool ascii = true;
+  for (char c : s) ascii = ascii && static_cast<uint8_t>(c) < 0x80;
+  if (ascii) return std::string(s);
+
+  std::vector<uint32_t> cps;
+  cps.reserve(s.size());
+  for (const Char& c : decode(s))
+    decompose_into(c.cp == kInvalid ? kStrayByte + static_cast<uint8_t>(s[c.offset]) : c.cp, cps);
+  // Canonical ordering: a stable sort of each run of non-starters by combining class.
+  for (size_t i = 0; i < cps.size();) {
+    if (combining_class(cps[i]) == 0) {
+      ++i;
+      continue;
+    }
+    size_t j = i;
+    while (j < cps.size() && combining_class(cps[j]) != 0) ++j;
+    std::stable_sort(cps.begin() + static_cast<std::ptrdiff_t>(i), cps.begin() + static_cast<std::ptrdiff_t>(j),
+                     [](uint32_t a, uint32_t b) { return combining_class(a) < combining_class(b); });
+    i = j;
+  }
+  // Canonical composition: each character joins the last starter unless blocked by a character in between of
+  // class 0 or of a class not below its own.
+  std::vector<uint32_t> out;
+  out.reserve(cps.size());
+  size_t starter = 0;
+  bool have_starter = false;
+  uint32_t last_class = 0;
+  for (uint32_t cp : cps) {
+    const uint32_t cc = combining_class(cp);
+    if (have_starter && (last_class < cc || last_class == 0)) {
+      if (const uint32_t c = compose_pair(out[starter], cp); c != 0) {
+        out[starter] = c;
+        continue;
+      }
+    }
+    if (cc == 0) {
+      starter = out.size();
+      have_starter = true;
+    }
+    last_class = cc;
+    out.push_back(cp);
+  }
+  std::string r;
+  r.reserve(s.size());
+  for (uint32_t cp : out) {
+    if (cp >= kStrayByte)
+      r += static_cast<char>(cp - kStrayByte);
+    else
+      append_utf8(r, cp);
+  }
+  return r;
 }
 
 namespace {

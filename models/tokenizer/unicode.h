@@ -23,6 +23,26 @@ extern const CodepointRange kCategoryRanges[];
 extern const size_t kCategoryRangeCount;
 extern const char* const kUnicodeVersion;
 
+// NFC data (generated): combining classes (CodepointRange::flags holds the class), full canonical decompositions,
+// primary composites. Hangul syllables are computed, not listed.
+struct Decomposition {
+  uint32_t cp;
+  uint32_t offset;  // into kDecompositionData
+  uint32_t size;
+};
+struct Composition {
+  uint32_t first;
+  uint32_t second;
+  uint32_t composite;
+};
+extern const CodepointRange kCombiningClasses[];
+extern const size_t kCombiningClassesCount;
+extern const Decomposition kDecompositions[];
+extern const size_t kDecompositionsCount;
+extern const uint32_t kDecompositionData[];
+extern const Composition kCompositions[];
+extern const size_t kCompositionsCount;
+
 // A code point value that no valid character has: what an invalid byte decodes to.
 inline constexpr uint32_t kInvalid = 0xFFFFFFFFu;
 
@@ -45,6 +65,11 @@ inline bool is_letter(uint32_t cp) { return cp != kInvalid && (category_flags(cp
 inline bool is_number(uint32_t cp) { return cp != kInvalid && (category_flags(cp) & kNumber) != 0; }
 // The White_Space property, which is what \s means in the regex engines Hugging Face tokenizers use.
 bool is_whitespace(uint32_t cp);
+
+uint32_t combining_class(uint32_t cp);
+// Unicode Normalization Form C (UAX #15: canonical decomposition, canonical ordering, canonical composition).
+// Bytes that are not UTF-8 are kept as they are and block composition across them.
+std::string nfc(std::string_view s);
 
 // GPT-2's byte-level alphabet: the printable bytes map to themselves, the other 68 to U+0100 + n in byte order.
 const std::array<uint32_t, 256>& byte_to_codepoint();
