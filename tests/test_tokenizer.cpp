@@ -416,6 +416,7 @@ TokenizerSpec spm_spec(float el_score, bool space_prefix, bool byte_fallback = t
   s.bos = 1;
   s.eos = 2;
   s.unk = 0;
+  s.add_bos = true;
   return s;
 }
 

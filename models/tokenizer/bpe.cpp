@@ -50,7 +50,9 @@ class ByteLevelBpe final : public Tokenizer {
       text = normalized;
     }
     if (spec_.add_space_prefix && (text.empty() || text[0] != ' ')) {
-      prefixed = " " + std::string(text);
+      prefixed.reserve(text.size() + 1);
+      prefixed += ' ';
+      prefixed += text;
       text = prefixed;
     }
     for (std::string_view piece : pre_tokenize(spec_.pre, text)) encode_piece(piece, out);
