@@ -7,6 +7,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "mlxn/io/gguf_writer.h"
 #include "mlxn/models/generate.h"
@@ -97,7 +98,7 @@ TEST_P(ModelArch, ForwardMatchesFloat64Reference) {
   test::RefDecoder ref(*f, tiny(GetParam()));
   const auto want = ref.logits(toks);
   ASSERT_EQ(got.size(), want.size());
-  EXPECT_LT(test::rel_l2(got, want), 2e-5);
+  EXPECT_LT(test::rel_l2(got, want), 1e-4);  // f32 activations, f16 KV (modelled by the reference)
   std::vector<float> wf(want.begin(), want.end());
   EXPECT_EQ(argmax(got), argmax(wf));
 }
@@ -299,10 +300,10 @@ TEST(ModelErrors, MissingOrMisshapedTensorsAndBadInput) {
     EXPECT_NE(m.status().message().find("blk.1.ffn_up.weight"), std::string::npos) << m.status().message();
   }
   {
-    auto m = models::Model::load(rewrite(dir, path, "", "blk.0.attn_k.weight"), Device::cpu());
+    auto m = models::Model::load(rewrite(dir, path, "", "blk.0.attn_q.weight"), Device::cpu());
     ASSERT_FALSE(m.is_ok());
     EXPECT_EQ(m.status().code(), StatusCode::InvalidArgument);
-    EXPECT_NE(m.status().message().find("blk.0.attn_k.weight"), std::string::npos) << m.status().message();
+    EXPECT_NE(m.status().message().find("blk.0.attn_q.weight"), std::string::npos) << m.status().message();
   }
   {
     auto f = io::GgufFile::open(path);
@@ -333,18 +334,20 @@ TEST(ModelErrors, MissingOrMisshapedTensorsAndBadInput) {
 // Writes `tensors` (name -> shape, f32 values) as one model.safetensors.
 void write_safetensors(const std::string& path,
                        const std::vector<std::pair<std::string, std::pair<Shape, std::vector<float>>>>& tensors) {
-  std::string header = "{";
+  // Built with a stream: GCC 12 flags `const char* + std::string&&` with a false -Wrestrict.
+  std::ostringstream hs;
+  hs << "{";
   uint64_t off = 0;
   for (size_t i = 0; i < tensors.size(); ++i) {
     const auto& [name, t] = tensors[i];
-    std::string shape;
-    for (int d = 0; d < t.first.rank(); ++d) shape += (d ? "," : "") + std::to_string(t.first[d]);
+    hs << (i ? "," : "") << "\"" << name << "\":{\"dtype\":\"F32\",\"shape\":[";
+    for (int d = 0; d < t.first.rank(); ++d) hs << (d ? "," : "") << t.first[d];
     const uint64_t n = t.second.size() * 4;
-    header += (i ? "," : "") + std::string("\"") + name + "\":{\"dtype\":\"F32\",\"shape\":[" + shape +
-              "],\"data_offsets\":[" + std::to_string(off) + "," + std::to_string(off + n) + "]}";
+    hs << "],\"data_offsets\":[" << off << "," << off + n << "]}";
     off += n;
   }
-  header += "}";
+  hs << "}";
+  std::string header = hs.str();
   while (header.size() % 8) header += ' ';
   std::ofstream f(path, std::ios::binary);
   const uint64_t hl = header.size();
