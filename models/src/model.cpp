@@ -92,6 +92,8 @@ Status Model::init() {
   const bool cuda = device_.backend() == Backend::Cuda;
   act_ = opt_.act_dtype.value_or(cuda ? DType::F16 : DType::F32);
   if (!is_compute_float(act_)) return invalid_argument(kOp, "act_dtype ", act_, " is not f32, f16 or bf16");
+  // CUDA attention takes f16 / bf16 queries.
+  if (cuda && act_ == DType::F32) return unsupported(kOp, "act_dtype f32 on CUDA (attention needs f16 or bf16)");
   kv_ = opt_.kv_dtype.value_or(act_ == DType::BF16 ? DType::BF16 : DType::F16);
   mem_.weights = weights_.bytes;
 
