@@ -92,21 +92,36 @@ int cmd_generate(const Args& args) {
       return true;
     };
     bool ok = true;
-    if (a == "--model" && v) model_path = args[++i];
-    else if (a == "--prompt-ids" && v) prompt_ids = args[++i];
-    else if (a == "--prompt" && v) prompt_text = args[++i];
-    else if (a == "--device" && v) device = args[++i];
-    else if (a == "-n" || a == "--n-predict") ok = num(go.n_predict);
-    else if (a == "--temp") ok = num(go.sampling.temperature);
-    else if (a == "--top-k") ok = num(go.sampling.top_k);
-    else if (a == "--top-p") ok = num(go.sampling.top_p);
-    else if (a == "--min-p") ok = num(go.sampling.min_p);
-    else if (a == "--seed") ok = num(go.sampling.seed);
-    else if (a == "--ctx") ok = num(mo.max_context);
-    else if (a == "--chunk") ok = num(mo.max_chunk);
-    else if (a == "--eager") go.use_graph = false;
-    else if (a == "-h" || a == "--help") return std::printf("%s\n", kUsage), 0;
-    else return fail("generate", "unknown argument '" + a + "'\n" + kUsage);
+    if (a == "--model" && v)
+      model_path = args[++i];
+    else if (a == "--prompt-ids" && v)
+      prompt_ids = args[++i];
+    else if (a == "--prompt" && v)
+      prompt_text = args[++i];
+    else if (a == "--device" && v)
+      device = args[++i];
+    else if (a == "-n" || a == "--n-predict")
+      ok = num(go.n_predict);
+    else if (a == "--temp")
+      ok = num(go.sampling.temperature);
+    else if (a == "--top-k")
+      ok = num(go.sampling.top_k);
+    else if (a == "--top-p")
+      ok = num(go.sampling.top_p);
+    else if (a == "--min-p")
+      ok = num(go.sampling.min_p);
+    else if (a == "--seed")
+      ok = num(go.sampling.seed);
+    else if (a == "--ctx")
+      ok = num(mo.max_context);
+    else if (a == "--chunk")
+      ok = num(mo.max_chunk);
+    else if (a == "--eager")
+      go.use_graph = false;
+    else if (a == "-h" || a == "--help")
+      return std::printf("%s\n", kUsage), 0;
+    else
+      return fail("generate", "unknown argument '" + a + "'\n" + kUsage);
     if (!ok) return fail("generate", "bad or missing value for " + a);
   }
   if (model_path.empty()) return fail("generate", std::string("--model is required\n") + kUsage);

@@ -2,8 +2,8 @@
 //            [--threads N]
 // Writes a random-weight GGUF of a real architecture and size (presets: llama 8b; qwen3 8b, 0.6b; gemma3 4b, 270m;
 // tiny for every architecture), for benchmarks without downloads.
-#include <chrono>
 #include <charconv>
+#include <chrono>
 #include <cstdio>
 #include <string>
 
@@ -22,17 +22,23 @@ int cmd_synth(const Args& args) {
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
     const bool v = i + 1 < args.size();
-    if (a == "--arch" && v) arch = args[++i];
-    else if (a == "--preset" && v) preset = args[++i];
-    else if (a == "--type" && v) type = args[++i];
-    else if ((a == "-o" || a == "--output") && v) out = args[++i];
+    if (a == "--arch" && v)
+      arch = args[++i];
+    else if (a == "--preset" && v)
+      preset = args[++i];
+    else if (a == "--type" && v)
+      type = args[++i];
+    else if ((a == "-o" || a == "--output") && v)
+      out = args[++i];
     else if ((a == "--seed" || a == "--threads") && v) {
       const std::string& s = args[++i];
       uint64_t n = 0;
       auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
       if (ec != std::errc() || p != s.data() + s.size()) return fail("synth", "bad value for " + a);
-      if (a == "--seed") o.seed = n;
-      else o.threads = static_cast<int>(n);
+      if (a == "--seed")
+        o.seed = n;
+      else
+        o.threads = static_cast<int>(n);
     } else if (a == "-h" || a == "--help") {
       return std::printf("%s\n", kUsage), 0;
     } else {

@@ -80,10 +80,14 @@ void arch_defaults(ModelConfig& c) {
 
 std::string_view arch_name(Arch a) {
   switch (a) {
-    case Arch::Llama: return "llama";
-    case Arch::Qwen2: return "qwen2";
-    case Arch::Qwen3: return "qwen3";
-    case Arch::Gemma3: return "gemma3";
+    case Arch::Llama:
+      return "llama";
+    case Arch::Qwen2:
+      return "qwen2";
+    case Arch::Qwen3:
+      return "qwen3";
+    case Arch::Gemma3:
+      return "gemma3";
   }
   return "?";
 }
@@ -100,8 +104,8 @@ Status ModelConfig::validate() const {
   auto bad = [](auto&&... a) { return invalid_argument(kOp, a...); };
   if (n_layer <= 0) return bad("n_layer = ", n_layer, " must be positive");
   if (n_embd <= 0 || n_head <= 0 || n_head_kv <= 0 || head_dim <= 0 || n_ff <= 0 || n_vocab <= 0)
-    return bad("sizes must be positive (n_embd ", n_embd, ", n_head ", n_head, ", n_head_kv ", n_head_kv,
-               ", head_dim ", head_dim, ", n_ff ", n_ff, ", n_vocab ", n_vocab, ")");
+    return bad("sizes must be positive (n_embd ", n_embd, ", n_head ", n_head, ", n_head_kv ", n_head_kv, ", head_dim ",
+               head_dim, ", n_ff ", n_ff, ", n_vocab ", n_vocab, ")");
   if (n_head % n_head_kv != 0) return bad("n_head ", n_head, " is not a multiple of n_head_kv ", n_head_kv);
   if (rope_dim <= 0 || rope_dim > head_dim || rope_dim % 2 != 0)
     return bad("rope_dim ", rope_dim, " must be even and in (0, head_dim = ", head_dim, "]");
@@ -146,8 +150,7 @@ Result<ModelConfig> config_from_gguf(const io::GgufFile& f) {
   if (c.n_head <= 0) return invalid_argument(kOp, p, "attention.head_count must be positive");
   MLXN_ASSIGN_OR_RETURN(c.head_dim, opt<int64_t>(f, p + "attention.key_length", c.n_embd / c.n_head));
   MLXN_ASSIGN_OR_RETURN(int64_t v_len, opt<int64_t>(f, p + "attention.value_length", c.head_dim));
-  if (v_len != c.head_dim)
-    return unsupported(kOp, "value_length ", v_len, " differs from key_length ", c.head_dim);
+  if (v_len != c.head_dim) return unsupported(kOp, "value_length ", v_len, " differs from key_length ", c.head_dim);
   MLXN_ASSIGN_OR_RETURN(c.n_ctx_train, opt<int64_t>(f, p + "context_length", int64_t{0}));
   MLXN_ASSIGN_OR_RETURN(c.rms_eps, opt<float>(f, p + "attention.layer_norm_rms_epsilon", c.rms_eps));
   MLXN_ASSIGN_OR_RETURN(c.rope_dim, opt<int64_t>(f, p + "rope.dimension_count", c.head_dim));
@@ -259,8 +262,8 @@ Result<ModelConfig> config_from_hf(const io::JsonConfig& root) {
   if (c.arch == Arch::Gemma3) {
     c.norm_weight_offset = 1.0f;  // checkpoints store w; Gemma multiplies by (1 + w)
     c.embed_scale = std::sqrt(static_cast<float>(c.n_embd));
-    MLXN_ASSIGN_OR_RETURN(double qpas, jopt<double>(root, key("query_pre_attn_scalar"),
-                                                    static_cast<double>(c.head_dim)));
+    MLXN_ASSIGN_OR_RETURN(double qpas,
+                          jopt<double>(root, key("query_pre_attn_scalar"), static_cast<double>(c.head_dim)));
     c.attn_scale = static_cast<float>(1.0 / std::sqrt(qpas));
     MLXN_ASSIGN_OR_RETURN(double local, jopt<double>(root, key("rope_local_base_freq"), 10000.0));
     c.rope_base_local = static_cast<float>(local);
@@ -278,8 +281,8 @@ Result<ModelConfig> config_from_hf(const io::JsonConfig& root) {
     MLXN_ASSIGN_OR_RETURN(double fsc, jopt<double>(root, key("final_logit_softcapping"), 0.0));
     c.attn_softcap = static_cast<float>(asc);
     c.final_softcap = static_cast<float>(fsc);
-    MLXN_ASSIGN_OR_RETURN(std::string act, jopt<std::string>(root, key("hidden_activation"),
-                                                              std::string("gelu_pytorch_tanh")));
+    MLXN_ASSIGN_OR_RETURN(std::string act,
+                          jopt<std::string>(root, key("hidden_activation"), std::string("gelu_pytorch_tanh")));
     c.ffn_act = act == "gelu" ? ops::Activation::Gelu : ops::Activation::GeluTanh;
   }
   MLXN_TRY(c.validate());

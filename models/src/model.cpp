@@ -134,13 +134,14 @@ Status Model::init() {
 
   // The step-parameter block seen as a buffer, so ops read the position and KV length from it at run time.
   auto* step = const_cast<uint32_t*>(session_.step_params_device());
-  MLXN_ASSIGN_OR_RETURN(step_block_, Buffer::wrap(device_, step, kStepParamSlots * 4, DType::I32,
-                                                  Shape{kStepParamSlots}, nullptr));
+  MLXN_ASSIGN_OR_RETURN(step_block_,
+                        Buffer::wrap(device_, step, kStepParamSlots * 4, DType::I32, Shape{kStepParamSlots}, nullptr));
   return Status::ok();
 }
 
 Status Model::residual_add_norm(const Buffer& x, const Buffer& delta, const Buffer& w, const Buffer& out) {
-  if (delta.dtype() == x.dtype() && w.valid()) return ops::add_rms_norm(session_, x, delta, w, x, out, {config_.rms_eps});
+  if (delta.dtype() == x.dtype() && w.valid())
+    return ops::add_rms_norm(session_, x, delta, w, x, out, {config_.rms_eps});
   MLXN_TRY(ops::add(session_, x, delta, x));
   if (!w.valid()) return Status::ok();
   return ops::rms_norm(session_, x, w, out, {config_.rms_eps});
@@ -255,7 +256,8 @@ Status Model::prefill(std::span<const int32_t> tokens, int64_t chunk) {
     return error(StatusCode::OutOfRange, kOp, "prefill of ", n_total, " tokens at position ", pos_,
                  " exceeds the context of ", opt_.max_context);
   for (int32_t t : tokens)
-    if (t < 0 || t >= config_.n_vocab) return invalid_argument(kOp, "token id ", t, " is not in [0, ", config_.n_vocab, ")");
+    if (t < 0 || t >= config_.n_vocab)
+      return invalid_argument(kOp, "token id ", t, " is not in [0, ", config_.n_vocab, ")");
   std::vector<int32_t> pos(static_cast<size_t>(chunk));
   for (int64_t done = 0; done < n_total; done += chunk) {
     const int64_t n = std::min(chunk, n_total - done);
@@ -275,7 +277,8 @@ Status Model::prefill(std::span<const int32_t> tokens, int64_t chunk) {
 
 Status Model::decode(int32_t token) {
   if (pos_ + 1 > opt_.max_context)
-    return error(StatusCode::OutOfRange, kOp, "decode at position ", pos_, " exceeds the context of ", opt_.max_context);
+    return error(StatusCode::OutOfRange, kOp, "decode at position ", pos_, " exceeds the context of ",
+                 opt_.max_context);
   MLXN_TRY(set_token(token));
   MLXN_TRY(session_.set_step_i32(kSlotPosition, static_cast<int32_t>(pos_)));
   MLXN_TRY(session_.set_step_i32(kSlotKvLen, static_cast<int32_t>(pos_ + 1)));
@@ -301,7 +304,8 @@ Result<Graph> Model::capture_decode(const ops::SampleParams* sample) {
 
 Status Model::replay_decode(Graph& g, uint32_t sample_step) {
   if (pos_ + 1 > opt_.max_context)
-    return error(StatusCode::OutOfRange, kOp, "decode at position ", pos_, " exceeds the context of ", opt_.max_context);
+    return error(StatusCode::OutOfRange, kOp, "decode at position ", pos_, " exceeds the context of ",
+                 opt_.max_context);
   MLXN_TRY(session_.set_step_i32(kSlotPosition, static_cast<int32_t>(pos_)));
   MLXN_TRY(session_.set_step_i32(kSlotKvLen, static_cast<int32_t>(pos_ + 1)));
   MLXN_TRY(session_.set_step_u32(kSlotSampleStep, sample_step));

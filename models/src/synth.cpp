@@ -80,10 +80,14 @@ DType matrix_type(DType want, int64_t cols) {
 
 std::vector<std::string> synth_preset_names(Arch a) {
   switch (a) {
-    case Arch::Llama: return {"8b", "tiny"};
-    case Arch::Qwen2: return {"tiny"};
-    case Arch::Qwen3: return {"8b", "0.6b", "tiny"};
-    case Arch::Gemma3: return {"4b", "270m", "tiny"};
+    case Arch::Llama:
+      return {"8b", "tiny"};
+    case Arch::Qwen2:
+      return {"tiny"};
+    case Arch::Qwen3:
+      return {"8b", "0.6b", "tiny"};
+    case Arch::Gemma3:
+      return {"4b", "270m", "tiny"};
   }
   return {};
 }
@@ -104,6 +108,12 @@ Result<ModelConfig> synth_preset(Arch a, std::string_view p) {
       } else if (p == "tiny") {
         dims(c, 2, 256, 2, 1, 128, 512, 512, 2048);
         c.rope_base = 500000.0f;
+        // Llama 3.1 scaling with a short original context, so the frequency factors change short prompts.
+        c.rope_scaling = RopeScaling::Llama3;
+        c.rope_factor = 8.0f;
+        c.rope_low_freq_factor = 1.0f;
+        c.rope_high_freq_factor = 4.0f;
+        c.rope_orig_ctx = 16;
       } else {
         break;
       }
@@ -269,8 +279,8 @@ Result<uint64_t> write_synth_gguf(const ModelConfig& c, const std::string& path,
             Rng g{o.seed * 0x100000001B3ull ^ (ti << 40) ^ static_cast<uint64_t>(r0 + r)};
             const float a = t.stddev * std::sqrt(3.0f);  // uniform on [-a, a] has this standard deviation
             for (auto& x : row) x = t.mean + a * g.uniform();
-            Status s = quant::quantize(t.type, row.data(), cols, out.data() + static_cast<size_t>(r) * row_bytes,
-                                       row_bytes);
+            Status s =
+                quant::quantize(t.type, row.data(), cols, out.data() + static_cast<size_t>(r) * row_bytes, row_bytes);
             if (!s.is_ok()) {
               st[static_cast<size_t>(th)] = s;
               return;

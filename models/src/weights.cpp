@@ -5,6 +5,7 @@
 #include "mlxn/core/half.h"
 #include "mlxn/models/model.h"
 #include "mlxn/ops/embedding.h"
+#include "mlxn/ops/rope.h"
 #include "mlxn/quant/quant.h"
 
 namespace mlxn::models {
@@ -21,15 +22,42 @@ struct Source {
 };
 
 enum class Role {
-  AttnNorm, Wq, Wk, Wv, Wo, Bq, Bk, Bv, QNorm, KNorm, PostAttnNorm, FfnNorm, Gate, Up, Down, PostFfnNorm,
+  AttnNorm,
+  Wq,
+  Wk,
+  Wv,
+  Wo,
+  Bq,
+  Bk,
+  Bv,
+  QNorm,
+  KNorm,
+  PostAttnNorm,
+  FfnNorm,
+  Gate,
+  Up,
+  Down,
+  PostFfnNorm,
 };
 
 std::string gguf_name(Role r, int64_t il) {
   static const char* const kNames[] = {
-      "attn_norm.weight", "attn_q.weight",   "attn_k.weight",       "attn_v.weight",
-      "attn_output.weight", "attn_q.bias",   "attn_k.bias",         "attn_v.bias",
-      "attn_q_norm.weight", "attn_k_norm.weight", "post_attention_norm.weight", "ffn_norm.weight",
-      "ffn_gate.weight",  "ffn_up.weight",   "ffn_down.weight",     "post_ffw_norm.weight",
+      "attn_norm.weight",
+      "attn_q.weight",
+      "attn_k.weight",
+      "attn_v.weight",
+      "attn_output.weight",
+      "attn_q.bias",
+      "attn_k.bias",
+      "attn_v.bias",
+      "attn_q_norm.weight",
+      "attn_k_norm.weight",
+      "post_attention_norm.weight",
+      "ffn_norm.weight",
+      "ffn_gate.weight",
+      "ffn_up.weight",
+      "ffn_down.weight",
+      "post_ffw_norm.weight",
   };
   return "blk." + std::to_string(il) + "." + kNames[static_cast<int>(r)];
 }
@@ -37,24 +65,39 @@ std::string gguf_name(Role r, int64_t il) {
 std::string hf_name(Role r, int64_t il, const std::string& prefix, Arch arch) {
   const std::string l = prefix + "layers." + std::to_string(il) + ".";
   switch (r) {
-    case Role::AttnNorm: return l + "input_layernorm.weight";
-    case Role::Wq: return l + "self_attn.q_proj.weight";
-    case Role::Wk: return l + "self_attn.k_proj.weight";
-    case Role::Wv: return l + "self_attn.v_proj.weight";
-    case Role::Wo: return l + "self_attn.o_proj.weight";
-    case Role::Bq: return l + "self_attn.q_proj.bias";
-    case Role::Bk: return l + "self_attn.k_proj.bias";
-    case Role::Bv: return l + "self_attn.v_proj.bias";
-    case Role::QNorm: return l + "self_attn.q_norm.weight";
-    case Role::KNorm: return l + "self_attn.k_norm.weight";
-    case Role::PostAttnNorm: return l + "post_attention_layernorm.weight";
+    case Role::AttnNorm:
+      return l + "input_layernorm.weight";
+    case Role::Wq:
+      return l + "self_attn.q_proj.weight";
+    case Role::Wk:
+      return l + "self_attn.k_proj.weight";
+    case Role::Wv:
+      return l + "self_attn.v_proj.weight";
+    case Role::Wo:
+      return l + "self_attn.o_proj.weight";
+    case Role::Bq:
+      return l + "self_attn.q_proj.bias";
+    case Role::Bk:
+      return l + "self_attn.k_proj.bias";
+    case Role::Bv:
+      return l + "self_attn.v_proj.bias";
+    case Role::QNorm:
+      return l + "self_attn.q_norm.weight";
+    case Role::KNorm:
+      return l + "self_attn.k_norm.weight";
+    case Role::PostAttnNorm:
+      return l + "post_attention_layernorm.weight";
     // Llama / Qwen call the pre-FFN norm post_attention_layernorm; Gemma 3 has both.
     case Role::FfnNorm:
       return l + (arch == Arch::Gemma3 ? "pre_feedforward_layernorm.weight" : "post_attention_layernorm.weight");
-    case Role::Gate: return l + "mlp.gate_proj.weight";
-    case Role::Up: return l + "mlp.up_proj.weight";
-    case Role::Down: return l + "mlp.down_proj.weight";
-    case Role::PostFfnNorm: return l + "post_feedforward_layernorm.weight";
+    case Role::Gate:
+      return l + "mlp.gate_proj.weight";
+    case Role::Up:
+      return l + "mlp.up_proj.weight";
+    case Role::Down:
+      return l + "mlp.down_proj.weight";
+    case Role::PostFfnNorm:
+      return l + "post_feedforward_layernorm.weight";
   }
   return {};
 }
@@ -76,8 +119,7 @@ class Loader {
     auto shape = src_.shape(name);
     if (!shape) return missing(name);
     if (shape->numel() != n)
-      return invalid_argument(kOp, "tensor '", name, "' in ", src_.file, " has shape ", *shape, ", expected [", n,
-                              "]");
+      return invalid_argument(kOp, "tensor '", name, "' in ", src_.file, " has shape ", *shape, ", expected [", n, "]");
     auto v = src_.to_f32(name);
     if (!v) return error(v.status().code(), kOp, "reading '", name, "': ", v.status().message());
     if (offset != 0.0f)
@@ -144,6 +186,13 @@ Result<ModelWeights> assemble(const Source& src, const ModelConfig& c, const Dev
   }
   if (c.format == WeightFormat::Gguf && L.has("rope_freqs.weight")) {
     MLXN_ASSIGN_OR_RETURN(w.rope_freqs, L.vec("rope_freqs.weight", c.rope_dim / 2));
+  }
+  if (!w.rope_freqs.valid() && c.rope_scaling == RopeScaling::Llama3) {
+    // config.json's llama3 rope_scaling, as the frequency factors a GGUF would carry in rope_freqs.weight.
+    const auto ff = ops::llama3_freq_factors(c.rope_dim, c.rope_base, c.rope_factor, c.rope_low_freq_factor,
+                                             c.rope_high_freq_factor, c.rope_orig_ctx);
+    MLXN_ASSIGN_OR_RETURN(w.rope_freqs, dev.alloc(DType::F32, Shape{static_cast<int64_t>(ff.size())}));
+    MLXN_TRY(w.rope_freqs.upload(ff.data(), ff.size() * sizeof(float)));
   }
   for (int64_t il = 0; il < c.n_layer; ++il) {
     LayerWeights l;

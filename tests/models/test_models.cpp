@@ -74,7 +74,9 @@ std::vector<float> logits_of(models::Model& m) {
   return l.is_ok() ? l.value() : std::vector<float>{};
 }
 
-size_t argmax(const std::vector<float>& v) { return static_cast<size_t>(std::max_element(v.begin(), v.end()) - v.begin()); }
+size_t argmax(const std::vector<float>& v) {
+  return static_cast<size_t>(std::max_element(v.begin(), v.end()) - v.begin());
+}
 
 class ModelArch : public ::testing::TestWithParam<Arch> {};
 
@@ -244,7 +246,11 @@ TEST(ModelSynth, WritesLoadableGguf) {
       EXPECT_EQ(c->head_dim, want.head_dim);
       EXPECT_EQ(c->tied_embeddings, want.tied_embeddings);
       EXPECT_EQ(c->layer_sliding, want.layer_sliding);
-      EXPECT_EQ(c->rope_scaling, want.rope_scaling);
+      // llama: the Llama 3.1 scaling travels as rope_freqs.weight, not as metadata.
+      if (a == Arch::Llama)
+        EXPECT_NE(f->tensor("rope_freqs.weight"), nullptr);
+      else
+        EXPECT_EQ(c->rope_scaling, want.rope_scaling);
       auto m = load(path);
       ASSERT_TRUE(m);
       ASSERT_TRUE(m->prefill(random_tokens(7, c->n_vocab, 3)).is_ok());
@@ -270,6 +276,48 @@ TEST(ModelSynth, PresetsOfRealSizes) {
   auto bad = models::synth_preset(Arch::Qwen3, "13b");
   ASSERT_FALSE(bad.is_ok());
   EXPECT_NE(bad.status().message().find("0.6b"), std::string::npos) << bad.status().message();
+}
+
+TEST(ModelConfig, HuggingFaceConfigs) {
+  auto j = io::JsonConfig::parse(R"({"model_type": "llama", "num_hidden_layers": 32, "hidden_size": 4096,
+      "intermediate_size": 14336, "num_attention_heads": 32, "num_key_value_heads": 8, "vocab_size": 128256,
+      "rms_norm_eps": 1e-5, "rope_theta": 500000.0, "max_position_embeddings": 131072, "tie_word_embeddings": false,
+      "rope_scaling": {"factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                       "original_max_position_embeddings": 8192, "rope_type": "llama3"}})");
+  ASSERT_TRUE(j.is_ok());
+  auto c = models::config_from_hf(*j);
+  ASSERT_TRUE(c.is_ok()) << c.status().to_string();
+  EXPECT_EQ(c->head_dim, 128);
+  EXPECT_EQ(c->rope_scaling, models::RopeScaling::Llama3);
+  EXPECT_EQ(c->rope_orig_ctx, 8192);
+  EXPECT_EQ(c->rope_layout, ops::RopeLayout::Neox);
+  EXPECT_FALSE(c->tied_embeddings);
+
+  // Gemma 3 multimodal: the text settings under text_config; 1-based every 6th layer global by default.
+  auto g = io::JsonConfig::parse(R"({"model_type": "gemma3", "text_config": {"model_type": "gemma3_text",
+      "num_hidden_layers": 12, "hidden_size": 2560, "intermediate_size": 10240, "num_attention_heads": 8,
+      "num_key_value_heads": 4, "head_dim": 256, "vocab_size": 262208, "sliding_window": 1024,
+      "query_pre_attn_scalar": 256, "rope_scaling": {"rope_type": "linear", "factor": 8.0},
+      "final_logit_softcapping": null}})");
+  ASSERT_TRUE(g.is_ok());
+  auto gc = models::config_from_hf(*g);
+  ASSERT_TRUE(gc.is_ok()) << gc.status().to_string();
+  EXPECT_EQ(gc->arch, Arch::Gemma3);
+  EXPECT_FLOAT_EQ(gc->norm_weight_offset, 1.0f);
+  EXPECT_FLOAT_EQ(gc->attn_scale, 1.0f / 16.0f);
+  EXPECT_FLOAT_EQ(gc->final_softcap, 0.0f);
+  EXPECT_EQ(gc->rope_scaling, models::RopeScaling::Linear);
+  std::vector<bool> want(12, true);
+  want[5] = want[11] = false;
+  EXPECT_EQ(gc->layer_sliding, want);
+  EXPECT_TRUE(gc->tied_embeddings);
+
+  auto bad = io::JsonConfig::parse(R"({"model_type": "mamba"})");
+  EXPECT_EQ(models::config_from_hf(*bad).status().code(), StatusCode::Unsupported);
+  auto missing = io::JsonConfig::parse(R"({"model_type": "qwen3", "hidden_size": 8})");
+  auto mc = models::config_from_hf(*missing);
+  EXPECT_EQ(mc.status().code(), StatusCode::NotFound);
+  EXPECT_NE(mc.status().message().find("num_hidden_layers"), std::string::npos) << mc.status().message();
 }
 
 // A GGUF copy of `src` without tensor `drop` and with `reshape` given a wrong shape.
@@ -366,13 +414,14 @@ std::string to_hf(const TmpDir& dir, const std::string& gguf, const models::Mode
   const bool gemma = c.arch == Arch::Gemma3;
   std::vector<std::pair<std::string, std::pair<Shape, std::vector<float>>>> ts;
   for (const auto& t : f->tensors()) {
+    if (t.name == "rope_freqs.weight") continue;  // config.json's rope_scaling says it
     auto v = f->dequantize_tensor(t.name).value();
     std::string n = t.name;
     const bool is_norm = n.find("norm") != std::string::npos;
     if (gemma && is_norm)
       for (auto& x : v) x -= 1.0f;
-    if (c.arch == Arch::Llama && (n.find("attn_q.weight") != std::string::npos ||
-                                  n.find("attn_k.weight") != std::string::npos)) {
+    if (c.arch == Arch::Llama &&
+        (n.find("attn_q.weight") != std::string::npos || n.find("attn_k.weight") != std::string::npos)) {
       const int64_t rows = t.shape[0], cols = t.shape[1], D = c.head_dim;
       std::vector<float> u(v.size());
       for (int64_t r = 0; r < rows; ++r) {
@@ -383,7 +432,8 @@ std::string to_hf(const TmpDir& dir, const std::string& gguf, const models::Mode
       v.swap(u);
     }
     static const std::vector<std::pair<std::string, std::string>> kMap = {
-        {"token_embd.weight", "model.embed_tokens.weight"}, {"output_norm.weight", "model.norm.weight"},
+        {"token_embd.weight", "model.embed_tokens.weight"},
+        {"output_norm.weight", "model.norm.weight"},
         {"output.weight", "lm_head.weight"}};
     bool mapped = false;
     for (const auto& [g, h] : kMap)
@@ -418,12 +468,16 @@ std::string to_hf(const TmpDir& dir, const std::string& gguf, const models::Mode
   write_safetensors((folder / "model.safetensors").string(), ts);
   std::ostringstream js;
   js << "{\"model_type\":\"" << (gemma ? "gemma3_text" : std::string(models::arch_name(c.arch))) << "\""
-     << ",\"num_hidden_layers\":" << c.n_layer << ",\"hidden_size\":" << c.n_embd
-     << ",\"intermediate_size\":" << c.n_ff << ",\"num_attention_heads\":" << c.n_head
-     << ",\"num_key_value_heads\":" << c.n_head_kv << ",\"head_dim\":" << c.head_dim
-     << ",\"vocab_size\":" << c.n_vocab << ",\"rms_norm_eps\":" << c.rms_eps << ",\"rope_theta\":" << c.rope_base
-     << ",\"tie_word_embeddings\":" << (c.tied_embeddings ? "true" : "false")
+     << ",\"num_hidden_layers\":" << c.n_layer << ",\"hidden_size\":" << c.n_embd << ",\"intermediate_size\":" << c.n_ff
+     << ",\"num_attention_heads\":" << c.n_head << ",\"num_key_value_heads\":" << c.n_head_kv
+     << ",\"head_dim\":" << c.head_dim << ",\"vocab_size\":" << c.n_vocab << ",\"rms_norm_eps\":" << c.rms_eps
+     << ",\"rope_theta\":" << c.rope_base << ",\"tie_word_embeddings\":" << (c.tied_embeddings ? "true" : "false")
      << ",\"max_position_embeddings\":" << c.n_ctx_train;
+  if (c.rope_scaling == models::RopeScaling::Llama3) {
+    js << ",\"rope_scaling\":{\"rope_type\":\"llama3\",\"factor\":" << c.rope_factor
+       << ",\"low_freq_factor\":" << c.rope_low_freq_factor << ",\"high_freq_factor\":" << c.rope_high_freq_factor
+       << ",\"original_max_position_embeddings\":" << c.rope_orig_ctx << "}";
+  }
   if (gemma) {
     js << ",\"sliding_window\":" << c.sliding_window << ",\"query_pre_attn_scalar\":" << c.head_dim
        << ",\"rope_local_base_freq\":" << c.rope_base_local << ",\"final_logit_softcapping\":null"

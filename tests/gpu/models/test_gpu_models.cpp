@@ -104,16 +104,13 @@ TEST_P(GpuModel, MatchesCpu) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Tiny, GpuModel,
-                         ::testing::Values(Case{Arch::Llama, DType::F32, DType::F16},
-                                           Case{Arch::Qwen2, DType::F32, DType::F16},
-                                           Case{Arch::Qwen3, DType::F32, DType::F16},
-                                           Case{Arch::Gemma3, DType::F32, DType::BF16},
-                                           Case{Arch::Gemma3, DType::F16, DType::F16},
-                                           Case{Arch::Llama, DType::Q4_0, DType::F16},
-                                           Case{Arch::Qwen3, DType::Q8_0, DType::BF16},
-                                           Case{Arch::Gemma3, DType::Q4_K, DType::F16}),
-                         case_name);
+INSTANTIATE_TEST_SUITE_P(
+    Tiny, GpuModel,
+    ::testing::Values(Case{Arch::Llama, DType::F32, DType::F16}, Case{Arch::Qwen2, DType::F32, DType::F16},
+                      Case{Arch::Qwen3, DType::F32, DType::F16}, Case{Arch::Gemma3, DType::F32, DType::BF16},
+                      Case{Arch::Gemma3, DType::F16, DType::F16}, Case{Arch::Llama, DType::Q4_0, DType::F16},
+                      Case{Arch::Qwen3, DType::Q8_0, DType::BF16}, Case{Arch::Gemma3, DType::Q4_K, DType::F16}),
+    case_name);
 
 // Graph replay equals eager decode on CUDA too, and greedy generation through the graph follows the eager logits.
 TEST(GpuModelGenerate, GraphEqualsEager) {

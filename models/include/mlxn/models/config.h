@@ -59,19 +59,19 @@ struct ModelConfig {
   int64_t rope_orig_ctx = 0;           // llama3 / yarn original context
 
   // Attention
-  bool qkv_bias = false;  // Qwen2
-  bool qk_norm = false;   // Qwen3, Gemma 3
-  float attn_scale = 0.0f;       // 0: 1 / sqrt(head_dim)
-  float attn_softcap = 0.0f;     // Gemma 2 style score softcap (0: off)
-  int32_t sliding_window = 0;    // keys a sliding layer sees
+  bool qkv_bias = false;            // Qwen2
+  bool qk_norm = false;             // Qwen3, Gemma 3
+  float attn_scale = 0.0f;          // 0: 1 / sqrt(head_dim)
+  float attn_softcap = 0.0f;        // Gemma 2 style score softcap (0: off)
+  int32_t sliding_window = 0;       // keys a sliding layer sees
   std::vector<bool> layer_sliding;  // per layer: true for a sliding-window layer (empty or all false: none)
 
   // Block
   ops::Activation ffn_act = ops::Activation::Silu;  // Silu: SwiGLU; GeluTanh: Gemma's GeGLU
-  bool post_norms = false;       // Gemma 3: post-attention and post-FFN norms
-  float embed_scale = 1.0f;      // Gemma: sqrt(n_embd)
-  float final_softcap = 0.0f;    // logits softcap (0: off)
-  bool tied_embeddings = false;  // the LM head is the token embedding
+  bool post_norms = false;                          // Gemma 3: post-attention and post-FFN norms
+  float embed_scale = 1.0f;                         // Gemma: sqrt(n_embd)
+  float final_softcap = 0.0f;                       // logits softcap (0: off)
+  bool tied_embeddings = false;                     // the LM head is the token embedding
 
   bool sliding(int64_t layer) const {
     return layer >= 0 && static_cast<size_t>(layer) < layer_sliding.size() && layer_sliding[layer];

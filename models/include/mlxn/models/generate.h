@@ -46,8 +46,8 @@ struct GenerateOptions {
 struct GenerateResult {
   std::vector<int32_t> tokens;  // generated (not the prompt)
   int64_t n_prompt = 0;
-  double prompt_seconds = 0;    // prefill + first sample, wall clock
-  double gen_seconds = 0;       // the decode steps, wall clock
+  double prompt_seconds = 0;  // prefill + first sample, wall clock
+  double gen_seconds = 0;     // the decode steps, wall clock
   double prompt_tps() const { return prompt_seconds > 0 ? static_cast<double>(n_prompt) / prompt_seconds : 0; }
   double gen_tps() const {
     return gen_seconds > 0 && tokens.size() > 1 ? static_cast<double>(tokens.size() - 1) / gen_seconds : 0;

@@ -37,8 +37,8 @@
 namespace mlxn::models {
 
 // Step-parameter slots the model uses (the top of the block, leaving the low slots to the caller).
-inline constexpr int kSlotPosition = 60;  // i32: position of the decoded token
-inline constexpr int kSlotKvLen = 61;     // i32: KV length after this step
+inline constexpr int kSlotPosition = 60;    // i32: position of the decoded token
+inline constexpr int kSlotKvLen = 61;       // i32: KV length after this step
 inline constexpr int kSlotSampleStep = 62;  // u32: the sampler's step (a fresh draw per token)
 
 struct LayerWeights {
@@ -64,8 +64,8 @@ Result<ModelWeights> load_weights(const io::GgufFile& f, const ModelConfig& c, c
 Result<ModelWeights> load_weights(const io::SafetensorsModel& m, const ModelConfig& c, const Device& dev);
 
 struct ModelOptions {
-  int64_t max_context = 2048;  // KV-cache capacity in tokens
-  int64_t max_chunk = 128;     // rows of the activation buffers: the largest prefill chunk
+  int64_t max_context = 2048;      // KV-cache capacity in tokens
+  int64_t max_chunk = 128;         // rows of the activation buffers: the largest prefill chunk
   std::optional<DType> act_dtype;  // default: f32 on the CPU; on CUDA bf16 for bf16 checkpoints, else f16
   std::optional<DType> kv_dtype;   // default: bf16 when the activations are bf16, else f16
   SessionOptions session;
@@ -93,7 +93,7 @@ class Model {
   DType act_dtype() const { return act_; }
   DType kv_dtype() const { return kv_; }
   MemoryUse memory() const { return mem_; }
-  int64_t position() const { return pos_; }   // tokens in the KV cache
+  int64_t position() const { return pos_; }  // tokens in the KV cache
   int64_t capacity() const { return opt_.max_context; }
   void reset() { pos_ = 0; }  // forget the cached tokens (their rows are overwritten later)
 
@@ -111,8 +111,8 @@ class Model {
 
   // Samples the current logits into the token buffer (eager).
   Status sample(const ops::SampleParams& p);
-  Status set_token(int32_t token);  // waits for the session, then uploads
-  Result<int32_t> read_token();     // waits for the session, then downloads
+  Status set_token(int32_t token);           // waits for the session, then uploads
+  Result<int32_t> read_token();              // waits for the session, then downloads
   Result<std::vector<float>> read_logits();  // [vocab] f32
   const Buffer& logits() const { return logits_; }
 

@@ -22,7 +22,7 @@ std::vector<std::string> synth_preset_names(Arch arch);
 struct SynthOptions {
   DType type = DType::Q4_0;  // every matrix (embedding and output included); norms stay f32
   uint64_t seed = 1;
-  int threads = 0;           // quantizer threads; 0: all hardware threads
+  int threads = 0;                                              // quantizer threads; 0: all hardware threads
   std::function<void(uint64_t done, uint64_t total)> progress;  // elements written
 };
 
