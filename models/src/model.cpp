@@ -90,7 +90,9 @@ Result<Buffer> Model::step_view(int slot) const {
 Status Model::init() {
   const auto& c = config_;
   const bool cuda = device_.backend() == Backend::Cuda;
-  act_ = opt_.act_dtype.value_or(cuda ? DType::F16 : DType::F32);
+  // Gemma's activations outgrow f16's range on real weights (HF runs it in bf16 or f32).
+  const DType cuda_act = c.arch == Arch::Gemma3 ? DType::BF16 : DType::F16;
+  act_ = opt_.act_dtype.value_or(cuda ? cuda_act : DType::F32);
   if (!is_compute_float(act_)) return invalid_argument(kOp, "act_dtype ", act_, " is not f32, f16 or bf16");
   // CUDA attention takes f16 / bf16 queries.
   if (cuda && act_ == DType::F32) return unsupported(kOp, "act_dtype f32 on CUDA (attention needs f16 or bf16)");

@@ -66,7 +66,7 @@ Result<ModelWeights> load_weights(const io::SafetensorsModel& m, const ModelConf
 struct ModelOptions {
   int64_t max_context = 2048;      // KV-cache capacity in tokens
   int64_t max_chunk = 128;         // rows of the activation buffers: the largest prefill chunk
-  std::optional<DType> act_dtype;  // default: f32 on the CPU; on CUDA bf16 for bf16 checkpoints, else f16
+  std::optional<DType> act_dtype;  // default: f32 on the CPU; on CUDA bf16 for Gemma and bf16 checkpoints, else f16
   std::optional<DType> kv_dtype;   // default: bf16 when the activations are bf16, else f16
   SessionOptions session;
 };
