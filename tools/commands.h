@@ -12,6 +12,8 @@ using Args = std::vector<std::string>;
 int cmd_inspect(const Args& args);
 int cmd_quantize(const Args& args);
 int cmd_bench_load(const Args& args);
+int cmd_generate(const Args& args);
+int cmd_synth(const Args& args);
 
 // "mlxn <cmd>: <message>" on stderr; returns 1.
 int fail(const std::string& cmd, const std::string& message);

@@ -30,6 +30,12 @@ const Command kCommands[] = {
     {"bench-load", "bench-load FILE|DIR [--device cpu|cuda[:N]] [--runs N] | --synth GIB [--tmp DIR]   time loading "
                    "every tensor onto a device (from page cache)",
      cmd_bench_load},
+    {"generate", "generate --model FILE.gguf|DIR (--prompt-ids \"1,2,3\" | --prompt TEXT) [-n 128] [--temp T] "
+                 "[--top-k K] [--top-p P] [--min-p P] [--seed S] [--device cpu|cuda]   generate tokens",
+     cmd_generate},
+    {"synth", "synth --arch llama|qwen2|qwen3|gemma3 --preset NAME --type Q4_0|Q4_K|F16|... -o FILE.gguf   write a "
+              "random-weight GGUF of a real architecture and size",
+     cmd_synth},
 };
 
 int usage(FILE* out) {

@@ -1,0 +1,269 @@
+// Weight loading from GGUF (llama.cpp tensor names) and Hugging Face safetensors checkpoints.
+#include <cstring>
+#include <functional>
+
+#include "mlxn/core/half.h"
+#include "mlxn/models/model.h"
+#include "mlxn/ops/embedding.h"
+#include "mlxn/ops/rope.h"
+#include "mlxn/quant/quant.h"
+
+namespace mlxn::models {
+namespace {
+
+constexpr std::string_view kOp = "model";
+
+// The little a loader needs from a weight file, so both formats share one assembly routine.
+struct Source {
+  std::function<std::optional<Shape>(const std::string&)> shape;
+  std::function<Result<Buffer>(const std::string&, const Device&)> load;
+  std::function<Result<std::vector<float>>(const std::string&)> to_f32;
+  std::string file;
+};
+
+enum class Role {
+  AttnNorm,
+  Wq,
+  Wk,
+  Wv,
+  Wo,
+  Bq,
+  Bk,
+  Bv,
+  QNorm,
+  KNorm,
+  PostAttnNorm,
+  FfnNorm,
+  Gate,
+  Up,
+  Down,
+  PostFfnNorm,
+};
+
+std::string gguf_name(Role r, int64_t il) {
+  static const char* const kNames[] = {
+      "attn_norm.weight",
+      "attn_q.weight",
+      "attn_k.weight",
+      "attn_v.weight",
+      "attn_output.weight",
+      "attn_q.bias",
+      "attn_k.bias",
+      "attn_v.bias",
+      "attn_q_norm.weight",
+      "attn_k_norm.weight",
+      "post_attention_norm.weight",
+      "ffn_norm.weight",
+      "ffn_gate.weight",
+      "ffn_up.weight",
+      "ffn_down.weight",
+      "post_ffw_norm.weight",
+  };
+  return "blk." + std::to_string(il) + "." + kNames[static_cast<int>(r)];
+}
+
+std::string hf_name(Role r, int64_t il, const std::string& prefix, Arch arch) {
+  const std::string l = prefix + "layers." + std::to_string(il) + ".";
+  switch (r) {
+    case Role::AttnNorm:
+      return l + "input_layernorm.weight";
+    case Role::Wq:
+      return l + "self_attn.q_proj.weight";
+    case Role::Wk:
+      return l + "self_attn.k_proj.weight";
+    case Role::Wv:
+      return l + "self_attn.v_proj.weight";
+    case Role::Wo:
+      return l + "self_attn.o_proj.weight";
+    case Role::Bq:
+      return l + "self_attn.q_proj.bias";
+    case Role::Bk:
+      return l + "self_attn.k_proj.bias";
+    case Role::Bv:
+      return l + "self_attn.v_proj.bias";
+    case Role::QNorm:
+      return l + "self_attn.q_norm.weight";
+    case Role::KNorm:
+      return l + "self_attn.k_norm.weight";
+    case Role::PostAttnNorm:
+      return l + "post_attention_layernorm.weight";
+    // Llama / Qwen call the pre-FFN norm post_attention_layernorm; Gemma 3 has both.
+    case Role::FfnNorm:
+      return l + (arch == Arch::Gemma3 ? "pre_feedforward_layernorm.weight" : "post_attention_layernorm.weight");
+    case Role::Gate:
+      return l + "mlp.gate_proj.weight";
+    case Role::Up:
+      return l + "mlp.up_proj.weight";
+    case Role::Down:
+      return l + "mlp.down_proj.weight";
+    case Role::PostFfnNorm:
+      return l + "post_feedforward_layernorm.weight";
+  }
+  return {};
+}
+
+class Loader {
+ public:
+  Loader(const Source& src, const ModelConfig& c, const Device& dev) : src_(src), c_(c), dev_(dev) {}
+
+  // A [rows, cols] matrix in its stored type.
+  Result<Buffer> matrix(const std::string& name, int64_t rows, int64_t cols) {
+    MLXN_TRY(check(name, Shape{rows, cols}));
+    auto b = src_.load(name, dev_);
+    if (!b) return error(b.status().code(), kOp, "loading '", name, "': ", b.status().message());
+    bytes += b->nbytes();
+    return b;
+  }
+  // A vector converted to f32 with `offset` added (norm weights, biases); 1-D or any shape of n elements.
+  Result<Buffer> vec(const std::string& name, int64_t n, float offset = 0.0f) {
+    auto shape = src_.shape(name);
+    if (!shape) return missing(name);
+    if (shape->numel() != n)
+      return invalid_argument(kOp, "tensor '", name, "' in ", src_.file, " has shape ", *shape, ", expected [", n, "]");
+    auto v = src_.to_f32(name);
+    if (!v) return error(v.status().code(), kOp, "reading '", name, "': ", v.status().message());
+    if (offset != 0.0f)
+      for (auto& x : *v) x += offset;
+    MLXN_ASSIGN_OR_RETURN(Buffer b, dev_.alloc(DType::F32, Shape{n}));
+    MLXN_TRY(b.upload(v->data(), v->size() * sizeof(float)));
+    bytes += b.nbytes();
+    return b;
+  }
+  bool has(const std::string& name) const { return src_.shape(name).has_value(); }
+
+  Status missing(const std::string& name) const {
+    return error(StatusCode::NotFound, kOp, "missing tensor '", name, "' in ", src_.file, " (", arch_name(c_.arch),
+                 " needs it)");
+  }
+  Status check(const std::string& name, const Shape& want) const {
+    auto shape = src_.shape(name);
+    if (!shape) return missing(name);
+    if (*shape != want)
+      return invalid_argument(kOp, "tensor '", name, "' in ", src_.file, " has shape ", *shape, ", expected ", want);
+    return Status::ok();
+  }
+
+  // A copy of a block-type table as f16 for the CUDA embedding lookup (which reads float tables only).
+  Result<Buffer> f16_copy(const std::string& name, int64_t rows, int64_t cols) {
+    auto v = src_.to_f32(name);
+    if (!v) return v.status();
+    std::vector<uint16_t> h(v->size());
+    for (size_t i = 0; i < h.size(); ++i) h[i] = f32_to_f16((*v)[i]);
+    MLXN_ASSIGN_OR_RETURN(Buffer b, dev_.alloc(DType::F16, Shape{rows, cols}));
+    MLXN_TRY(b.upload(h.data(), h.size() * 2));
+    bytes += b.nbytes();
+    return b;
+  }
+
+  uint64_t bytes = 0;
+
+ private:
+  const Source& src_;
+  const ModelConfig& c_;
+  Device dev_;
+};
+
+Result<ModelWeights> assemble(const Source& src, const ModelConfig& c, const Device& dev,
+                              const std::function<std::string(Role, int64_t)>& name, const std::string& embd_name,
+                              const std::string& out_norm_name, const std::string& output_name) {
+  MLXN_TRY(c.validate());
+  Loader L(src, c, dev);
+  ModelWeights w;
+  const int64_t d = c.n_embd, qd = c.n_head * c.head_dim, kvd = c.n_head_kv * c.head_dim;
+  const float off = c.norm_weight_offset;
+  MLXN_ASSIGN_OR_RETURN(w.tok_embd, L.matrix(embd_name, c.n_vocab, d));
+  w.tok_lookup = w.tok_embd;
+  if (dev.backend() == Backend::Cuda && is_quantized(w.tok_embd.dtype())) {
+    MLXN_ASSIGN_OR_RETURN(w.tok_lookup, L.f16_copy(embd_name, c.n_vocab, d));
+  }
+  MLXN_ASSIGN_OR_RETURN(w.output_norm, L.vec(out_norm_name, d, off));
+  if (!c.tied_embeddings && L.has(output_name)) {
+    MLXN_ASSIGN_OR_RETURN(w.output, L.matrix(output_name, c.n_vocab, d));
+  } else if (!c.tied_embeddings) {
+    return L.missing(output_name);
+  } else {
+    w.output = w.tok_embd;
+  }
+  if (c.format == WeightFormat::Gguf && L.has("rope_freqs.weight")) {
+    MLXN_ASSIGN_OR_RETURN(w.rope_freqs, L.vec("rope_freqs.weight", c.rope_dim / 2));
+  }
+  if (!w.rope_freqs.valid() && c.rope_scaling == RopeScaling::Llama3) {
+    // config.json's llama3 rope_scaling, as the frequency factors a GGUF would carry in rope_freqs.weight.
+    const auto ff = ops::llama3_freq_factors(c.rope_dim, c.rope_base, c.rope_factor, c.rope_low_freq_factor,
+                                             c.rope_high_freq_factor, c.rope_orig_ctx);
+    MLXN_ASSIGN_OR_RETURN(w.rope_freqs, dev.alloc(DType::F32, Shape{static_cast<int64_t>(ff.size())}));
+    MLXN_TRY(w.rope_freqs.upload(ff.data(), ff.size() * sizeof(float)));
+  }
+  for (int64_t il = 0; il < c.n_layer; ++il) {
+    LayerWeights l;
+    auto n = [&](Role r) { return name(r, il); };
+    MLXN_ASSIGN_OR_RETURN(l.attn_norm, L.vec(n(Role::AttnNorm), d, off));
+    MLXN_ASSIGN_OR_RETURN(l.wq, L.matrix(n(Role::Wq), qd, d));
+    MLXN_ASSIGN_OR_RETURN(l.wk, L.matrix(n(Role::Wk), kvd, d));
+    MLXN_ASSIGN_OR_RETURN(l.wv, L.matrix(n(Role::Wv), kvd, d));
+    MLXN_ASSIGN_OR_RETURN(l.wo, L.matrix(n(Role::Wo), d, qd));
+    if (c.qkv_bias) {
+      MLXN_ASSIGN_OR_RETURN(l.bq, L.vec(n(Role::Bq), qd));
+      MLXN_ASSIGN_OR_RETURN(l.bk, L.vec(n(Role::Bk), kvd));
+      MLXN_ASSIGN_OR_RETURN(l.bv, L.vec(n(Role::Bv), kvd));
+    }
+    if (c.qk_norm) {
+      MLXN_ASSIGN_OR_RETURN(l.q_norm, L.vec(n(Role::QNorm), c.head_dim, off));
+      MLXN_ASSIGN_OR_RETURN(l.k_norm, L.vec(n(Role::KNorm), c.head_dim, off));
+    }
+    if (c.post_norms) {
+      MLXN_ASSIGN_OR_RETURN(l.post_attn_norm, L.vec(n(Role::PostAttnNorm), d, off));
+      MLXN_ASSIGN_OR_RETURN(l.post_ffn_norm, L.vec(n(Role::PostFfnNorm), d, off));
+    }
+    MLXN_ASSIGN_OR_RETURN(l.ffn_norm, L.vec(n(Role::FfnNorm), d, off));
+    MLXN_ASSIGN_OR_RETURN(l.w_gate, L.matrix(n(Role::Gate), c.n_ff, d));
+    MLXN_ASSIGN_OR_RETURN(l.w_up, L.matrix(n(Role::Up), c.n_ff, d));
+    MLXN_ASSIGN_OR_RETURN(l.w_down, L.matrix(n(Role::Down), d, c.n_ff));
+    w.layers.push_back(std::move(l));
+  }
+  w.bytes = L.bytes;
+  return w;
+}
+
+}  // namespace
+
+Result<ModelWeights> load_weights(const io::GgufFile& f, const ModelConfig& c, const Device& dev) {
+  Source src;
+  src.file = f.path();
+  src.shape = [&f](const std::string& n) -> std::optional<Shape> {
+    const auto* t = f.tensor(n);
+    return t ? std::optional<Shape>(t->shape) : std::nullopt;
+  };
+  src.load = [&f](const std::string& n, const Device& d) { return f.load_tensor(n, d); };
+  src.to_f32 = [&f](const std::string& n) { return f.dequantize_tensor(n); };
+  return assemble(src, c, dev, gguf_name, "token_embd.weight", "output_norm.weight", "output.weight");
+}
+
+Result<ModelWeights> load_weights(const io::SafetensorsModel& m, const ModelConfig& c, const Device& dev) {
+  Source src;
+  src.file = m.shards().empty() ? std::string("checkpoint") : m.shards().front().path();
+  src.shape = [&m](const std::string& n) -> std::optional<Shape> {
+    const auto* t = m.tensor(n);
+    return t ? std::optional<Shape>(t->shape) : std::nullopt;
+  };
+  src.load = [&m](const std::string& n, const Device& d) { return m.load_tensor(n, d); };
+  src.to_f32 = [&m](const std::string& n) { return m.dequantize_tensor(n); };
+  // The text model's prefix: plain causal LMs use "model.", Gemma 3 multimodal checkpoints nest it.
+  std::string prefix = "model.";
+  for (const char* p : {"model.", "language_model.model.", "model.language_model."}) {
+    if (m.tensor(std::string(p) + "embed_tokens.weight") != nullptr) {
+      prefix = p;
+      break;
+    }
+  }
+  std::string head = "lm_head.weight";
+  if (prefix == "language_model.model.") head = "language_model.lm_head.weight";
+  const Arch arch = c.arch;
+  ModelConfig cc = c;
+  // A checkpoint without lm_head.weight ties the head to the embedding whatever the config says.
+  if (m.tensor(head) == nullptr) cc.tied_embeddings = true;
+  auto name = [&prefix, arch](Role r, int64_t il) { return hf_name(r, il, prefix, arch); };
+  return assemble(src, cc, dev, name, prefix + "embed_tokens.weight", prefix + "norm.weight", head);
+}
+
+}  // namespace mlxn::models
