@@ -18,7 +18,7 @@
 #include "test_util.h"
 #include "tokenizer/tokenizer.h"
 
-namespace mlxn::models {
+namespace mlxn::tok {
 namespace {
 
 using Ids = std::vector<int32_t>;
@@ -856,4 +856,4 @@ TEST(TokenizerParity, MatchesRecordedHuggingFaceIds) {
 }
 
 }  // namespace
-}  // namespace mlxn::models
+}  // namespace mlxn::tok

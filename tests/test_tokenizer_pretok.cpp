@@ -12,7 +12,7 @@
 #include "tokenizer/pretokenize.h"
 #include "tokenizer/unicode.h"
 
-namespace mlxn::models {
+namespace mlxn::tok {
 namespace {
 
 using Pieces = std::vector<std::string>;
@@ -208,4 +208,4 @@ TEST(TokenizerPreTokenize, AgreesWithStdRegexOnAscii) {
 }
 
 }  // namespace
-}  // namespace mlxn::models
+}  // namespace mlxn::tok

@@ -130,6 +130,7 @@ int cmd_generate(const Args& args) {
 
   auto dev = open_device(device);
   if (!dev) return fail("generate", dev.status().to_string());
+  install_tokenizer();
   std::unique_ptr<models::Tokenizer> tok;
   if (auto t = models::load_tokenizer(model_path); t.is_ok()) {
     tok = std::move(t).value();

@@ -14,6 +14,8 @@ int cmd_quantize(const Args& args);
 int cmd_bench_load(const Args& args);
 int cmd_generate(const Args& args);
 int cmd_synth(const Args& args);
+// Makes models::load_tokenizer use the tokenizer library (tools/tokenizer_adapter.cpp).
+void install_tokenizer();
 
 // "mlxn <cmd>: <message>" on stderr; returns 1.
 int fail(const std::string& cmd, const std::string& message);

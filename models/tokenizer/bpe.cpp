@@ -8,7 +8,7 @@
 #include "tokenizer/impl.h"
 #include "tokenizer/unicode.h"
 
-namespace mlxn::models {
+namespace mlxn::tok {
 namespace {
 
 using detail::kOp;
@@ -150,4 +150,4 @@ Result<std::unique_ptr<Tokenizer>> make_byte_level_bpe(TokenizerSpec spec) {
 }
 }  // namespace detail
 
-}  // namespace mlxn::models
+}  // namespace mlxn::tok

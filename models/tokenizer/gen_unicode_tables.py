@@ -76,7 +76,7 @@ def main():
                  % unicodedata.unidata_version)
         fh.write("// Sorted, disjoint code point ranges of the general categories L* (flag 1) and N* (flag 2).\n")
         fh.write('#include "tokenizer/unicode.h"\n\n')
-        fh.write("namespace mlxn::models::unicode {\n\n")
+        fh.write("namespace mlxn::tok::unicode {\n\n")
         fh.write("const char* const kUnicodeVersion = \"%s\";\n\n" % unicodedata.unidata_version)
         fh.write("const CodepointRange kCategoryRanges[] = {\n")
         line = "   "
@@ -103,7 +103,7 @@ def main():
         fh.write("};\n\n")
         fh.write("// Primary composites, sorted by (first, second).\n")
         write_rows(fh, "kCompositions", "Composition", [("0x%X" % a, "0x%X" % b, "0x%X" % c) for a, b, c in compose])
-        fh.write("}  // namespace mlxn::models::unicode\n")
+        fh.write("}  // namespace mlxn::tok::unicode\n")
     print("wrote %d ranges to %s" % (len(ranges), out), file=sys.stderr)
 
 

@@ -6,7 +6,7 @@
 
 #include "tokenizer/tokenizer.h"
 
-namespace mlxn::models::detail {
+namespace mlxn::tok::detail {
 
 inline constexpr std::string_view kOp = "tokenizer";
 
@@ -26,4 +26,4 @@ bool pre_tokenizer_from_regex(std::string_view pattern, PreTokenizer& out);
 // Qwen's templates open with a default system turn when the messages have none; which one depends on the version.
 std::string default_system_prompt(std::string_view template_text);
 
-}  // namespace mlxn::models::detail
+}  // namespace mlxn::tok::detail

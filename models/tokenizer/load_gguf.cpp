@@ -3,7 +3,7 @@
 #include "mlxn/io/gguf.h"
 #include "tokenizer/impl.h"
 
-namespace mlxn::models {
+namespace mlxn::tok {
 
 using detail::kOp;
 
@@ -139,4 +139,4 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::from_gguf(const io::GgufFile& f) {
   return create(std::move(spec));
 }
 
-}  // namespace mlxn::models
+}  // namespace mlxn::tok

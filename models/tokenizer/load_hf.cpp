@@ -8,7 +8,7 @@
 
 #include "tokenizer/impl.h"
 
-namespace mlxn::models {
+namespace mlxn::tok {
 
 using detail::kOp;
 using nlohmann::json;
@@ -299,4 +299,4 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::from_hf_dir(const std::string& dir
   return from_tokenizer_json(tok, cfg, gen, model_type);
 }
 
-}  // namespace mlxn::models
+}  // namespace mlxn::tok

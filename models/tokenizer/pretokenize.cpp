@@ -4,7 +4,7 @@
 
 #include "tokenizer/unicode.h"
 
-namespace mlxn::models {
+namespace mlxn::tok {
 
 const char* pre_tokenizer_name(PreTokenizer p) {
   switch (p) {
@@ -154,4 +154,4 @@ std::vector<std::string_view> pre_tokenize(PreTokenizer kind, std::string_view t
   return out;
 }
 
-}  // namespace mlxn::models
+}  // namespace mlxn::tok

@@ -11,7 +11,7 @@
 #include <string_view>
 #include <vector>
 
-namespace mlxn::models {
+namespace mlxn::tok {
 
 enum class PreTokenizer { Gpt2, Llama3, Qwen2 };
 
@@ -19,4 +19,4 @@ const char* pre_tokenizer_name(PreTokenizer p);
 // The pieces of `text`, in order; their concatenation is `text`.
 std::vector<std::string_view> pre_tokenize(PreTokenizer kind, std::string_view text);
 
-}  // namespace mlxn::models
+}  // namespace mlxn::tok

@@ -11,7 +11,7 @@
 #include "tokenizer/impl.h"
 #include "tokenizer/unicode.h"
 
-namespace mlxn::models {
+namespace mlxn::tok {
 namespace {
 
 using detail::kOp;
@@ -141,4 +141,4 @@ Result<std::unique_ptr<Tokenizer>> make_sentencepiece(TokenizerSpec spec) {
 }
 }  // namespace detail
 
-}  // namespace mlxn::models
+}  // namespace mlxn::tok

@@ -8,7 +8,7 @@
 #include "tokenizer/impl.h"
 #include "tokenizer/unicode.h"
 
-namespace mlxn::models {
+namespace mlxn::tok {
 
 using detail::kOp;
 
@@ -428,4 +428,4 @@ std::string default_system_prompt(std::string_view template_text) {
 
 }  // namespace detail
 
-}  // namespace mlxn::models
+}  // namespace mlxn::tok

@@ -26,7 +26,7 @@ namespace mlxn::io {
 class GgufFile;
 }
 
-namespace mlxn::models {
+namespace mlxn::tok {
 
 // GGUF's tokenizer.ggml.token_type values.
 enum class TokenType : uint8_t { Normal = 1, Unknown = 2, Control = 3, UserDefined = 4, Unused = 5, Byte = 6 };
@@ -171,4 +171,4 @@ class StreamDecoder {
 ChatFormat detect_chat_format(std::string_view template_text, std::string_view architecture,
                               const std::vector<std::string>& tokens);
 
-}  // namespace mlxn::models
+}  // namespace mlxn::tok

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <iterator>
 
-namespace mlxn::models::unicode {
+namespace mlxn::tok::unicode {
 
 size_t sequence_length(uint8_t b) {
   if (b < 0x80) return 1;
@@ -222,4 +222,4 @@ const std::array<uint32_t, 256>& byte_to_codepoint() { return byte_tables().to_c
 
 int byte_of_codepoint(uint32_t cp) { return cp < 0x144 ? byte_tables().from_cp[cp] : -1; }
 
-}  // namespace mlxn::models::unicode
+}  // namespace mlxn::tok::unicode

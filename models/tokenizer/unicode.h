@@ -10,7 +10,7 @@
 #include <string_view>
 #include <vector>
 
-namespace mlxn::models::unicode {
+namespace mlxn::tok::unicode {
 
 struct CodepointRange {
   uint32_t first;
@@ -79,4 +79,4 @@ int byte_of_codepoint(uint32_t cp);
 // How long a complete UTF-8 sequence starting with lead byte `b` is (1 to 4), or 0 for a byte that cannot lead.
 size_t sequence_length(uint8_t b);
 
-}  // namespace mlxn::models::unicode
+}  // namespace mlxn::tok::unicode

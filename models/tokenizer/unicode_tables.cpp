@@ -2,7 +2,7 @@
 // Sorted, disjoint code point ranges of the general categories L* (flag 1) and N* (flag 2).
 #include "tokenizer/unicode.h"
 
-namespace mlxn::models::unicode {
+namespace mlxn::tok::unicode {
 
 const char* const kUnicodeVersion = "14.0.0";
 
@@ -1115,4 +1115,4 @@ const Composition kCompositions[] = {
 };
 const size_t kCompositionsCount = sizeof(kCompositions) / sizeof(kCompositions[0]);
 
-}  // namespace mlxn::models::unicode
+}  // namespace mlxn::tok::unicode
