@@ -55,24 +55,6 @@ __device__ __forceinline__ void unpack8_16(const uint4& raw, float (&v)[8]) {
   for (int i = 0; i < 8; ++i) v[i] = to_f32(e[i]);
 }
 
-// Launch with dynamic shared memory (the foundation's launch_kernel passes none) and programmatic dependent launch.
-template <typename... KArgs, typename... Args>
-cudaError_t launch_kernel_smem(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
-                               Args... args) {
-  cudaLaunchConfig_t cfg{};
-  cfg.gridDim = grid;
-  cfg.blockDim = block;
-  cfg.dynamicSmemBytes = smem;
-  cfg.stream = stream;
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr[0].val.programmaticStreamSerializationAllowed = 1;
-  cfg.attrs = attr;
-  static const bool pdl_allowed = tune_knob("MLXN_PDL", 1) != 0;
-  cfg.numAttrs = pdl_allowed ? 1 : 0;
-  return cudaLaunchKernelEx(&cfg, kernel, args...);
-}
-
 // Opts a kernel into more than 48 KiB of dynamic shared memory, once per device.
 template <typename K>
 Status allow_smem(const ExecContext& ctx, K kernel, size_t smem, std::string_view op) {
@@ -529,7 +511,8 @@ Status launch_attention_decode_rows(const kern::AttentionParams& p, const ExecCo
   const auto stream = static_cast<cudaStream_t>(ctx.stream);
   const dim3 grid(static_cast<unsigned>(splits), static_cast<unsigned>(p.batch * p.n_kv_heads),
                   static_cast<unsigned>(groups));
-  MLXN_TRY(launch_status(launch_kernel_smem(kernel, grid, dim3(C::kThreads), C::kSmem, stream, p, splits), op));
+  MLXN_TRY(
+      launch_status(launch_kernel_smem(kernel, grid, dim3(C::kThreads), C::kSmem, stream, true, p, splits), op));
   const int64_t rows = static_cast<int64_t>(p.batch) * p.q_len * p.n_heads;
   return launch_status(launch_kernel(attention_decode_merge_kernel<TQ, D>, dim3(static_cast<unsigned>(rows)), dim3(128),
                                      stream, /*pdl=*/true, p, splits),

@@ -549,7 +549,8 @@ Status launch_attention_decode_mma_rows(const kern::AttentionParams& p, const Ex
   MLXN_TRY(allow_smem(ctx, kernel, C::kSmem, op));
   const auto stream = static_cast<cudaStream_t>(ctx.stream);
   const dim3 grid(static_cast<unsigned>(blocks_x), 1, static_cast<unsigned>(groups));
-  MLXN_TRY(launch_status(launch_kernel_smem(kernel, grid, dim3(C::kThreads), C::kSmem, stream, p, splits), op));
+  MLXN_TRY(
+      launch_status(launch_kernel_smem(kernel, grid, dim3(C::kThreads), C::kSmem, stream, true, p, splits), op));
   if (splits == 1) return Status::ok();
   const int64_t rows = static_cast<int64_t>(p.batch) * p.q_len * p.n_heads;
   return launch_status(launch_kernel(attention_decode_merge2_kernel<TQ, D>, dim3(static_cast<unsigned>(rows)),

@@ -345,7 +345,7 @@ Status launch_attention_prefill(const kern::AttentionParams& p, const ExecContex
   const dim3 grid(static_cast<unsigned>((p.q_len + C::kRowsQ - 1) / C::kRowsQ),
                   static_cast<unsigned>(p.batch * p.n_heads));
   return launch_status(
-      launch_kernel_smem(kernel, grid, dim3(C::kThreads), C::kSmem, static_cast<cudaStream_t>(ctx.stream), p), op);
+      launch_kernel_smem(kernel, grid, dim3(C::kThreads), C::kSmem, static_cast<cudaStream_t>(ctx.stream), true, p), op);
 }
 
 }  // namespace mlxn::cuda
