@@ -549,36 +549,36 @@ __device__ __forceinline__ uint32_t pack_h2(float a, float b) {
   return *reinterpret_cast<const uint32_t*>(&h);
 }
 
-// x[k .. k + 3] of one row as two f16 pairs; zeros past M.
+// x[k .. k + 7] of one row (two steps) as four f16 pairs; zeros past M. `vec`: 8 elements are one aligned vector.
 template <typename Tx>
-__device__ __forceinline__ void load_x4(const Tx* row, bool live, bool vec, uint32_t& b0, uint32_t& b1) {
+__device__ __forceinline__ void load_x8(const Tx* row, bool live, bool vec, uint32_t (&b)[4]) {
   if (!live) {
-    b0 = b1 = 0;
+    b[0] = b[1] = b[2] = b[3] = 0;
     return;
   }
   if constexpr (std::is_same_v<Tx, __half>) {
     if (vec) {
-      const uint2 v = __ldg(reinterpret_cast<const uint2*>(row));
-      b0 = v.x;
-      b1 = v.y;
+      const uint4 v = __ldg(reinterpret_cast<const uint4*>(row));
+      b[0] = v.x, b[1] = v.y, b[2] = v.z, b[3] = v.w;
       return;
     }
   }
-  float v[4];
+  float v[8];
   if (vec && sizeof(Tx) == 4) {
-    const float4 f = __ldg(reinterpret_cast<const float4*>(row));
-    v[0] = f.x, v[1] = f.y, v[2] = f.z, v[3] = f.w;
+    const float4 f0 = __ldg(reinterpret_cast<const float4*>(row));
+    const float4 f1 = __ldg(reinterpret_cast<const float4*>(row) + 1);
+    v[0] = f0.x, v[1] = f0.y, v[2] = f0.z, v[3] = f0.w, v[4] = f1.x, v[5] = f1.y, v[6] = f1.z, v[7] = f1.w;
   } else if (vec && sizeof(Tx) == 2) {
-    const uint2 raw = __ldg(reinterpret_cast<const uint2*>(row));
+    const uint4 raw = __ldg(reinterpret_cast<const uint4*>(row));
     const Tx* e = reinterpret_cast<const Tx*>(&raw);
 #pragma unroll
-    for (int i = 0; i < 4; ++i) v[i] = to_f32(e[i]);
+    for (int i = 0; i < 8; ++i) v[i] = to_f32(e[i]);
   } else {
 #pragma unroll
-    for (int i = 0; i < 4; ++i) v[i] = to_f32(row[i]);
+    for (int i = 0; i < 8; ++i) v[i] = to_f32(row[i]);
   }
-  b0 = pack_h2(v[0], v[1]);
-  b1 = pack_h2(v[2], v[3]);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) b[i] = pack_h2(v[2 * i], v[2 * i + 1]);
 }
 
 inline constexpr int kWarps = 8;
@@ -651,7 +651,7 @@ __global__ void __launch_bounds__(kWarps * 32, NT == 1 ? 2 : 1) qgemv_kernel(ker
   };
   const RowSrc sa = src(row_of(g)), sb = src(row_of(g + 8));
   const Tx* x = static_cast<const Tx*>(p.x);
-  const bool xvec = (reinterpret_cast<uintptr_t>(p.x) % (4 * sizeof(Tx))) == 0 && (p.ldx % 4) == 0;
+  const bool xvec = (reinterpret_cast<uintptr_t>(p.x) % (8 * sizeof(Tx))) == 0 && (p.ldx % 8) == 0;
   bool live[NT];
   const Tx* xrow[NT];
 #pragma unroll
@@ -661,11 +661,14 @@ __global__ void __launch_bounds__(kWarps * 32, NT == 1 ? 2 : 1) qgemv_kernel(ker
     xrow[t] = x + (live[t] ? m : 0) * p.ldx + 64 * c;
   }
 
-  float acc[NT][4];
+  // Two accumulator sets, for even and odd steps: consecutive mma's do not wait on each other.
+  float acc[2][NT][4];
 #pragma unroll
-  for (int t = 0; t < NT; ++t)
+  for (int h = 0; h < 2; ++h)
 #pragma unroll
-    for (int i = 0; i < 4; ++i) acc[t][i] = 0.0f;
+    for (int t = 0; t < NT; ++t)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) acc[h][t][i] = 0.0f;
 
   const int64_t nblk = p.K / F::kElems;
   const int64_t nchunk = (p.K + 255) / 256;
@@ -695,6 +698,7 @@ __global__ void __launch_bounds__(kWarps * 32, NT == 1 ? 2 : 1) qgemv_kernel(ker
     const typename F::Raw wb = fmt.load(sb, staged(ch, buf, g + 8), ch, c, nblk);
     const int64_t k0 = ch * 256;
     __half2 da2, ma2, db2, mb2;
+    uint32_t xs[NT][4];
 #pragma unroll
     for (int s = 0; s < 16; ++s) {
       const bool in = kWhole || k0 + 64 * c + 4 * s < p.K;
@@ -704,16 +708,22 @@ __global__ void __launch_bounds__(kWarps * 32, NT == 1 ? 2 : 1) qgemv_kernel(ker
         F::scale(wb, s, c, db, mb);
         da2 = sat_h2(da), ma2 = sat_h2(ma), db2 = sat_h2(db), mb2 = sat_h2(mb);
       }
+      // x for this step and the next, loaded on even steps (a step never ends a partial chunk's live part
+      // on an odd boundary: live lengths are whole 32-element blocks).
+      if (s % 2 == 0) {
+#pragma unroll
+        for (int t = 0; t < NT; ++t) load_x8(xrow[t] + k0 + 4 * s, live[t] && in, xvec, xs[t]);
+      }
       uint32_t bx[NT][2];
 #pragma unroll
-      for (int t = 0; t < NT; ++t) load_x4(xrow[t] + k0 + 4 * s, live[t] && in, xvec, bx[t][0], bx[t][1]);
+      for (int t = 0; t < NT; ++t) bx[t][0] = xs[t][2 * (s % 2)], bx[t][1] = xs[t][2 * (s % 2) + 1];
       uint32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
       if (in) {
         decode_step<F>(F::quants(wa, s, c), da2, ma2, a0, a2);
         decode_step<F>(F::quants(wb, s, c), db2, mb2, a1, a3);
       }
 #pragma unroll
-      for (int t = 0; t < NT; ++t) mma_16816(acc[t], a0, a1, a2, a3, bx[t][0], bx[t][1]);
+      for (int t = 0; t < NT; ++t) mma_16816(acc[s % 2][t], a0, a1, a2, a3, bx[t][0], bx[t][1]);
     }
   };
   int buf = 0;
@@ -732,14 +742,14 @@ __global__ void __launch_bounds__(kWarps * 32, NT == 1 ? 2 : 1) qgemv_kernel(ker
     __syncwarp();  // every lane is done with `buf` before the next iteration's copies refill it
     buf ^= 1;
   }
-  // Accumulator layout: acc[t][0..1] row g, x rows t*8 + 2c, + 1; acc[t][2..3] row g + 8.
+  // Accumulator layout: acc[.][t][0..1] row g, x rows t*8 + 2c, + 1; acc[.][t][2..3] row g + 8.
 #pragma unroll
   for (int t = 0; t < NT; ++t) {
     float* pw = partial[warp];
-    pw[g * kCols + t * 8 + 2 * c] = acc[t][0];
-    pw[g * kCols + t * 8 + 2 * c + 1] = acc[t][1];
-    pw[(g + 8) * kCols + t * 8 + 2 * c] = acc[t][2];
-    pw[(g + 8) * kCols + t * 8 + 2 * c + 1] = acc[t][3];
+    pw[g * kCols + t * 8 + 2 * c] = acc[0][t][0] + acc[1][t][0];
+    pw[g * kCols + t * 8 + 2 * c + 1] = acc[0][t][1] + acc[1][t][1];
+    pw[(g + 8) * kCols + t * 8 + 2 * c] = acc[0][t][2] + acc[1][t][2];
+    pw[(g + 8) * kCols + t * 8 + 2 * c + 1] = acc[0][t][3] + acc[1][t][3];
   }
   __syncthreads();
   Tx* y = static_cast<Tx*>(p.y);
