@@ -1,8 +1,53 @@
 // MoE routing on CUDA against the CPU backend.
+#include <algorithm>
+#include <cmath>
+
 #include "moe_cases.h"
 
 namespace mlxn {
 namespace {
+
+// Selection score of expert i of token t, in double, as the router defines it (scoring, then the selection bias).
+double selection_score(const std::vector<float>& logits, const std::vector<float>* bias, int e, int64_t t, int i,
+                       const ops::MoeRouteParams& p) {
+  const float* l = logits.data() + t * e;
+  const double x = l[i];
+  double s = x;
+  if (!p.softmax_after_topk) {
+    if (p.scoring == ops::MoeScoring::Sigmoid) {
+      s = 1.0 / (1.0 + std::exp(-x));
+    } else {
+      double mx = -INFINITY, z = 0;
+      for (int j = 0; j < e; ++j) mx = std::max(mx, static_cast<double>(l[j]));
+      for (int j = 0; j < e; ++j) z += std::exp(static_cast<double>(l[j]) - mx);
+      s = std::exp(x - mx) / z;
+    }
+  }
+  return s + (bias ? (*bias)[static_cast<size_t>(i)] : 0.0);
+}
+
+// Tokens whose selected expert sets differ between the backends are accepted only when every expert that one
+// backend chose and the other did not scores within 1e-6 (relative) of the weakest expert the other chose: a
+// near-tie that f32 arithmetic may order either way. Returns the tokens to leave out of the weight comparison.
+std::vector<bool> check_ids(const std::vector<int32_t>& got, const std::vector<int32_t>& want,
+                            const std::vector<float>& logits, const std::vector<float>* bias, int e, int k,
+                            int64_t tokens, const ops::MoeRouteParams& p) {
+  std::vector<bool> skip(static_cast<size_t>(tokens), false);
+  for (int64_t t = 0; t < tokens; ++t) {
+    const auto g0 = got.begin() + t * k, w0 = want.begin() + t * k;
+    if (std::equal(g0, g0 + k, w0)) continue;
+    double weakest = INFINITY;
+    for (int j = 0; j < k; ++j) weakest = std::min(weakest, selection_score(logits, bias, e, t, w0[j], p));
+    for (int j = 0; j < k; ++j) {
+      if (std::find(w0, w0 + k, g0[j]) != w0 + k) continue;
+      const double sc = selection_score(logits, bias, e, t, g0[j], p);
+      EXPECT_LE(std::abs(sc - weakest), 1e-6 * std::max(1.0, std::abs(weakest)))
+          << "token " << t << ": expert " << g0[j] << " chosen instead of a clearly stronger one";
+    }
+    skip[static_cast<size_t>(t)] = true;
+  }
+  return skip;
+}
 
 TEST(GpuMoeRoute, MatchesCpu) {
   MLXN_CUDA_DEVICE_OR_SKIP(gpu);
@@ -22,8 +67,14 @@ TEST(GpuMoeRoute, MatchesCpu) {
         auto cuda =
             test::run_route(gpu, t, tokens, c.e, logits, c.bias ? &bias : nullptr, c.scale ? &scale : nullptr, c.p);
         ASSERT_TRUE(cpu.status.is_ok() && cuda.status.is_ok()) << cuda.status.to_string();
-        EXPECT_EQ(cuda.ids, cpu.ids);
-        EXPECT_LE(test::max_scaled_err(cuda.w, cpu.w, 1e-6, 1e-5), 1.0);
+        const auto skip = check_ids(cuda.ids, cpu.ids, logits, c.bias ? &bias : nullptr, c.e, c.k, tokens, c.p);
+        std::vector<float> gw, cw;
+        for (int64_t tok = 0; tok < tokens; ++tok) {
+          if (skip[static_cast<size_t>(tok)]) continue;
+          gw.insert(gw.end(), cuda.w.begin() + tok * c.k, cuda.w.begin() + (tok + 1) * c.k);
+          cw.insert(cw.end(), cpu.w.begin() + tok * c.k, cpu.w.begin() + (tok + 1) * c.k);
+        }
+        EXPECT_LE(test::max_scaled_err(gw, cw, 1e-6, 1e-5), 1.0);
       }
     }
   }
