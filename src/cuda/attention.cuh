@@ -18,18 +18,6 @@ namespace mlxn::cuda {
 
 // ---- helpers of the attention kernels -----------------------------------------------------------------------------
 
-// 16-byte global -> shared copy that bypasses L1 (K / V are streamed once); `full` false writes 16 zero bytes.
-__device__ __forceinline__ void cp_async16(void* smem, const void* gmem, bool full) {
-  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
-  const int n = full ? 16 : 0;
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(n) : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
-}
-
 __device__ __forceinline__ float load_any_f32(const void* p, DType t, int64_t i) {
   switch (t) {
     case DType::F16:

@@ -93,9 +93,8 @@ __device__ __forceinline__ float e8m0_half(uint32_t e) {
   return __uint_as_float(bits);
 }
 
-// Where a thread's weights come from: the row's bytes plus, for MLX affine, the row's scales and biases.
+// What a row needs besides its staged bytes: for MLX affine, the row's scales and biases in global memory.
 struct RowSrc {
-  const uint8_t* w;       // start of the row
   const uint8_t* scales;  // affine: start of the row's scales
   const uint8_t* biases;
 };
@@ -611,16 +610,6 @@ constexpr int stage_bytes() {
   return kWarps * 2 * 16 * stage_stride<F>();
 }
 
-__device__ __forceinline__ void cp_async16(void* smem, const void* gmem) {
-  const uint32_t s = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(gmem));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
-}
-
 // One block: 16 rows of W, kWarps warps splitting K in 256-element chunks, NT tiles of 8 rows of x. Each warp
 // stages its chunks of the 16 rows into its own shared-memory buffers with 16-byte asynchronous copies (coalesced:
 // the threads' own reads of their stretches touch up to eight rows each, which from global memory would cost one
@@ -644,7 +633,6 @@ __global__ void __launch_bounds__(kWarps * 32, NT == 1 ? 2 : 1) qgemv_kernel(ker
   const int64_t ts = p.layout == kern::QWeight::Affine ? (p.ts == DType::F32 ? 4 : 2) : 0;
   auto src = [&](int64_t r) {
     RowSrc s;
-    s.w = static_cast<const uint8_t*>(p.w) + r * p.row_bytes;
     s.scales = static_cast<const uint8_t*>(p.scales) + r * groups_per_row * ts;
     s.biases = static_cast<const uint8_t*>(p.biases) + r * groups_per_row * ts;
     return s;
@@ -681,7 +669,7 @@ __global__ void __launch_bounds__(kWarps * 32, NT == 1 ? 2 : 1) qgemv_kernel(ker
       const int r = i / kPieces, q = i % kPieces;
       const uint8_t* start = wbase + row_of(r) * p.row_bytes + ch * F::kChunkBytes;
       const uint8_t* a = reinterpret_cast<const uint8_t*>(reinterpret_cast<uintptr_t>(start) & ~uintptr_t{15});
-      if (a + 16 * q < start + valid) cp_async16(mine + (buf * 16 + r) * kStride + 16 * q, a + 16 * q);
+      if (a + 16 * q < start + valid) cp_async16(mine + (buf * 16 + r) * kStride + 16 * q, a + 16 * q, true);
     }
   };
   // Where row r's bytes of the chunk start in buffer `buf`.
