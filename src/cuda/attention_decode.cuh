@@ -23,6 +23,7 @@
 #include <cuda_fp8.h>
 
 #include "cuda/attention_prefill.cuh"
+#include "cuda/attention_prefill_sm90.cuh"
 
 namespace mlxn::cuda {
 
@@ -576,8 +577,13 @@ Status launch_attention(const kern::AttentionParams& p, const ExecContext& ctx) 
   if (!aligned16(p.cache.k) || !aligned16(p.cache.v))
     return unsupported("attention", "CUDA needs 16-byte aligned K / V caches");
   if constexpr (std::is_same_v<TQ, TKV> && D <= 256 && D % 16 == 0) {
-    if (p.q_len > kDecodeMaxQ && aligned16(p.q) && (reinterpret_cast<uintptr_t>(p.out) & 3u) == 0)
+    if (p.q_len > kDecodeMaxQ && aligned16(p.q) && (reinterpret_cast<uintptr_t>(p.out) & 3u) == 0) {
+      // MLXN_TUNE_PREFILL_SM90=0 forces the mma.sync kernel (comparison runs).
+      static const bool sm90_allowed = tune_knob("MLXN_TUNE_PREFILL_SM90", 1) != 0;
+      if constexpr (D == 128)
+        if (sm90_allowed && sm90a_available(ctx)) return launch_attention_prefill_sm90<TQ, D>(p, ctx);
       return launch_attention_prefill<TQ, D>(p, ctx);
+    }
   }
   if constexpr (D % 16 == 0 && D <= 256) {
     return launch_attention_decode_mma<TQ, KvPlain<TKV>, D>(p, ctx);

@@ -1,0 +1,288 @@
+// Flash-attention prefill on warpgroup MMA (sm_90a): the FlashAttention-2 algorithm with Hopper's wgmma doing both
+// products (the FlashAttention-3 data path without its producer warp and ping-pong scheduling).
+//
+// A block of two warpgroups takes 128 query rows of one head (64 per warpgroup, the wgmma M) and walks the visible
+// key range in tiles of 128 keys. K and V tiles arrive by cp.async into 128-byte-swizzled shared memory (double
+// buffered, every thread copies); Q stays in shared memory for the whole block. Per tile and warpgroup:
+//   S = Q K^T   wgmma m64n128k16, both operands K-major in shared memory, D / 16 steps;
+//   online softmax on the S registers (base 2, scale folded), the O accumulator rescaled;
+//   O += P V    wgmma m64nDk16 with P from registers (the S accumulator layout is the A fragment layout, converted
+//               to 16-bit in place) and V read MN-major (transposed) from the same swizzled tile layout as K.
+// Masking, windows, softcap, sinks, the additive mask and the cache layouts follow the mma.sync kernel
+// (attention_prefill.cuh) line for line; that kernel remains for sm_80-89, other head dims and unaligned views.
+//
+// Status (H200, 32 / 8 heads, causal, bf16): 88-119 TFLOP/s at 2k-8k for head dim 128, 5-9 % above the mma.sync
+// kernel, far from the ~450-600 FlashAttention-3 reaches; head dim 64 measured slower than mma.sync, so only 128
+// is routed here. ncu (4k): 2 warps per scheduler (one block of 256 threads per SM at 237 registers), 0.28
+// instructions issued per cycle per scheduler, about 2,300 instructions per warp per tile: the warpgroups wait on
+// their MMAs and then on their softmax in lock step. Missing FlashAttention-3 pieces: a producer warp with TMA,
+// ping-pong between the two warpgroups (named barriers), and the softmax of tile j overlapped with the MMAs of tile
+// j + 1. Two experiments that did not pay: two MMA groups in flight at once (ptxas then serializes every wgmma,
+// warning C7515), and a leaner softmax with K / V staged separately (slower: 97 TFLOP/s at 8k).
+#pragma once
+
+#include "cuda/attention_prefill.cuh"
+#include "cuda/wgmma.cuh"
+
+namespace mlxn::cuda {
+
+template <int D>
+struct PrefillSm90Cfg {
+  static constexpr int kThreads = 256;  // two warpgroups
+  static constexpr int kRowsQ = 128;
+  static constexpr int kTile = 128;  // keys per tile (the S wgmma's N)
+  static constexpr int kChunks = D / 8;
+  static constexpr uint32_t kQBytes = kRowsQ * D * 2;
+  static constexpr uint32_t kTileBytes = kTile * D * 2;
+  static constexpr uint32_t kOffKv = kQBytes;
+  static constexpr uint32_t kOffRow = kQBytes + 4 * kTileBytes;  // two stages of K and V
+  static constexpr size_t kSmem = 1024 + kOffRow + sizeof(int64_t) * 3 * kTile;
+  static_assert(D == 64 || D == 128, "the wgmma prefill takes head dims 64 and 128");
+};
+
+template <typename T, int D>
+__global__ void __launch_bounds__(256, 1) attention_prefill_sm90_kernel(kern::AttentionParams p) {
+  using C = PrefillSm90Cfg<D>;
+  using M = MmaType<T>;
+  constexpr int kNT = C::kTile / 8;  // n-tiles of S per thread row
+  constexpr int kDT = D / 8;         // n-tiles of O
+  extern __shared__ unsigned char smem_raw[];
+  // 1024-byte alignment for the swizzle atoms.
+  const uint32_t raw_addr = smem_u32(smem_raw);
+  unsigned char* smem = smem_raw + ((1024u - (raw_addr & 1023u)) & 1023u);
+  const uint32_t base = smem_u32(smem);
+  int64_t* s_row = reinterpret_cast<int64_t*>(smem + C::kOffRow);
+
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int wg = warp >> 2, wq = warp & 3;  // warpgroup, warp within it (its 16 rows of the warpgroup's 64)
+  const int g = lane >> 2, tq = lane & 3;
+  const int32_t i0 = static_cast<int32_t>(gridDim.x - 1 - blockIdx.x) * C::kRowsQ;  // heavier tiles first
+  const int32_t b = static_cast<int32_t>(blockIdx.y / p.n_heads);
+  const int32_t h = static_cast<int32_t>(blockIdx.y % p.n_heads);
+  const int32_t hkv = h / (p.n_heads / p.n_kv_heads);
+  const kern::KvCacheDesc& c = p.cache;
+
+  pdl_wait();
+  const kern::SeqRange sr = kern::seq_range(p.kv_lens, p.q_lens, b, p.q_len, c);
+  const int64_t first_pos = sr.kv_len - sr.n_q;
+  const int32_t n_rows = max(0, min(C::kRowsQ, sr.n_q - i0));
+  int64_t lo = 0, hi = 0;
+  if (n_rows > 0) {
+    const int64_t t_min = first_pos + i0, t_max = first_pos + i0 + n_rows - 1;
+    hi = p.causal ? t_max + 1 : sr.kv_len;
+    if (p.window > 0) lo = max(int64_t{0}, t_min - p.window + 1);
+    if (c.layout == kern::kKvRing) lo = max(lo, sr.kv_len - c.capacity);
+  }
+  const int n_tiles = hi > lo ? static_cast<int>((hi - lo + C::kTile - 1) / C::kTile) : 0;
+
+  // Q rows (zero past n_q), swizzled.
+  const int64_t q_row_stride = static_cast<int64_t>(p.n_heads) * D;
+  const T* gq = static_cast<const T*>(p.q) + (static_cast<int64_t>(b) * p.q_len * p.n_heads + h) * D;
+  for (int idx = tid; idx < C::kRowsQ * C::kChunks; idx += C::kThreads) {
+    const int r = idx / C::kChunks, ch = idx % C::kChunks;
+    const bool ok = r < n_rows;
+    cp_async16(smem + wg::swizzle_offset(r, ch, C::kRowsQ), ok ? gq + (i0 + r) * q_row_stride + ch * 8 : gq, ok);
+  }
+  cp_async_commit();
+
+  const int64_t row_elems = static_cast<int64_t>(p.n_kv_heads) * D;
+  const T* gk = static_cast<const T*>(c.k) + static_cast<int64_t>(hkv) * D;
+  const T* gv = static_cast<const T*>(c.v) + static_cast<int64_t>(hkv) * D;
+  // Cache rows of tile `it` (slot it % 3: the previous tile's may still be read); returns, to every thread, whether
+  // a row of the tile is missing.
+  auto compute_rows = [&](int it) -> bool {
+    bool bad = false;
+    if (tid < C::kTile) {
+      const int64_t pos = lo + static_cast<int64_t>(it) * C::kTile + tid;
+      const int64_t r = pos < hi ? kern::kv_row(c, b, pos) : -1;
+      s_row[(it % 3) * C::kTile + tid] = r;
+      bad = r < 0;
+    }
+    return __syncthreads_or(bad) != 0;
+  };
+  auto stage_k = [&](int it) { return C::kOffKv + static_cast<uint32_t>(it & 1) * 2 * C::kTileBytes; };
+  auto issue_tile = [&](int it) {
+    unsigned char* sk = smem + stage_k(it);
+    unsigned char* sv = sk + C::kTileBytes;
+    const int64_t* rows = s_row + (it % 3) * C::kTile;
+    for (int idx = tid; idx < C::kTile * C::kChunks; idx += C::kThreads) {
+      const int j = idx / C::kChunks, ch = idx % C::kChunks;
+      const int64_t r = rows[j];
+      const int64_t off = r >= 0 ? r * row_elems + ch * 8 : 0;
+      const uint32_t so = wg::swizzle_offset(j, ch, C::kTile);
+      cp_async16(sk + so, gk + off, r >= 0);
+      cp_async16(sv + so, gv + off, r >= 0);
+    }
+    cp_async_commit();
+  };
+
+  float o[D / 2];
+#pragma unroll
+  for (int i = 0; i < D / 2; ++i) o[i] = 0.0f;
+  float m_run[2] = {-INFINITY, -INFINITY}, l_run[2] = {0.0f, 0.0f};
+  constexpr float kLog2e = 1.4426950408889634f;
+  const float qk_scale = p.scale * kLog2e;
+  const bool use_softcap = p.softcap > 0.0f;
+  const float cap_in = use_softcap ? p.scale / p.softcap : 0.0f, cap_out = p.softcap * kLog2e;
+  const int32_t row_a = i0 + wg * 64 + wq * 16 + g;
+  const int64_t t_row[2] = {first_pos + row_a, first_pos + row_a + 8};
+  const bool row_ok[2] = {row_a - i0 < n_rows, row_a + 8 - i0 < n_rows};
+  const int64_t t_min = first_pos + i0, t_max = first_pos + i0 + max(n_rows, 1) - 1;
+  const uint32_t q_base = base + static_cast<uint32_t>(wg) * 64 * 128;
+
+  bool bad_next = n_tiles > 0 ? compute_rows(0) : false;
+  if (n_tiles > 0) issue_tile(0);
+  for (int it = 0; it < n_tiles; ++it) {
+    const bool bad = bad_next;
+    if (it + 1 < n_tiles) {
+      bad_next = compute_rows(it + 1);  // its barrier also ends every use of the stage refilled next
+      issue_tile(it + 1);
+      cp_async_wait<1>();
+    } else {
+      cp_async_wait<0>();
+    }
+    wg::fence_async_smem();
+    __syncthreads();
+    const uint32_t sk = base + stage_k(it);
+    const uint32_t sv = sk + C::kTileBytes;
+    const int64_t t0 = lo + static_cast<int64_t>(it) * C::kTile;
+
+    // S = Q K^T.
+    float s[C::kTile / 2];
+    wg::fence();
+#pragma unroll
+    for (int ks = 0; ks < D / 16; ++ks) {
+      const uint32_t koff = static_cast<uint32_t>(ks & 3) * 32;  // k16 step inside the 128-byte atom row
+      const uint64_t da = wg::desc_sw128(q_base + static_cast<uint32_t>(ks >> 2) * C::kRowsQ * 128 + koff, 16, 1024);
+      const uint64_t db = wg::desc_sw128(sk + static_cast<uint32_t>(ks >> 2) * C::kTile * 128 + koff, 16, 1024);
+      wg::wgmma_ss<T, C::kTile>(s, da, db, ks > 0 ? 1 : 0);
+    }
+    wg::commit();
+    wg::wait<0>();
+    wg::fence_regs(s);
+
+    const bool full = !bad && n_rows == C::kRowsQ && t0 + C::kTile <= hi && (!p.causal || t0 + C::kTile - 1 <= t_min) &&
+                      (p.window == 0 || t0 > t_max - p.window);
+#pragma unroll
+    for (int n = 0; n < kNT; ++n)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int hr = e >> 1;
+        const int j = n * 8 + 2 * tq + (e & 1);
+        const int64_t pos = t0 + j;
+        float v = use_softcap ? cap_out * tanhf(s[4 * n + e] * cap_in) : s[4 * n + e] * qk_scale;
+        if (p.mask != nullptr && row_ok[hr] && pos < hi)
+          v += kLog2e *
+               load_any_f32(p.mask, p.tmask, b * p.mask_batch_stride + (row_a + 8 * hr) * p.mask_row_stride + pos);
+        if (!full) {
+          const bool vis = row_ok[hr] && pos < hi && s_row[(it % 3) * C::kTile + j] >= 0 &&
+                           (!p.causal || pos <= t_row[hr]) && (p.window == 0 || pos > t_row[hr] - p.window);
+          if (!vis) v = -INFINITY;
+        }
+        s[4 * n + e] = v;
+      }
+
+#pragma unroll
+    for (int hr = 0; hr < 2; ++hr) {
+      float mx = -INFINITY;
+#pragma unroll
+      for (int n = 0; n < kNT; ++n) mx = fmaxf(mx, fmaxf(s[4 * n + 2 * hr], s[4 * n + 2 * hr + 1]));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+      const float m_new = fmaxf(m_run[hr], mx);
+      const float m_use = m_new == -INFINITY ? 0.0f : m_new;  // nothing visible yet: exp2(-inf - 0) = 0
+      const float alpha = exp2_approx(m_run[hr] - m_use);
+      float sum = 0.0f;
+#pragma unroll
+      for (int n = 0; n < kNT; ++n)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const float pj = exp2_approx(s[4 * n + 2 * hr + e] - m_use);
+          s[4 * n + 2 * hr + e] = pj;
+          sum += pj;
+        }
+      m_run[hr] = m_new;
+      l_run[hr] = l_run[hr] * alpha + sum;
+#pragma unroll
+      for (int n = 0; n < kDT; ++n) {
+        o[4 * n + 2 * hr] *= alpha;
+        o[4 * n + 2 * hr + 1] *= alpha;
+      }
+    }
+
+    // O += P V.
+    uint32_t pf[C::kTile / 16][4];
+#pragma unroll
+    for (int kk = 0; kk < C::kTile / 16; ++kk) {
+      pf[kk][0] = M::pack(s[8 * kk + 0], s[8 * kk + 1]);
+      pf[kk][1] = M::pack(s[8 * kk + 2], s[8 * kk + 3]);
+      pf[kk][2] = M::pack(s[8 * kk + 4], s[8 * kk + 5]);
+      pf[kk][3] = M::pack(s[8 * kk + 6], s[8 * kk + 7]);
+    }
+    wg::fence_regs(o);
+    wg::fence();
+#pragma unroll
+    for (int kk = 0; kk < C::kTile / 16; ++kk) {
+      const uint64_t db = wg::desc_sw128(sv + static_cast<uint32_t>(kk) * 16 * 128, C::kTile * 128, 1024);
+      wg::wgmma_rs_tb<T, D>(o, pf[kk], db);
+    }
+    wg::commit();
+    wg::wait<0>();
+    wg::fence_regs(o);
+  }
+  cp_async_wait<0>();
+  pdl_trigger();
+
+  const bool has_sink = p.sinks != nullptr;
+  const float sink = has_sink ? load_any_f32(p.sinks, p.tsinks, h) * kLog2e : -INFINITY;
+  T* out = static_cast<T*>(p.out) + (static_cast<int64_t>(b) * p.q_len * p.n_heads + h) * D;
+#pragma unroll
+  for (int hr = 0; hr < 2; ++hr) {
+    float l = l_run[hr];
+    l += __shfl_xor_sync(0xffffffffu, l, 1);
+    l += __shfl_xor_sync(0xffffffffu, l, 2);
+    const float m = m_run[hr];
+    float scale_o = 1.0f;
+    if (has_sink) {
+      const float mf = fmaxf(m, sink);
+      if (mf != -INFINITY) {
+        scale_o = m == -INFINITY ? 0.0f : exp2_approx(m - mf);
+        l = l * scale_o + exp2_approx(sink - mf);
+      }
+    }
+    const float inv = l > 0.0f ? scale_o / l : 0.0f;
+    const int32_t i = row_a + 8 * hr;
+    if (i >= p.q_len) continue;
+    T* orow = out + static_cast<int64_t>(i) * q_row_stride;
+#pragma unroll
+    for (int n = 0; n < kDT; ++n) {
+      const uint32_t v = M::pack(o[4 * n + 2 * hr] * inv, o[4 * n + 2 * hr + 1] * inv);
+      *reinterpret_cast<uint32_t*>(orow + n * 8 + 2 * tq) = v;
+    }
+  }
+}
+
+// Whether this build carries sm_90a code and the device is an sm_90 part (wgmma exists only there).
+inline bool sm90a_available(const ExecContext& ctx) {
+#if defined(MLXN_CUDA_SM90A)
+  return ctx.props != nullptr && ctx.props->compute_capability_major == 9 && ctx.props->compute_capability_minor == 0;
+#else
+  (void)ctx;
+  return false;
+#endif
+}
+
+template <typename T, int D>
+Status launch_attention_prefill_sm90(const kern::AttentionParams& p, const ExecContext& ctx) {
+  using C = PrefillSm90Cfg<D>;
+  constexpr std::string_view op = "attention";
+  if (static_cast<int64_t>(p.batch) * p.n_heads > 65535) return unsupported(op, "batch x heads above 65535 (prefill)");
+  auto kernel = attention_prefill_sm90_kernel<T, D>;
+  MLXN_TRY(allow_smem(ctx, kernel, C::kSmem, op));
+  const dim3 grid(static_cast<unsigned>((p.q_len + C::kRowsQ - 1) / C::kRowsQ),
+                  static_cast<unsigned>(p.batch * p.n_heads));
+  return launch_status(
+      launch_kernel_smem(kernel, grid, dim3(C::kThreads), C::kSmem, static_cast<cudaStream_t>(ctx.stream), true, p), op);
+}
+
+}  // namespace mlxn::cuda
