@@ -774,25 +774,3 @@ Status launch_tiles(const kern::QMatmulParams& p, const F& fmt, cudaStream_t str
 }
 
 }  // namespace mlxn::cuda::qmm
-
-namespace mlxn::cuda {
-
-template <DType T, typename Tx>
-Status launch_qmatmul_ggml(const kern::QMatmulParams& p, const ExecContext& ctx) {
-  if (p.M == 0 || p.N == 0) return Status::ok();
-  return qmm::launch_tiles<qmm::Ggml<T>, Tx>(p, qmm::Ggml<T>{}, static_cast<cudaStream_t>(ctx.stream));
-}
-
-template <int BITS, typename Tx>
-Status launch_qmatmul_affine(const kern::QMatmulParams& p, const ExecContext& ctx) {
-  if (p.M == 0 || p.N == 0) return Status::ok();
-  auto stream = static_cast<cudaStream_t>(ctx.stream);
-  return dispatch_float(p.ts, "matmul", "scales", [&](auto tag) {
-    using Ts = typename decltype(tag)::type;
-    qmm::Affine<BITS, Ts> f;
-    f.group = p.group;
-    return qmm::launch_tiles<qmm::Affine<BITS, Ts>, Tx>(p, f, stream);
-  });
-}
-
-}  // namespace mlxn::cuda
