@@ -183,13 +183,13 @@ inline std::vector<DType> qmatmul_formats() {
 }
 
 // Shapes per format: K of one block, a few blocks, and just over 4096 (a partial last chunk); N = 1, odd, and
-// not a multiple of the 16-row tile; M across the decode tiles (1, 8, 16) and beyond (33).
+// not a multiple of the 16-row tile; M across the int8 kernel (1..4), the tensor-core tiles (8, 16) and beyond (33).
 inline std::vector<QMatmulCase> qmatmul_cases(bool big) {
   std::vector<QMatmulCase> cases;
   int i = 0;
   const DType xs[] = {DType::F32, DType::BF16, DType::F16};
   // x row padding: none, 8 elements (rows stay 16-byte aligned), 3 (they do not: the kernels' scalar x loads).
-  auto pad = [](int i) -> int64_t { return i % 4 == 3 ? 8 : i % 4 == 1 ? 3 : 0; };
+  auto pad = [](int n) -> int64_t { return n % 4 == 3 ? 8 : n % 4 == 1 ? 3 : 0; };
   auto shapes = [&](int64_t kb) {
     std::vector<std::array<int64_t, 3>> v = {{1, 1, kb}, {3, 17, 3 * kb}, {8, 64, 9 * kb}, {16, 33, 3 * kb}};
     if (big) {

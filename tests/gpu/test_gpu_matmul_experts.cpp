@@ -75,7 +75,7 @@ TEST(GpuMatmulExperts, GraphReplayReadsNewIds) {
   for (int rep = 0; rep < 3; ++rep) {
     for (auto& id : d.ids) id = (id + 3) % static_cast<int32_t>(c.E);
     ASSERT_TRUE(ids.upload(d.ids.data(), d.ids.size() * 4).is_ok());
-    poison(y);
+    test::poison(y);
     ASSERT_TRUE(g->replay().is_ok());
     ASSERT_TRUE(s.finish().is_ok());
     // The eager run on the same data is the reference here (its own correctness is checked above).
