@@ -76,7 +76,9 @@ Status bench_experts(Harness& h, DType tw, int64_t N, int64_t K) {
   constexpr int64_t kE = 128, kTop = 8, kSets = kE / kTop;
   MLXN_ASSIGN_OR_RETURN(Buffer w, h.device().alloc(tw, {kE, N, K}));
   MLXN_TRY(fill_random(w, 900));
-  MLXN_ASSIGN_OR_RETURN(Buffer x, h.device().alloc(DType::BF16, {1, K}));
+  // K = 768 is the down projection: one input row per slot ([1, 8, K]); the gate / up projections share x.
+  const bool per_slot = K < N;
+  MLXN_ASSIGN_OR_RETURN(Buffer x, h.device().alloc(DType::BF16, per_slot ? Shape{1, kTop, K} : Shape{1, K}));
   MLXN_TRY(fill_random(x, 901));
   MLXN_ASSIGN_OR_RETURN(Buffer y, h.device().alloc(DType::BF16, {1, kTop, N}));
   std::vector<int32_t> perm(kE);
@@ -92,7 +94,7 @@ Status bench_experts(Harness& h, DType tw, int64_t N, int64_t K) {
   }));
   const double bytes = static_cast<double>(dtype_storage_bytes(tw, N * K).value()) * kTop;
   h.add({"matmul_experts m=1", "128x" + std::to_string(N) + "x" + std::to_string(K) + " top8",
-         std::string(dtype_name(tw)) + " x bf16", "", us, bytes});
+         std::string(dtype_name(tw)) + " x bf16", per_slot ? "x per slot" : "x per token", us, bytes});
   return Status::ok();
 }
 

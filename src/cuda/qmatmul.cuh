@@ -1,5 +1,6 @@
-// y = x W^T with W in a GGML block format or MLX affine, for decode-sized M (1..16 per tile): the weights are read
-// once, decoded in registers to small integers held exactly in f16, and multiplied on the tensor cores.
+// y = x W^T with W in a GGML block format or MLX affine, for M > 4 (16 rows of x per tile; M <= 4 runs the int8
+// kernel of qgemv.cuh, which also uses the loaders and tables here): the weights are read once per tile, decoded in
+// registers to small integers held exactly in f16, and multiplied on the tensor cores.
 //
 // Why tensor cores for a bandwidth-bound product: at M = 8 a CUDA-core kernel does 8 FMAs per weight element on top
 // of the decode, which is more arithmetic than an H100 can do at 3 TB/s of 4-bit weights. With mma.sync the FMAs are

@@ -21,6 +21,9 @@ namespace mlxn::ops {
 // (ggml's mmvq has the same error). M > 4 (and K so large that M x K int8 codes do not fit shared memory): the
 // weights are formed in f16 and multiplied on the tensor cores with x rounded to f16 (f32 / bf16 values beyond
 // +-65504 saturate); W is read once per 16 rows of x.
+// The int8 kernel starts reading quantized W before it waits for the previous kernel in the stream (programmatic
+// dependent launch; weights are constants): W must not be the output of the op recorded immediately before this one
+// (upload it, or let any other op run in between; MLXN_PDL=0 turns the overlap off).
 Status matmul(Session& s, const Buffer& x, const Buffer& w, const Buffer& y);
 
 // An MLX affine-quantized linear weight (quant/affine.h): `packed` is the u32 tensor [N, K * bits / 32], `scales`
