@@ -17,10 +17,11 @@ namespace mlxn::ops {
 // Quantized W on CUDA, M <= 4 (src/cuda/qgemv.cuh): each 32-element block b of a row of x is quantized to int8 as
 // ggml's q8_1 does (d_b = max|x| / 127, codes round(x / d_b)), so |x - xq| <= d_b / 2 per element, and the
 // products are exact integer dot products scaled in f32: |y - ref| <= sum_b (d_b / 2) sum_{k in b} |W(n, k)| plus
-// f32 rounding of the per-block terms and the output rounding. That is about 0.4 % of sum_k |x W| for Gaussian x
-// (ggml's mmvq has the same error). M > 4 (and K so large that M x K int8 codes do not fit shared memory): the
-// weights are formed in f16 and multiplied on the tensor cores with x rounded to f16 (f32 / bf16 values beyond
-// +-65504 saturate); W is read once per 16 rows of x.
+// f32 rounding of the per-block terms and the output rounding. For Gaussian x that bound is about 1 % of
+// sum_k |x| |W(n, k)|, and the typical error about 0.5 % of the outputs' RMS (ggml's mmvq has the same error).
+// M > 4 (and K so large that M x K int8 codes do not fit shared memory): the weights are formed in f16 and
+// multiplied on the tensor cores with x rounded to f16 (f32 / bf16 values beyond +-65504 saturate); W is read once
+// per 16 rows of x.
 // The int8 kernel starts reading quantized W before it waits for the previous kernel in the stream (programmatic
 // dependent launch; weights are constants): W must not be the output of the op recorded immediately before this one
 // (upload it, or let any other op run in between; MLXN_PDL=0 turns the overlap off).
