@@ -1,5 +1,6 @@
-// Quantized matmul cases: decode sizes (m = 1, 8, 16) as weight bandwidth against the copy ceiling, for every GGML
-// format and MLX affine on the Llama-3-8B / Qwen3-8B projection shapes.
+// Quantized matmul cases: decode sizes (m = 1, 2, 4, 8, 16) as weight bandwidth against the copy ceiling, for every
+// GGML format and MLX affine on the Llama-3-8B / Qwen3-8B projection shapes; and the expert-routed matmul of a
+// 128-expert MoE layer (top 8, one token), counting the selected experts' bytes.
 #include <map>
 
 #include "harness.h"
@@ -68,6 +69,35 @@ Status bench_qmatmul(Harness& h, const QCase& c) {
   return Status::ok();
 }
 
+// One token through a 128-expert layer, top 8: y [1, 8, N] = x W_e^T for the 8 selected experts. The ids cycle
+// through 16 disjoint sets of 8 experts, so consecutive calls read different experts (all 128 experts' weights,
+// 50-400 MB, exceed the L2; one set would not).
+Status bench_experts(Harness& h, DType tw, int64_t N, int64_t K) {
+  constexpr int64_t kE = 128, kTop = 8, kSets = kE / kTop;
+  MLXN_ASSIGN_OR_RETURN(Buffer w, h.device().alloc(tw, {kE, N, K}));
+  MLXN_TRY(fill_random(w, 900));
+  // K = 768 is the down projection: one input row per slot ([1, 8, K]); the gate / up projections share x.
+  const bool per_slot = K < N;
+  MLXN_ASSIGN_OR_RETURN(Buffer x, h.device().alloc(DType::BF16, per_slot ? Shape{1, kTop, K} : Shape{1, K}));
+  MLXN_TRY(fill_random(x, 901));
+  MLXN_ASSIGN_OR_RETURN(Buffer y, h.device().alloc(DType::BF16, {1, kTop, N}));
+  std::vector<int32_t> perm(kE);
+  for (int64_t i = 0; i < kE; ++i) perm[static_cast<size_t>(i)] = static_cast<int32_t>((i * 37) % kE);  // 37 is odd
+  std::vector<Buffer> ids;
+  for (int64_t s = 0; s < kSets; ++s) {
+    MLXN_ASSIGN_OR_RETURN(Buffer b, h.device().alloc(DType::I32, {1, kTop}));
+    MLXN_TRY(b.upload(perm.data() + s * kTop, kTop * 4));
+    ids.push_back(b);
+  }
+  MLXN_ASSIGN_OR_RETURN(double us, h.time_us([&](int k) -> Status {
+    return ops::matmul_experts(h.session(), x, w, ids[static_cast<size_t>(k) % ids.size()], y);
+  }));
+  const double bytes = static_cast<double>(dtype_storage_bytes(tw, N * K).value()) * kTop;
+  h.add({"matmul_experts m=1", "128x" + std::to_string(N) + "x" + std::to_string(K) + " top8",
+         std::string(dtype_name(tw)) + " x bf16", per_slot ? "x per slot" : "x per token", us, bytes});
+  return Status::ok();
+}
+
 const bool registered = [] {
   const DType all[] = {DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q8_0,   DType::Q2_K,   DType::Q3_K,
                        DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::IQ4_NL, DType::IQ4_XS, DType::MXFP4};
@@ -76,8 +106,8 @@ const bool registered = [] {
   std::vector<QCase> cases;
   for (DType t : all) {
     for (auto [N, K] : shapes) cases.push_back({t, 4, 1, N, K});
-    cases.push_back({t, 4, 8, 14336, 4096});
-    cases.push_back({t, 4, 16, 14336, 4096});
+    // m = 2 and 4 run the int8 kernel as m = 1 does; 8 and 16 the tensor-core one.
+    for (int64_t m : {2, 4, 8, 16}) cases.push_back({t, 4, m, 14336, 4096});
   }
   for (int bits : {4, 8}) {
     for (auto [N, K] : shapes) cases.push_back({DType::U32, bits, 1, N, K});
@@ -85,6 +115,9 @@ const bool registered = [] {
   }
   for (const QCase& c : cases)
     add_case("qmatmul", 31, [c](Harness& h, const BenchEnv&) { return bench_qmatmul(h, c); }, true);
+  for (DType t : {DType::Q4_0, DType::Q4_K, DType::Q8_0, DType::Q6_K, DType::BF16})
+    for (auto [N, K] : {std::pair<int64_t, int64_t>{768, 2048}, {2048, 768}})
+      add_case("matmul_experts", 32, [=](Harness& h, const BenchEnv&) { return bench_experts(h, t, N, K); }, true);
   return true;
 }();
 

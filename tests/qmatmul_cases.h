@@ -67,8 +67,38 @@ struct QMatmulRun {
   std::vector<double> ref;
   std::vector<double> sum_xw;  // sum_k |x w| per output
   std::vector<double> sum_x_wmax;  // sum_k |x| * max_k |w[n, :]| per output
+  std::vector<double> xq_bound;    // sum_b (d_b / 2) sum_{k in b} |w[n, k]|, d_b = max_{k in b} |x| / 127 per output
   Status status;
 };
+
+// The x-quantization bound of one output: each 32-element block b of the x row, quantized to int8 with d_b =
+// max|x| / 127 and round to nearest, is off by at most d_b / 2 per element.
+inline double int8_x_bound(const float* x, const float* w, int64_t K) {
+  double total = 0;
+  for (int64_t b = 0; b < K; b += 32) {
+    double amax = 0, aw = 0;
+    for (int64_t k = b; k < std::min(K, b + 32); ++k) {
+      amax = std::max(amax, std::abs(static_cast<double>(x[k])));
+      aw += std::abs(static_cast<double>(w[k]));
+    }
+    total += amax / 127 / 2 * aw;
+  }
+  return total;
+}
+
+// Largest |y - ref| / bound with the bound of the int8 kernel (x quantized per 32-element block, integer dot
+// products, f32 scaling): xq_bound, plus f32 rounding of the per-block terms and of the x scales (<= 1e-5 of
+// sum_k |x| max|w|: the offset terms can be several times the weights), plus `out` times |ref|. It is tight
+// enough that dropping one 32-element block, or using a neighbour's scale, fails at the small K of the cases.
+inline double qmatmul_err_int8(const QMatmulRun& r, double out) {
+  double worst = 0;
+  for (size_t i = 0; i < r.ref.size(); ++i) {
+    if (!std::isfinite(r.y[i])) return INFINITY;
+    const double bound = r.xq_bound[i] + 1e-5 * r.sum_x_wmax[i] + out * std::abs(r.ref[i]) + 1e-30;
+    worst = std::max(worst, std::abs(r.y[i] - r.ref[i]) / bound);
+  }
+  return worst;
+}
 
 // Largest |y - ref| / bound over the outputs (<= 1 passes; NaN fails), with the worst-case bound of a kernel that
 // forms each weight in a float type with unit roundoff u (the weight rounded relative to itself, its scale and
@@ -124,6 +154,7 @@ inline QMatmulRun run_qmatmul(const Device& dev, const QMatmulCase& c, const QWe
   out.ref.resize(static_cast<size_t>(c.M * c.N));
   out.sum_xw.resize(out.ref.size());
   out.sum_x_wmax.resize(out.ref.size());
+  out.xq_bound.resize(out.ref.size());
   for (int64_t n = 0; n < c.N; ++n) {
     double wmax = 0;
     for (int64_t k = 0; k < c.K; ++k) wmax = std::max(wmax, std::abs(static_cast<double>(q.w[n * c.K + k])));
@@ -140,6 +171,7 @@ inline QMatmulRun run_qmatmul(const Device& dev, const QMatmulCase& c, const QWe
       out.ref[i] = acc;
       out.sum_xw[i] = axw;
       out.sum_x_wmax[i] = ax * wmax;
+      out.xq_bound[i] = int8_x_bound(out.x.data() + m * c.K, q.w.data() + n * c.K, c.K);
     }
   }
   return out;
@@ -151,15 +183,21 @@ inline std::vector<DType> qmatmul_formats() {
 }
 
 // Shapes per format: K of one block, a few blocks, and just over 4096 (a partial last chunk); N = 1, odd, and
-// not a multiple of the 16-row tile; M across the decode tiles (1, 8, 16) and beyond (33).
+// not a multiple of the 16-row tile; M across the int8 kernel (1..4), the tensor-core tiles (8, 16) and beyond (33).
 inline std::vector<QMatmulCase> qmatmul_cases(bool big) {
   std::vector<QMatmulCase> cases;
   int i = 0;
   const DType xs[] = {DType::F32, DType::BF16, DType::F16};
+  // x row padding: none, 8 elements (rows stay 16-byte aligned), 3 (they do not: the kernels' scalar x loads).
+  auto pad = [](int n) -> int64_t { return n % 4 == 3 ? 8 : n % 4 == 1 ? 3 : 0; };
   auto shapes = [&](int64_t kb) {
     std::vector<std::array<int64_t, 3>> v = {{1, 1, kb}, {3, 17, 3 * kb}, {8, 64, 9 * kb}, {16, 33, 3 * kb}};
     if (big) {
+      // M <= 4 runs the int8 kernel: K over several 1024-element steps with few rows (warps of a row group split
+      // K), more rows than one round of the grid fills (blocks loop), M = 2 and 4, and K not a multiple of 1024.
       v.push_back({1, 257, (4096 / kb + 1) * kb});
+      v.push_back({2, 4501, kb});
+      v.push_back({4, 7, (2048 / kb + 3) * kb});
       v.push_back({11, 40, 2 * kb});
       v.push_back({33, 19, kb});
     }
@@ -167,7 +205,7 @@ inline std::vector<QMatmulCase> qmatmul_cases(bool big) {
   };
   for (DType t : qmatmul_formats())
     for (auto [M, N, K] : shapes(dtype_info(t).block_elems)) {
-      QMatmulCase c{t, 0, 0, DType::F16, M, N, K, xs[i % 3], (i % 4 == 3) ? 8 : 0};
+      QMatmulCase c{t, 0, 0, DType::F16, M, N, K, xs[i % 3], pad(i)};
       ++i;
       cases.push_back(c);
     }
@@ -176,7 +214,7 @@ inline std::vector<QMatmulCase> qmatmul_cases(bool big) {
     for (int group : {32, 64, 128})
       for (auto [M, N, K] : shapes(128)) {
         if (!big && group != 64) continue;
-        QMatmulCase c{DType::U32, bits, group, ts[i % 3], M, N, K, xs[i % 3], (i % 4 == 3) ? 8 : 0};
+        QMatmulCase c{DType::U32, bits, group, ts[i % 3], M, N, K, xs[i % 3], pad(i)};
         ++i;
         cases.push_back(c);
       }

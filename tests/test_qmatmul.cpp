@@ -17,6 +17,32 @@ TEST(QMatmul, CpuMatchesReference) {
   }
 }
 
+// The GPU bound of the int8 kernel (qmatmul_err_int8) must be able to fail: a result that misses one 32-element
+// block, or scales one by a wrong sub-block scale (a quarter off), exceeds it. The exact CPU result passes it.
+TEST(QMatmul, Int8BoundCatchesWrongBlocks) {
+  const uint64_t seed = test::fresh_seed();
+  SCOPED_TRACE(detail::cat("seed ", seed));
+  for (DType t : test::qmatmul_formats()) {
+    SCOPED_TRACE(detail::cat(t));
+    const int64_t kb = dtype_info(t).block_elems;
+    const test::QMatmulCase c{t, 0, 0, DType::F16, 3, 17, kb, DType::F32, 0};
+    const auto q = test::make_qweights(c, seed);
+    const auto run = test::run_qmatmul(Device::cpu(), c, q, seed);
+    ASSERT_TRUE(run.status.is_ok()) << run.status.to_string();
+    EXPECT_LE(test::qmatmul_err_int8(run, 1e-5), 1.0);
+    for (double factor : {0.0, 1.25}) {
+      auto bad = run;
+      for (int64_t m = 0; m < c.M; ++m)
+        for (int64_t n = 0; n < c.N; ++n) {
+          double part = 0;  // block 0's contribution
+          for (int64_t k = 0; k < 32; ++k) part += static_cast<double>(run.x[m * c.K + k]) * q.w[n * c.K + k];
+          bad.y[m * c.N + n] = static_cast<float>(run.ref[m * c.N + n] + (factor - 1.0) * part);
+        }
+      EXPECT_GT(test::qmatmul_err_int8(bad, 1e-5), 1.0) << "block 0 scaled by " << factor;
+    }
+  }
+}
+
 TEST(QMatmul, ErrorPaths) {
   Device cpu = Device::cpu();
   auto s = Session::create(cpu).value();

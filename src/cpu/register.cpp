@@ -29,6 +29,11 @@ void register_kernels(KernelRegistry& r) {
     for (int bits : {2, 3, 4, 5, 6, 8})
       r.add("qmatmul", "affine" + std::to_string(bits) + "." + std::string(dtype_name(x)));
   }
+  // Expert-routed matmul (src/cpu/matmul_experts.cpp): (w, x) with w a GGML weight format or a float type.
+  for (DType x : floats) {
+    for (DType w : weights) r.add("matmul_experts", KernelRegistry::key({w, x}));
+    for (DType w : floats) r.add("matmul_experts", KernelRegistry::key({w, x}));
+  }
   // Norm, activation and softmax families (issue 6, part A): (x, w, y) norms, (x, y) for the rest.
   for (DType a : floats) {
     for (DType c : floats) {

@@ -1,5 +1,6 @@
-// y = x W^T with W in a GGML block format or MLX affine, for decode-sized M (1..16 per tile): the weights are read
-// once, decoded in registers to small integers held exactly in f16, and multiplied on the tensor cores.
+// y = x W^T with W in a GGML block format or MLX affine, for M > 4 (16 rows of x per tile; M <= 4 runs the int8
+// kernel of qgemv.cuh, which also uses the loaders and tables here): the weights are read once per tile, decoded in
+// registers to small integers held exactly in f16, and multiplied on the tensor cores.
 //
 // Why tensor cores for a bandwidth-bound product: at M = 8 a CUDA-core kernel does 8 FMAs per weight element on top
 // of the decode, which is more arithmetic than an H100 can do at 3 TB/s of 4-bit weights. With mma.sync the FMAs are
@@ -774,25 +775,3 @@ Status launch_tiles(const kern::QMatmulParams& p, const F& fmt, cudaStream_t str
 }
 
 }  // namespace mlxn::cuda::qmm
-
-namespace mlxn::cuda {
-
-template <DType T, typename Tx>
-Status launch_qmatmul_ggml(const kern::QMatmulParams& p, const ExecContext& ctx) {
-  if (p.M == 0 || p.N == 0) return Status::ok();
-  return qmm::launch_tiles<qmm::Ggml<T>, Tx>(p, qmm::Ggml<T>{}, static_cast<cudaStream_t>(ctx.stream));
-}
-
-template <int BITS, typename Tx>
-Status launch_qmatmul_affine(const kern::QMatmulParams& p, const ExecContext& ctx) {
-  if (p.M == 0 || p.N == 0) return Status::ok();
-  auto stream = static_cast<cudaStream_t>(ctx.stream);
-  return dispatch_float(p.ts, "matmul", "scales", [&](auto tag) {
-    using Ts = typename decltype(tag)::type;
-    qmm::Affine<BITS, Ts> f;
-    f.group = p.group;
-    return qmm::launch_tiles<qmm::Affine<BITS, Ts>, Tx>(p, f, stream);
-  });
-}
-
-}  // namespace mlxn::cuda

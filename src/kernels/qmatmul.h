@@ -32,11 +32,29 @@ struct QMatmulParams {
   int64_t row_bytes = 0;     // bytes of one row of W
 };
 
+// Expert-routed matmul: for slot z = t * top_k + j (t < T, j < top_k), e = ids[z]:
+//   y[z * N + n] = sum_k x[(x_per_slot ? z : t) * ldx + k] * W_e(n, k)   (0 when e is outside [0, E))
+// W is [E, N, K]: GGML blocks of type tw, or a float tensor (tw = F32 / F16 / BF16); y is [T, top_k, N] contiguous.
+struct ExpertsParams {
+  const void* x = nullptr;
+  const void* w = nullptr;
+  const int32_t* ids = nullptr;  // [T, top_k], on the device
+  void* y = nullptr;
+  DType tx = DType::F32;  // y has x's dtype
+  DType tw = DType::Q4_0;
+  int64_t T = 0, top_k = 0, E = 0, N = 0, K = 0;
+  int64_t ldx = 0;          // elements between consecutive x rows
+  bool x_per_slot = false;  // x is [T, top_k, K] rather than [T, K]
+  int64_t row_bytes = 0;    // bytes of one row of one expert
+};
+
 }  // namespace mlxn::kern
 
 namespace mlxn::cpu {
 Status qmatmul(const kern::QMatmulParams& p, const ExecContext& ctx);
+Status matmul_experts(const kern::ExpertsParams& p, const ExecContext& ctx);
 }
 namespace mlxn::cuda {
 Status qmatmul(const kern::QMatmulParams& p, const ExecContext& ctx);
+Status matmul_experts(const kern::ExpertsParams& p, const ExecContext& ctx);
 }

@@ -128,6 +128,75 @@ Status matmul_affine(Session& s, const Buffer& x, const AffineWeight& w, const B
                         y);
 }
 
+Status matmul_experts(Session& s, const Buffer& x, const Buffer& w, const Buffer& ids, const Buffer& y) {
+  constexpr std::string_view op = "matmul_experts";
+  MLXN_TRY(detail::check_buffer(op, "x", s, x));
+  MLXN_TRY(detail::check_buffer(op, "w", s, w));
+  MLXN_TRY(detail::check_buffer(op, "ids", s, ids));
+  MLXN_TRY(detail::check_buffer(op, "y", s, y));
+  MLXN_TRY(detail::check_float(op, "x", x));
+  MLXN_TRY(detail::check_contiguous(op, "w", w));
+  MLXN_TRY(detail::check_contiguous(op, "ids", ids));
+  MLXN_TRY(detail::check_contiguous(op, "y", y));
+  if (w.rank() != 3) return invalid_argument(op, "w must be [E, N, K], got ", w.shape());
+  const DType tw = w.dtype();
+  const bool dense = tw == DType::F32 || tw == DType::F16 || tw == DType::BF16;
+  switch (tw) {
+    case DType::F32: case DType::F16: case DType::BF16:
+    case DType::Q4_0: case DType::Q4_1: case DType::Q5_0: case DType::Q5_1: case DType::Q8_0: case DType::Q2_K:
+    case DType::Q3_K: case DType::Q4_K: case DType::Q5_K: case DType::Q6_K: case DType::IQ4_NL: case DType::IQ4_XS:
+    case DType::MXFP4:
+      break;
+    default: return unsupported(op, "w has dtype ", tw, "; expected a GGML weight format, f32, f16 or bf16");
+  }
+  const int64_t E = w.shape()[0], N = w.shape()[1], K = w.shape()[2];
+  const auto& info = dtype_info(tw);
+  if (!dense && K % info.block_elems != 0)
+    return invalid_argument(op, "w has K = ", K, ", not a whole number of ", tw, " blocks of ", info.block_elems);
+  if (!dense && reinterpret_cast<uintptr_t>(w.data()) % 4 != 0)
+    return invalid_argument(op, "w data is not 4-byte aligned");
+  if (ids.dtype() != DType::I32) return invalid_argument(op, "ids have dtype ", ids.dtype(), "; expected i32");
+  if (ids.rank() != 2) return invalid_argument(op, "ids must be [T, k], got ", ids.shape());
+  const int64_t T = ids.shape()[0], k = ids.shape()[1];
+  kern::ExpertsParams kp;
+  if (x.rank() == 2) {
+    if (x.shape()[0] != T) return invalid_argument(op, "x has ", x.shape()[0], " rows, ids ", T);
+    MLXN_ASSIGN_OR_RETURN(auto xr, rows_of(op, "x", x));
+    kp.ldx = xr.second;
+  } else if (x.rank() == 3) {
+    if (x.shape()[0] != T || x.shape()[1] != k)
+      return invalid_argument(op, "x has shape ", x.shape(), "; expected [T, k, K] with [T, k] = ", ids.shape());
+    MLXN_TRY(detail::check_contiguous(op, "x", x));
+    kp.ldx = K;
+    kp.x_per_slot = true;
+  } else {
+    return invalid_argument(op, "x must be [T, K] or [T, k, K], got ", x.shape());
+  }
+  if (x.shape().back() != K) return invalid_argument(op, "x has ", x.shape().back(), " columns, w has K = ", K);
+  if (y.dtype() != x.dtype()) return unsupported(op, "y has dtype ", y.dtype(), "; expected x's (", x.dtype(), ")");
+  const Shape want{T, k, N};
+  if (y.shape() != want) return invalid_argument(op, "y has shape ", y.shape(), ", expected ", want);
+  for (const Buffer* b : {&x, &w, &ids})
+    if (y.range().overlaps(b->range())) return invalid_argument(op, "y overlaps an input");
+  kp.x = x.data();
+  kp.w = w.data();
+  kp.ids = static_cast<const int32_t*>(ids.data());
+  kp.y = y.data();
+  kp.tx = x.dtype();
+  kp.tw = tw;
+  kp.T = T;
+  kp.top_k = k;
+  kp.E = E;
+  kp.N = N;
+  kp.K = K;
+  kp.row_bytes = dense ? K * static_cast<int64_t>(dtype_size(tw)) : K / info.block_elems * info.block_bytes;
+  MLXN_TRY(s.device().kernels().require(op, KernelRegistry::key({tw, x.dtype()})));
+  const MemRange reads[3] = {x.range(), w.range(), ids.range()};
+  const MemRange writes[1] = {y.range()};
+  return s.record(op, reads, writes,
+                  [kp](const ExecContext& ctx) { return MLXN_BACKEND_CALL(matmul_experts, kp, ctx); });
+}
+
 Status matmul(Session& s, const Buffer& x, const Buffer& w, const Buffer& y) {
   constexpr std::string_view op = "matmul";
   MLXN_TRY(detail::check_buffer(op, "w", s, w));

@@ -13,8 +13,18 @@ namespace mlxn::ops {
 // IQ4_NL, IQ4_XS, MXFP4) holding its raw blocks, K a whole number of blocks, the data 4-byte aligned.
 // Accumulation is in f32 (float64 on the CPU reference, which dequantizes W exactly as quant::dequantize does).
 // Dense W: decode-sized M (<= 16) runs a bandwidth-bound kernel that reads W once per 8 rows of x; larger M runs a
-// tensor-core GEMM. Quantized W on CUDA: weights are decoded in registers and multiplied on the tensor cores with
-// x rounded to f16 (f32 / bf16 values beyond +-65504 saturate); W is read once per 16 rows of x.
+// tensor-core GEMM.
+// Quantized W on CUDA, M <= 4 (src/cuda/qgemv.cuh): each 32-element block b of a row of x is quantized to int8 as
+// ggml's q8_1 does (d_b = max|x| / 127, codes round(x / d_b)), so |x - xq| <= d_b / 2 per element, and the
+// products are exact integer dot products scaled in f32: |y - ref| <= sum_b (d_b / 2) sum_{k in b} |W(n, k)| plus
+// f32 rounding of the per-block terms and the output rounding. For Gaussian x that bound is about 1 % of
+// sum_k |x| |W(n, k)|, and the typical error about 0.5 % of the outputs' RMS (ggml's mmvq has the same error).
+// M > 4 (and K so large that M x K int8 codes do not fit shared memory): the weights are formed in f16 and
+// multiplied on the tensor cores with x rounded to f16 (f32 / bf16 values beyond +-65504 saturate); W is read once
+// per 16 rows of x.
+// The int8 kernel starts reading quantized W before it waits for the previous kernel in the stream (programmatic
+// dependent launch; weights are constants): W must not be the output of the op recorded immediately before this one
+// (upload it, or let any other op run in between; MLXN_PDL=0 turns the overlap off).
 Status matmul(Session& s, const Buffer& x, const Buffer& w, const Buffer& y);
 
 // An MLX affine-quantized linear weight (quant/affine.h): `packed` is the u32 tensor [N, K * bits / 32], `scales`
@@ -27,5 +37,15 @@ struct AffineWeight {
 
 // y = x W^T with an MLX affine weight; x and y as for matmul.
 Status matmul_affine(Session& s, const Buffer& x, const AffineWeight& w, const Buffer& y);
+
+// Expert-routed matmul (mixture of experts): for token t < T and slot j < k, with e = ids[t, j],
+//   y[t, j, n] = sum_k xr[k] * W[e, n, k],  xr = x[t, :] for x [T, K] (every slot of a token reads its row, as the
+//   gate / up projections do) or x[t, j, :] for x [T, k, K] (one input per slot, as the down projection has).
+// w: [E, N, K], a GGML weight format (as matmul: K a whole number of blocks, data 4-byte aligned) or f32 / f16 /
+// bf16. ids: [T, k] i32 on the device, read by the kernel (no host round trip; the launch does not depend on them, so
+// a captured graph replays with new ids). An id outside [0, E) gives a zero row of y. y: [T, k, N] in x's dtype,
+// contiguous. Accuracy: quantized w as matmul at M = 1 on CUDA (x quantized to int8 per 32-element block); float
+// w accumulates in f32; the CPU reference dequantizes exactly and accumulates in float64.
+Status matmul_experts(Session& s, const Buffer& x, const Buffer& w, const Buffer& ids, const Buffer& y);
 
 }  // namespace mlxn::ops

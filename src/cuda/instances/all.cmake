@@ -42,6 +42,26 @@ set(MLXN_CUDA_INSTANCE_SOURCES
   src/cuda/instances/qmatmul_affine_f16.cu
   src/cuda/instances/qmatmul_ggml_bf16.cu
   src/cuda/instances/qmatmul_affine_bf16.cu
+  src/cuda/instances/qgemv_q4_0.cu
+  src/cuda/instances/qgemv_q4_1.cu
+  src/cuda/instances/qgemv_q5_0.cu
+  src/cuda/instances/qgemv_q5_1.cu
+  src/cuda/instances/qgemv_q8_0.cu
+  src/cuda/instances/qgemv_q2_k.cu
+  src/cuda/instances/qgemv_q3_k.cu
+  src/cuda/instances/qgemv_q4_k.cu
+  src/cuda/instances/qgemv_q5_k.cu
+  src/cuda/instances/qgemv_q6_k.cu
+  src/cuda/instances/qgemv_iq4_nl.cu
+  src/cuda/instances/qgemv_iq4_xs.cu
+  src/cuda/instances/qgemv_mxfp4.cu
+  src/cuda/instances/qgemv_affine2.cu
+  src/cuda/instances/qgemv_affine3.cu
+  src/cuda/instances/qgemv_affine4.cu
+  src/cuda/instances/qgemv_affine5.cu
+  src/cuda/instances/qgemv_affine6.cu
+  src/cuda/instances/qgemv_affine8.cu
+  src/cuda/instances/matmul_experts_dense.cu
   src/cuda/instances/reduce_f32.cu
   src/cuda/instances/reduce_f16.cu
   src/cuda/instances/reduce_bf16.cu

@@ -1,0 +1,1066 @@
+// y = x W^T for decode-sized M (1..4; expert-routed slots), W in a GGML block format or MLX affine: x is quantized to
+// int8 inside the kernel and the products are integer dot products (dp4a) on the CUDA cores, as ggml's mmvq does.
+//
+// Why not the tensor-core kernel of qmatmul.cuh at M = 1: it forms every weight in f16 (about 25 instructions per
+// four weight pairs) and is bound by instruction issue at 14-40 % of copy bandwidth. Here one lane owns one 32-element
+// block of one row and spends about 35-45 instructions on it (counted per format below), which an H100 / H200 issues
+// faster than the memory delivers the block's 17-34 bytes.
+//
+// x: each 32-element block b of a row of x is quantized as ggml's q8_1: d = max|x| / 127, codes round(x / d) in
+// [-127, 127], and the sums of the codes (whole block and each half, times d). This happens in the kernel, into shared
+// memory (every block of the grid quantizes the x rows it needs; the grid is at most one block per SM, so that is
+// 132 copies of a 28 KB vector at K = 14336, hidden under the first weight stages in flight) rather than in a
+// pre-kernel: no workspace buffer, no second launch in the graph. |x - d q| <= d / 2 per element, so the result is
+// exact up to sum_b (d_b / 2) sum_{k in b} |W(n, k)| plus f32 rounding (include/mlxn/ops/matmul.h).
+//
+// W: a block of 32 weights is decoded to eight words of four byte codes q (unsigned, or signed for Q8_0 and the
+// table formats) with a scale d and an offset m per 16 or 32 elements, w = d q + m. Then
+//   sum_k w_k xq_k = d * (dx * dp4a(q, qx)) + m * (dx * sum qx)
+// so the offset costs one FMA with the stored code sum (Q4_0's -8, K-quant mins, MLX affine biases alike).
+//
+// Work layout. A block has 16 warps and stays on its SM (one block per SM, persistent over "rounds"). A warp owns a
+// group of 2 rows and a share of K: the 16 warps form 16 / KS row groups of KS warps each, the KS warps of a group
+// taking the 1024-element K steps kslot, kslot + KS, ... (KS in {1, 2, 4, 8, 16}, chosen per shape on the host so
+// that N = 1024 .. 151936 fills the SMs; see plan()). Per step, lane l handles 32-element block 32 step + l of both
+// rows. The weight bytes of a step are staged into the warp's own shared-memory ring (S stages of 16-byte cp.async
+// copies; GGML blocks are only 2-byte aligned, so lanes read their block from the staged copy with aligned word loads
+// and funnel shifts). The first S - 1 stages are issued before pdl_wait(): weights are constants, only x (and the
+// expert ids) come from the previous kernel. At the end of a round the warp's sums are reduced across lanes; with
+// KS > 1 the group's warps add their partials in shared memory in a fixed order (deterministic, no atomics).
+//
+// Shared memory: per row of x, 1024 code bytes per step laid out [half][lane][16 bytes] (lane-consecutive 16-byte
+// loads, no bank conflicts) and a float4 per block {d, d * sum, d * sum of positions 0-15, d * sum of 16-31}; then
+// the warps' weight rings.
+#pragma once
+
+#include <algorithm>
+
+#include "cuda/qmatmul.cuh"
+
+namespace mlxn::cuda::qgv {
+
+using qmm::byte_of;
+using qmm::byte_of3;
+using qmm::e8m0_half;
+using qmm::f16_bits;
+using qmm::k4_scale_min;
+using qmm::kLow4;
+using qmm::ld16;
+using qmm::ld32;
+using qmm::ld8;
+using qmm::load_words;
+using qmm::lookup16;
+using qmm::spread_bit4;
+
+// Tuning (H100 / H200, 132 SMs; none of it measured yet):
+// - 16 warps, one block per SM: the x quantization is paid once per SM rather than per block of rows (8 warps and two
+//   blocks per SM would double it); a persistent grid keeps that true at N = 151936.
+// - 2 rows per warp: the x loads (3 per block and row of x) are shared by both rows, and two independent decodes give
+//   the scheduler ILP; 4 rows would leave N = 4096 with too few row groups (1024 for 2112 warps) to balance.
+// - 1024-element steps: one 32-element block per lane (dp4a route: whole blocks, no cross-lane scale exchange).
+// - M <= 4 only: x for M rows takes 1.5 M bytes per element of K of shared memory (86 KB at M = 4, K = 14336); M = 8
+//   or 16 would not fit beside the rings and wants x pre-quantized in a global workspace (a second launch) feeding
+//   an int8 mma.sync m16n8k32 kernel: not built; M > 4 runs the tensor-core kernel of qmatmul.cuh.
+inline constexpr int kWarps = 16, kThreads = kWarps * 32;
+inline constexpr int kRows = 2;                 // rows of W per warp
+inline constexpr int kStep = 1024;              // elements of K per warp step: 32 lanes x 32
+inline constexpr int kStageBudget = 96 * 1024;  // shared memory for the weight rings of one block
+
+// One lane's decoded block: byte j of q[i] pairs with x position 4 i + j; d / m per half (positions 0-15, 16-31)
+// when the format has 16-element scales, else d[0] / m[0] for all 32.
+struct Dec {
+  uint32_t q[8];
+  float d[2], m[2];
+};
+
+// The staged bytes of one row for one step: up to three byte ranges (MLX affine: codes, scales, biases).
+struct Staged {
+  const uint8_t* p[3];
+  int64_t step;
+};
+struct Range {
+  const uint8_t* src;
+  int64_t bytes;
+};
+
+// 16 signed table values as four words of bytes (for lookup16).
+template <const int8_t (&V)[16]>
+struct STable16 {
+  static constexpr uint32_t word(int i) {
+    return static_cast<uint32_t>(static_cast<uint8_t>(V[4 * i])) |
+           static_cast<uint32_t>(static_cast<uint8_t>(V[4 * i + 1])) << 8 |
+           static_cast<uint32_t>(static_cast<uint8_t>(V[4 * i + 2])) << 16 |
+           static_cast<uint32_t>(static_cast<uint8_t>(V[4 * i + 3])) << 24;
+  }
+  __device__ static __forceinline__ uint32_t map(uint32_t idx) {
+    return lookup16(idx, word(0), word(1), word(2), word(3));
+  }
+};
+
+// A block of a 2-byte header and NW words at a 2-byte aligned address: NW + 1 aligned word loads cover it exactly
+// (one fewer than loading the header and the words apart), then funnel shifts by 16 or 0 bits.
+template <int NW>
+__device__ __forceinline__ uint32_t load_block(const uint8_t* p, uint32_t (&out)[NW]) {
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  const uint32_t* base = reinterpret_cast<const uint32_t*>(a & ~uintptr_t{3});
+  const uint32_t sh = static_cast<uint32_t>(a & 2) * 8;  // 0 or 16
+  uint32_t w[NW + 1];
+#pragma unroll
+  for (int i = 0; i <= NW; ++i) w[i] = base[i];
+#pragma unroll
+  for (int i = 0; i < NW; ++i) out[i] = __funnelshift_rc(w[i], w[i + 1], 16 + sh);  // 32 clamps to w[i + 1]
+  return (w[0] >> sh) & 0xFFFFu;
+}
+
+// ---- formats: decoders to int8 ----
+// A format gives kSpan (elements of one stored block: 32 or 256), kBytes, kSigned (codes are int8), kHasMin,
+// kSplit16, pos(e) (where element e of a 32-block sits among the x positions; natural order unless the packing is
+// cheaper to decode another way), the staged ranges and decode(). Instruction counts are per lane and row.
+template <DType T>
+struct I8;
+
+struct GgmlBase {
+  static constexpr int kRanges = 1;
+  static constexpr bool kSigned = false, kHasMin = true, kSplit16 = false;
+  __host__ __device__ static constexpr int pos(int e) { return e; }
+};
+
+// Bytes of one step of one row, and the staged ranges, for a GGML format F.
+template <typename F>
+struct GgmlStage {
+  static constexpr int kChunk = kStep / F::kSpan * F::kBytes;
+  __host__ __device__ static constexpr int cap(int) { return kChunk; }
+  __device__ void ranges(const kern::QMatmulParams& p, const uint8_t* w, int64_t row, int64_t step,
+                         Range (&r)[1]) const {
+    const int64_t off = step * kChunk;
+    r[0].src = w + row * p.row_bytes + off;
+    r[0].bytes = min(static_cast<int64_t>(kChunk), p.row_bytes - off);
+  }
+};
+
+// Q4_0: d (f16), 16 bytes: element e low nibble of byte e, e + 16 high. ~20 instructions: 5 lds + 4 funnel shifts,
+// 8 and / shift-and, header shift + cvt, 1 mul. Shared memory: the lanes' 18-byte stride makes each word load about
+// 5-way bank conflicted, ~25 wavefronts per row and step (576 bytes); with the copies in and the x loads, about 17
+// bytes of weights per wavefront, close to the ~16 per clock an H200 SM needs: a profile should check this.
+template <>
+struct I8<DType::Q4_0> : GgmlBase {
+  static constexpr int kSpan = 32, kBytes = 18;
+  __device__ static Dec decode(const Staged& s, int lane) {
+    uint32_t w[4];
+    const uint32_t h = load_block(s.p[0] + lane * kBytes, w);
+    Dec r;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) r.q[i] = w[i] & kLow4, r.q[4 + i] = (w[i] >> 4) & kLow4;
+    r.d[0] = f16_bits(h);
+    r.m[0] = -8.0f * r.d[0];
+    return r;
+  }
+};
+
+// Q4_1: d, m (f16), 16 bytes; blocks of 20 bytes keep rows 4-byte aligned: plain word loads (~16 instructions).
+template <>
+struct I8<DType::Q4_1> : GgmlBase {
+  static constexpr int kSpan = 32, kBytes = 20;
+  __device__ static Dec decode(const Staged& s, int lane) {
+    const uint8_t* p = s.p[0] + lane * kBytes;
+    Dec r;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const uint32_t w = ld32(p + 4 + 4 * i);
+      r.q[i] = w & kLow4, r.q[4 + i] = (w >> 4) & kLow4;
+    }
+    const uint32_t dm = ld32(p);
+    r.d[0] = f16_bits(dm);
+    r.m[0] = f16_bits(dm >> 16);
+    return r;
+  }
+};
+
+// Q5_0: d, qh (bit e = fifth bit of element e), 16 bytes of nibbles; codes 0..31, offset -16 (~36 instructions).
+template <>
+struct I8<DType::Q5_0> : GgmlBase {
+  static constexpr int kSpan = 32, kBytes = 22;
+  __device__ static Dec decode(const Staged& s, int lane) {
+    uint32_t w[5];
+    const uint32_t hd = load_block(s.p[0] + lane * kBytes, w);
+    Dec r;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      r.q[i] = (w[1 + i] & kLow4) | spread_bit4((w[0] >> (4 * i)) & 0xFu);
+      r.q[4 + i] = ((w[1 + i] >> 4) & kLow4) | spread_bit4((w[0] >> (16 + 4 * i)) & 0xFu);
+    }
+    r.d[0] = f16_bits(hd);
+    r.m[0] = -16.0f * r.d[0];
+    return r;
+  }
+};
+
+template <>
+struct I8<DType::Q5_1> : GgmlBase {
+  static constexpr int kSpan = 32, kBytes = 24;
+  __device__ static Dec decode(const Staged& s, int lane) {
+    const uint8_t* p = s.p[0] + lane * kBytes;
+    const uint32_t h = ld32(p + 4);
+    Dec r;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const uint32_t w = ld32(p + 8 + 4 * i);
+      r.q[i] = (w & kLow4) | spread_bit4((h >> (4 * i)) & 0xFu);
+      r.q[4 + i] = ((w >> 4) & kLow4) | spread_bit4((h >> (16 + 4 * i)) & 0xFu);
+    }
+    const uint32_t dm = ld32(p);
+    r.d[0] = f16_bits(dm);
+    r.m[0] = f16_bits(dm >> 16);
+    return r;
+  }
+};
+
+// Q8_0: the codes are the bytes (signed); ~20 instructions (9 lds + 8 funnel shifts + scale).
+template <>
+struct I8<DType::Q8_0> : GgmlBase {
+  static constexpr int kSpan = 32, kBytes = 34;
+  static constexpr bool kSigned = true, kHasMin = false;
+  __device__ static Dec decode(const Staged& s, int lane) {
+    Dec r;
+    r.d[0] = f16_bits(load_block(s.p[0] + lane * kBytes, r.q));
+    r.m[0] = 0.0f;
+    return r;
+  }
+};
+
+// IQ4_NL: Q4_0's layout, codes through the 16-entry table (two byte permutes and a select per word: ~44).
+template <>
+struct I8<DType::IQ4_NL> : GgmlBase {
+  static constexpr int kSpan = 32, kBytes = 18;
+  static constexpr bool kSigned = true, kHasMin = false;
+  __device__ static Dec decode(const Staged& s, int lane) {
+    uint32_t w[4];
+    const uint32_t h = load_block(s.p[0] + lane * kBytes, w);
+    Dec r;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      r.q[i] = STable16<quant::kIQ4NLValues>::map(w[i] & kLow4);
+      r.q[4 + i] = STable16<quant::kIQ4NLValues>::map((w[i] >> 4) & kLow4);
+    }
+    r.d[0] = f16_bits(h);
+    r.m[0] = 0.0f;
+    return r;
+  }
+};
+
+// MXFP4: E8M0 scale byte, 16 bytes of E2M1 codes (ggml's doubled table with a halved scale).
+template <>
+struct I8<DType::MXFP4> : GgmlBase {
+  static constexpr int kSpan = 32, kBytes = 17;
+  static constexpr bool kSigned = true, kHasMin = false;
+  __device__ static Dec decode(const Staged& s, int lane) {
+    const uint8_t* p = s.p[0] + lane * kBytes;
+    uint32_t w[4];
+    load_words(p + 1, w);
+    Dec r;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      r.q[i] = STable16<quant::kMXFP4Values>::map(w[i] & kLow4);
+      r.q[4 + i] = STable16<quant::kMXFP4Values>::map((w[i] >> 4) & kLow4);
+    }
+    r.d[0] = e8m0_half(ld8(p));
+    r.m[0] = 0.0f;
+    return r;
+  }
+};
+
+// ---- K formats: eight lanes share a 256-element super-block, lane & 7 = sub-block j of 32 elements ----
+
+// Q2_K: sub-block j = 4 h + g: bits 2 g of qs[32 h + l]; scale bytes 2 j (l < 16) and 2 j + 1 (low nibble scale,
+// high nibble min) under d and dmin. ~30 instructions.
+template <>
+struct I8<DType::Q2_K> : GgmlBase {
+  static constexpr int kSpan = 256, kBytes = 84;
+  static constexpr bool kSplit16 = true;
+  __device__ static Dec decode(const Staged& s, int lane) {
+    const uint8_t* p = s.p[0] + (lane >> 3) * kBytes;
+    const int j = lane & 7, h = j >> 2, g = j & 3;
+    Dec r;
+#pragma unroll
+    for (int i = 0; i < 8; ++i) r.q[i] = (ld32(p + 16 + 32 * h + 4 * i) >> (2 * g)) & 0x03030303u;
+    const uint32_t sc = ld16(p + 2 * j);
+    const uint32_t dd = ld32(p + 80);
+    const float d = f16_bits(dd), dmin = f16_bits(dd >> 16);
+#pragma unroll
+    for (int t = 0; t < 2; ++t) {
+      const uint32_t b = byte_of(sc, t);
+      r.d[t] = d * static_cast<float>(b & 0xF);
+      r.m[t] = -dmin * static_cast<float>(b >> 4);
+    }
+    return r;
+  }
+};
+
+// Q3_K: low two bits as Q2_K (qs at 32), the third is bit j of hmask[l] (set: +0, clear: -4), so the code
+// low | hbit << 2 is 0..7 with offset -4 * scale; 16 six-bit scales minus 32, index 2 j + (l >= 16). ~60
+// instructions (its 110-byte blocks are 2-byte aligned).
+template <>
+struct I8<DType::Q3_K> : GgmlBase {
+  static constexpr int kSpan = 256, kBytes = 110;
+  static constexpr bool kSplit16 = true;
+  __device__ static Dec decode(const Staged& s, int lane) {
+    const uint8_t* p = s.p[0] + (lane >> 3) * kBytes;
+    const int j = lane & 7, h = j >> 2, g = j & 3;
+    uint32_t q[8], hm[8], sc[3];
+    load_words(p + 32 + 32 * h, q);
+    load_words(p, hm);
+    load_words(p + 96, sc);
+    Dec r;
+#pragma unroll
+    for (int i = 0; i < 8; ++i) r.q[i] = ((q[i] >> (2 * g)) & 0x03030303u) | (((hm[i] >> j) & 0x01010101u) << 2);
+    const float d = f16_bits(ld16(p + 108));
+#pragma unroll
+    for (int t = 0; t < 2; ++t) {
+      const int idx = 2 * j + t;
+      const uint32_t lo = (byte_of3(sc, idx % 8) >> (4 * (idx / 8))) & 0xF;
+      const uint32_t hi = (byte_of3(sc, 8 + idx % 4) >> (2 * (idx / 4))) & 0x3;
+      r.d[t] = d * static_cast<float>(static_cast<int>(lo | (hi << 4)) - 32);
+      r.m[t] = -4.0f * r.d[t];
+    }
+    return r;
+  }
+};
+
+// Q4_K: sub-block j is nibble j % 2 of qs[32 (j / 2) + l]; six-bit scale and min j. ~30 instructions.
+template <>
+struct I8<DType::Q4_K> : GgmlBase {
+  static constexpr int kSpan = 256, kBytes = 144;
+  __device__ static Dec decode(const Staged& s, int lane) {
+    const uint8_t* p = s.p[0] + (lane >> 3) * kBytes;
+    const int j = lane & 7;
+    Dec r;
+#pragma unroll
+    for (int i = 0; i < 8; ++i) r.q[i] = (ld32(p + 16 + 32 * (j >> 1) + 4 * i) >> (4 * (j & 1))) & kLow4;
+    const uint32_t sc[3] = {ld32(p + 4), ld32(p + 8), ld32(p + 12)};
+    uint32_t sd, sm;
+    k4_scale_min(sc, j, sd, sm);
+    const uint32_t dd = ld32(p);
+    r.d[0] = f16_bits(dd) * static_cast<float>(sd);
+    r.m[0] = -f16_bits(dd >> 16) * static_cast<float>(sm);
+    return r;
+  }
+};
+
+// Q5_K: Q4_K plus the fifth bit, bit j of qh[l].
+template <>
+struct I8<DType::Q5_K> : GgmlBase {
+  static constexpr int kSpan = 256, kBytes = 176;
+  __device__ static Dec decode(const Staged& s, int lane) {
+    const uint8_t* p = s.p[0] + (lane >> 3) * kBytes;
+    const int j = lane & 7;
+    Dec r;
+#pragma unroll
+    for (int i = 0; i < 8; ++i) {
+      const uint32_t nib = (ld32(p + 48 + 32 * (j >> 1) + 4 * i) >> (4 * (j & 1))) & kLow4;
+      r.q[i] = nib | (((ld32(p + 16 + 4 * i) >> j) & 0x01010101u) << 4);
+    }
+    const uint32_t sc[3] = {ld32(p + 4), ld32(p + 8), ld32(p + 12)};
+    uint32_t sd, sm;
+    k4_scale_min(sc, j, sd, sm);
+    const uint32_t dd = ld32(p);
+    r.d[0] = f16_bits(dd) * static_cast<float>(sd);
+    r.m[0] = -f16_bits(dd >> 16) * static_cast<float>(sm);
+    return r;
+  }
+};
+
+// Q6_K: sub-block j = 4 h + t: low four bits nibble t / 2 of ql[64 h + 32 (t % 2) + l], high two bits 2 t of
+// qh[32 h + l]; codes 0..63, offset -32 * scale; int8 scales 2 j and 2 j + 1 per 16. ~50 instructions (2-byte
+// aligned blocks).
+template <>
+struct I8<DType::Q6_K> : GgmlBase {
+  static constexpr int kSpan = 256, kBytes = 210;
+  static constexpr bool kSplit16 = true;
+  __device__ static Dec decode(const Staged& s, int lane) {
+    const uint8_t* p = s.p[0] + (lane >> 3) * kBytes;
+    const int j = lane & 7, h = j >> 2, t = j & 3;
+    uint32_t ql[8], qh[8];
+    load_words(p + 64 * h + 32 * (t & 1), ql);
+    load_words(p + 128 + 32 * h, qh);
+    Dec r;
+#pragma unroll
+    for (int i = 0; i < 8; ++i)
+      r.q[i] = ((ql[i] >> (4 * (t >> 1))) & kLow4) | (((qh[i] >> (2 * t)) & 0x03030303u) << 4);
+    const uint32_t sc = ld16(p + 192 + 2 * j);
+    const float d = f16_bits(ld16(p + 208));
+#pragma unroll
+    for (int u = 0; u < 2; ++u) {
+      r.d[u] = d * static_cast<float>(static_cast<int8_t>(byte_of(sc, u)));
+      r.m[u] = -32.0f * r.d[u];
+    }
+    return r;
+  }
+};
+
+// IQ4_XS: sub-block j has IQ4_NL's nibble layout in qs[16 j ..], scale ((scales_l nibble) | (scales_h 2 bits) << 4)
+// - 32 under the f16 d.
+template <>
+struct I8<DType::IQ4_XS> : GgmlBase {
+  static constexpr int kSpan = 256, kBytes = 136;
+  static constexpr bool kSigned = true, kHasMin = false;
+  __device__ static Dec decode(const Staged& s, int lane) {
+    const uint8_t* p = s.p[0] + (lane >> 3) * kBytes;
+    const int j = lane & 7;
+    Dec r;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const uint32_t w = ld32(p + 8 + 16 * j + 4 * i);
+      r.q[i] = STable16<quant::kIQ4NLValues>::map(w & kLow4);
+      r.q[4 + i] = STable16<quant::kIQ4NLValues>::map((w >> 4) & kLow4);
+    }
+    const uint32_t hdr = ld32(p), sl = ld32(p + 4);
+    const uint32_t lo = (byte_of(sl, j / 2) >> (4 * (j % 2))) & 0xF;
+    const uint32_t hi = ((hdr >> 16) >> (2 * j)) & 0x3;
+    r.d[0] = f16_bits(hdr) * static_cast<float>(static_cast<int>(lo | (hi << 4)) - 32);
+    r.m[0] = 0.0f;
+    return r;
+  }
+};
+
+// GGML formats through one interface (decode is static; ranges needs the row stride).
+template <DType T>
+struct Ggml : I8<T>, GgmlStage<I8<T>> {};
+
+// MLX affine, BITS-bit codes little-endian in u32 words, one scale and bias per group (a multiple of 32 elements).
+// The lane's 32 codes are BITS aligned words. 4 and 2 bits decode with one shift-and per output word when x is laid
+// out in the order the masks produce (pos()); 3, 5 and 6 bits keep the natural order and extract fields (~5
+// instructions per output word). 8 bits are the bytes.
+template <int BITS, typename Ts>
+struct Affine {
+  static constexpr int kSpan = 32, kRanges = 3;
+  static constexpr bool kSigned = false, kHasMin = true, kSplit16 = false;
+  static constexpr int kChunk = kStep / 8 * BITS;
+  // Most bytes of a step: the codes; up to 32 groups' scales and biases.
+  __host__ __device__ static constexpr int cap(int t) {
+    return t == 0 ? kChunk : kStep / 32 * static_cast<int>(sizeof(Ts));
+  }
+  int group;
+  // Element e of a block: 4 bits: word e / 8 of the codes, nibble e % 8 -> output word 2 (e / 8) + e % 2, byte
+  // (e % 8) / 2. 2 bits: word e / 16, field e % 16 -> output word 4 (e / 16) + e % 4, byte (e % 16) / 4.
+  __host__ __device__ static constexpr int pos(int e) {
+    if (BITS == 4) return 4 * (2 * (e / 8) + e % 2) + (e % 8) / 2;
+    if (BITS == 2) return 4 * (4 * (e / 16) + e % 4) + (e % 16) / 4;
+    return e;
+  }
+  __device__ void ranges(const kern::QMatmulParams& p, const uint8_t* w, int64_t row, int64_t step,
+                         Range (&r)[3]) const {
+    const int64_t off = step * kChunk;
+    r[0].src = w + row * p.row_bytes + off;
+    r[0].bytes = min(static_cast<int64_t>(kChunk), p.row_bytes - off);
+    const int64_t groups = p.K / group;
+    const int64_t g0 = step * kStep / group;
+    const int64_t g1 = min((step * kStep + kStep - 1) / group, groups - 1);
+    const int64_t base = (row * groups + g0) * static_cast<int64_t>(sizeof(Ts));
+    r[1].src = static_cast<const uint8_t*>(p.scales) + base;
+    r[2].src = static_cast<const uint8_t*>(p.biases) + base;
+    r[1].bytes = r[2].bytes = (g1 - g0 + 1) * static_cast<int64_t>(sizeof(Ts));
+  }
+  __device__ Dec decode(const Staged& s, int lane) const {
+    const uint32_t* v = reinterpret_cast<const uint32_t*>(s.p[0] + 4 * BITS * lane);
+    uint32_t w[BITS];
+#pragma unroll
+    for (int i = 0; i < BITS; ++i) w[i] = v[i];
+    Dec r;
+    if constexpr (BITS == 8) {
+#pragma unroll
+      for (int i = 0; i < 8; ++i) r.q[i] = w[i];
+    } else if constexpr (BITS == 4) {
+#pragma unroll
+      for (int i = 0; i < 4; ++i) r.q[2 * i] = w[i] & kLow4, r.q[2 * i + 1] = (w[i] >> 4) & kLow4;
+    } else if constexpr (BITS == 2) {
+#pragma unroll
+      for (int i = 0; i < 2; ++i)
+#pragma unroll
+        for (int t = 0; t < 4; ++t) r.q[4 * i + t] = (w[i] >> (2 * t)) & 0x03030303u;
+    } else {
+      constexpr uint32_t mask = (1u << BITS) - 1;
+#pragma unroll
+      for (int i = 0; i < 8; ++i) {
+        const int bit = 4 * BITS * i, wi = bit / 32, off = bit % 32;
+        uint32_t c = w[wi] >> off;
+        if (off + 4 * BITS > 32) c |= w[wi + 1] << (32 - off);
+        r.q[i] = (c & mask) | ((c >> BITS) & mask) << 8 | ((c >> (2 * BITS)) & mask) << 16 |
+                 ((c >> (3 * BITS)) & mask) << 24;
+      }
+    }
+    const int64_t k = s.step * kStep + 32 * lane;
+    const int64_t gi = k / group - s.step * kStep / group;
+    r.d[0] = to_f32(reinterpret_cast<const Ts*>(s.p[1])[gi]);
+    r.m[0] = to_f32(reinterpret_cast<const Ts*>(s.p[2])[gi]);
+    return r;
+  }
+};
+
+// ---- shared-memory geometry ----
+// A staged range: its capacity plus up to 15 bytes of misalignment, whole 16-byte pieces, plus 16 bytes that the
+// funnel-shift loads may touch past the end.
+__host__ __device__ constexpr int range_pieces(int cap) { return (cap + 30) / 16; }
+__host__ __device__ constexpr int range_stride(int cap) { return range_pieces(cap) * 16 + 16; }
+
+template <typename F>
+struct Geometry {
+  static constexpr int offset(int j) {
+    int o = 0;
+    for (int i = 0; i < j; ++i) o += range_stride(F::cap(i));
+    return o;
+  }
+  static constexpr int kRegion = offset(F::kRanges);  // one row's bytes of one stage
+  static constexpr int kStageWarp = kRows * kRegion;  // one warp's bytes of one stage
+  static constexpr int kStagesFit = kStageBudget / (kWarps * kStageWarp);
+  // Two stages at least (one in flight while one is used), four at most (three in flight: 55 KB per SM for Q4_0,
+  // well past the ~32 KB the H100 / H200 need to cover DRAM latency).
+  static constexpr int kStages = kStagesFit < 2 ? 2 : kStagesFit > 4 ? 4 : kStagesFit;
+  static constexpr int kStageBytes = kStages * kWarps * kStageWarp;
+};
+
+// Dynamic shared memory of a launch: the quantized x rows and the weight rings.
+template <typename F>
+constexpr int64_t smem_bytes(int mt, int64_t nsteps) {
+  return mt * nsteps * (kStep + 32 * 16) + Geometry<F>::kStageBytes;
+}
+
+// ---- integer dot products ----
+__device__ __forceinline__ int dp4a_us(uint32_t a, uint32_t b, int c) {
+  int d;
+  asm("dp4a.u32.s32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
+  return d;
+}
+__device__ __forceinline__ int dp4a_ss(uint32_t a, uint32_t b, int c) {
+  int d;
+  asm("dp4a.s32.s32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
+  return d;
+}
+template <bool kSigned>
+__device__ __forceinline__ int dp4(uint32_t a, uint32_t b, int c) {
+  if constexpr (kSigned) return dp4a_ss(a, b, c);
+  return dp4a_us(a, b, c);
+}
+
+// acc += sum over the block of (d q + m) * xq. 8 dp4a, then 4 (one scale) or 7 (two) float instructions.
+template <typename F>
+__device__ __forceinline__ void block_dot(const Dec& w, const uint4& xa, const uint4& xb, const float4& xi,
+                                          float& acc) {
+  int s0 = dp4<F::kSigned>(w.q[0], xa.x, 0);
+  s0 = dp4<F::kSigned>(w.q[1], xa.y, s0);
+  s0 = dp4<F::kSigned>(w.q[2], xa.z, s0);
+  s0 = dp4<F::kSigned>(w.q[3], xa.w, s0);
+  if constexpr (F::kSplit16) {
+    int s1 = dp4<F::kSigned>(w.q[4], xb.x, 0);
+    s1 = dp4<F::kSigned>(w.q[5], xb.y, s1);
+    s1 = dp4<F::kSigned>(w.q[6], xb.z, s1);
+    s1 = dp4<F::kSigned>(w.q[7], xb.w, s1);
+    const float t = fmaf(w.d[0], static_cast<float>(s0), w.d[1] * static_cast<float>(s1));
+    acc = fmaf(xi.x, t, acc);
+    acc = fmaf(w.m[0], xi.z, acc);
+    acc = fmaf(w.m[1], xi.w, acc);
+  } else {
+    s0 = dp4<F::kSigned>(w.q[4], xb.x, s0);
+    s0 = dp4<F::kSigned>(w.q[5], xb.y, s0);
+    s0 = dp4<F::kSigned>(w.q[6], xb.z, s0);
+    s0 = dp4<F::kSigned>(w.q[7], xb.w, s0);
+    acc = fmaf(w.d[0], xi.x * static_cast<float>(s0), acc);
+    if constexpr (F::kHasMin) acc = fmaf(w.m[0], xi.y, acc);
+  }
+}
+
+// ---- x quantization (prologue) ----
+// Quantizes `rows` rows of x (MT slots; slots past `rows` and blocks past K are zero) into xq / xinfo. One thread per
+// 32-element block: 32 loads-and-converts, 32 max, 32 (mul, round), 32 byte inserts, 2 stores.
+template <typename F, int MT>
+__device__ void quantize_x(const void* x, DType tx, int64_t ldx, int rows, int64_t K, int nsteps, uint8_t* xq,
+                           float4* xinfo) {
+  const int64_t nblk = K / 32;
+  const int nb = nsteps * 32;
+  const size_t esize = tx == DType::F32 ? 4 : 2;
+  const bool vec = (reinterpret_cast<uintptr_t>(x) % 16) == 0 && (ldx * esize) % 16 == 0;
+  for (int it = threadIdx.x; it < MT * nb; it += kThreads) {
+    const int mt = it / nb, b = it % nb;
+    float v[32];
+    if (mt < rows && b < nblk) {
+      const int64_t off = mt * ldx + 32 * static_cast<int64_t>(b);
+      if (tx == DType::F32) {
+        const float* src = static_cast<const float*>(x) + off;
+        if (vec) {
+#pragma unroll
+          for (int i = 0; i < 8; ++i) {
+            const float4 f = __ldg(reinterpret_cast<const float4*>(src) + i);
+            v[4 * i] = f.x, v[4 * i + 1] = f.y, v[4 * i + 2] = f.z, v[4 * i + 3] = f.w;
+          }
+        } else {
+#pragma unroll
+          for (int i = 0; i < 32; ++i) v[i] = src[i];
+        }
+      } else {
+        const uint16_t* src = static_cast<const uint16_t*>(x) + off;
+        const bool bf = tx == DType::BF16;
+        auto cv = [bf](uint32_t h) {
+          return bf ? __uint_as_float(h << 16) : __half2float(__ushort_as_half(static_cast<unsigned short>(h)));
+        };
+        if (vec) {
+#pragma unroll
+          for (int i = 0; i < 4; ++i) {
+            const uint4 u = __ldg(reinterpret_cast<const uint4*>(src) + i);
+            const uint32_t wd[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+            for (int k = 0; k < 4; ++k) v[8 * i + 2 * k] = cv(wd[k] & 0xFFFFu), v[8 * i + 2 * k + 1] = cv(wd[k] >> 16);
+          }
+        } else {
+#pragma unroll
+          for (int i = 0; i < 32; ++i) v[i] = cv(src[i]);
+        }
+      }
+    } else {
+#pragma unroll
+      for (int i = 0; i < 32; ++i) v[i] = 0.0f;
+    }
+    float amax = 0.0f;
+#pragma unroll
+    for (int i = 0; i < 32; ++i) amax = fmaxf(amax, fabsf(v[i]));
+    const float d = amax / 127.0f;
+    const float id = amax > 0.0f ? 127.0f / amax : 0.0f;
+    uint32_t w[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int s_lo = 0, s_hi = 0;
+#pragma unroll
+    for (int e = 0; e < 32; ++e) {
+      const int q = __float2int_rn(v[e] * id);
+      const int ps = F::pos(e);
+      w[ps / 4] |= (static_cast<uint32_t>(q) & 0xFFu) << (8 * (ps % 4));
+      if (ps < 16)
+        s_lo += q;
+      else
+        s_hi += q;
+    }
+    uint8_t* dst = xq + (static_cast<int64_t>(mt) * nsteps + b / 32) * kStep + (b % 32) * 16;
+    *reinterpret_cast<uint4*>(dst) = make_uint4(w[0], w[1], w[2], w[3]);
+    *reinterpret_cast<uint4*>(dst + kStep / 2) = make_uint4(w[4], w[5], w[6], w[7]);
+    xinfo[static_cast<int64_t>(mt) * nb + b] =
+        make_float4(d, d * static_cast<float>(s_lo + s_hi), d * static_cast<float>(s_lo), d * static_cast<float>(s_hi));
+  }
+}
+
+// Sum of each of NV values over the warp's lanes (NV a power of two <= 32): halves of the set are exchanged rather
+// than every value reduced separately (NV / 2 + ... + 1 shuffles, then 5 - log2(NV) for the rest). Afterwards every
+// lane holds the full sum of value lane >> (5 - log2(NV)).
+template <int NV>
+__device__ __forceinline__ float warp_sum_many(float (&v)[NV], int lane) {
+  int n = NV, o = 16;
+#pragma unroll
+  for (; n > 1; n >>= 1, o >>= 1) {
+    const bool up = lane & o;
+#pragma unroll
+    for (int i = 0; i < n / 2; ++i) {
+      const float send = up ? v[i] : v[i + n / 2];
+      const float keep = up ? v[i + n / 2] : v[i];
+      v[i] = keep + __shfl_xor_sync(0xffffffffu, send, o);
+    }
+  }
+  float r = v[0];
+#pragma unroll
+  for (; o > 0; o >>= 1) r += __shfl_xor_sync(0xffffffffu, r, o);
+  return r;
+}
+
+template <int NV>
+constexpr int log2i() {
+  return NV <= 1 ? 0 : 1 + log2i<NV / 2>();
+}
+
+// Expert routing of one launch (ids == nullptr: a plain matmul).
+struct Route {
+  const int32_t* ids = nullptr;  // [slots], the expert of slot blockIdx.z
+  int64_t n_experts = 0;
+  int64_t expert_bytes = 0;  // bytes of one expert's W (affine: unused)
+  int64_t x_div = 1;         // x row of slot z is z / x_div
+};
+
+template <typename Tx>
+__device__ __forceinline__ void store_y(void* y, int64_t i, float v) {
+  static_cast<Tx*>(y)[i] = from_f32<Tx>(v);
+}
+__device__ __forceinline__ void store_any(void* y, DType t, int64_t i, float v) {
+  if (t == DType::F32)
+    store_y<float>(y, i, v);
+  else if (t == DType::F16)
+    store_y<__half>(y, i, v);
+  else
+    store_y<__nv_bfloat16>(y, i, v);
+}
+
+// The kernel. MT: x rows per launch (1, 2, 4; rows past M are zero). ks: warps per row group (divides 16).
+template <typename F, int MT>
+__global__ void __launch_bounds__(kThreads, 1) qgemv_kernel(kern::QMatmulParams p, F fmt, Route route, int ks) {
+  using G = Geometry<F>;
+  constexpr int S = G::kStages;
+  constexpr int NV = kRows * MT;
+  __shared__ float partial[kWarps][NV];
+  extern __shared__ __align__(16) uint8_t smem[];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int kslot = warp % ks, gslot = warp / ks, gpb = kWarps / ks;
+  const int nsteps = static_cast<int>((p.K + kStep - 1) / kStep);
+  const int64_t nblk = p.K / 32;
+  const int ipr = kslot < nsteps ? (nsteps - kslot + ks - 1) / ks : 0;  // steps per round of this warp
+  const int64_t rowgroups = (p.N + kRows - 1) / kRows;
+  const int64_t brounds = (rowgroups + gpb - 1) / gpb;
+  const int rounds = static_cast<int>((brounds - blockIdx.x + gridDim.x - 1) / gridDim.x);
+  const int nitems = rounds * ipr;
+  uint8_t* xq = smem;
+  float4* xinfo = reinterpret_cast<float4*>(smem + static_cast<int64_t>(MT) * nsteps * kStep);
+  uint8_t* ring = smem + static_cast<int64_t>(MT) * nsteps * (kStep + 32 * 16) + warp * S * G::kStageWarp;
+  const int64_t z = blockIdx.z;
+
+  const uint8_t* wbase = static_cast<const uint8_t*>(p.w);
+  auto group_of = [&](int round) { return (static_cast<int64_t>(round) * gridDim.x + blockIdx.x) * gpb + gslot; };
+  // Copies the rows of item i (round i / ipr, step kslot + (i % ipr) ks) into ring slot i % S.
+  auto stage = [&](int round, int j, int slot) {
+    const int64_t rg = group_of(round);
+    if (rg >= rowgroups) return;
+    const int64_t step = kslot + static_cast<int64_t>(j) * ks;
+    uint8_t* dst0 = ring + slot * G::kStageWarp;
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) {
+      const int64_t row = min(rg * kRows + r, p.N - 1);  // rows past N repeat the last; never stored
+      Range rr[F::kRanges];
+      fmt.ranges(p, wbase, row, step, rr);
+#pragma unroll
+      for (int t = 0; t < F::kRanges; ++t) {
+        const uint8_t* a = reinterpret_cast<const uint8_t*>(reinterpret_cast<uintptr_t>(rr[t].src) & ~uintptr_t{15});
+        const uint8_t* end = rr[t].src + rr[t].bytes;
+        uint8_t* dst = dst0 + r * G::kRegion + G::offset(t);
+        for (int q = lane; q < range_pieces(F::cap(t)); q += 32)
+          if (a + 16 * q < end) cp_async16(dst + 16 * q, a + 16 * q, true);
+      }
+    }
+  };
+
+  // The expert of this slot: ids come from an earlier kernel, so the weight prefetch waits for them.
+  const bool routed = route.ids != nullptr;
+  int64_t expert = 0;
+  auto prefetch = [&] {
+    int rs = 0, js = 0;
+    for (int i = 0; i < S - 1; ++i) {
+      if (i < nitems) {
+        stage(rs, js, i);
+        if (++js == ipr) js = 0, ++rs;
+      }
+      cp_async_commit();
+    }
+  };
+  if (!routed) prefetch();
+  pdl_wait();
+  pdl_trigger();
+  int rows = static_cast<int>(min(p.M, static_cast<int64_t>(MT)));
+  const uint8_t* xsrc = static_cast<const uint8_t*>(p.x);
+  int64_t ybase = 0;
+  if (routed) {
+    expert = route.ids[z];
+    ybase = z * p.ldy;
+    if (expert < 0 || expert >= route.n_experts) {
+      // Out-of-range ids give zero rows (documented in matmul.h); the whole block takes this branch.
+      for (int round = 0; round < rounds; ++round) {
+        const int64_t rg = group_of(round);
+        if (kslot == 0 && lane < kRows && rg < rowgroups && rg * kRows + lane < p.N)
+          store_any(p.y, p.tx, ybase + rg * kRows + lane, 0.0f);
+      }
+      return;
+    }
+    wbase += expert * route.expert_bytes;
+    xsrc += (z / route.x_div) * p.ldx * static_cast<int64_t>(p.tx == DType::F32 ? 4 : 2);
+    rows = 1;
+    prefetch();
+  }
+  quantize_x<F, MT>(xsrc, p.tx, p.ldx, rows, p.K, nsteps, xq, xinfo);
+  __syncthreads();
+
+  float acc[kRows][MT];
+#pragma unroll
+  for (int r = 0; r < kRows; ++r)
+#pragma unroll
+    for (int m = 0; m < MT; ++m) acc[r][m] = 0.0f;
+
+  // Staging cursor (S - 1 items ahead of the compute cursor).
+  int rs = 0, js = 0;
+  for (int i = 0; i < S - 1 && i < nitems; ++i)
+    if (++js == ipr) js = 0, ++rs;
+  int item = 0;
+  for (int round = 0; round < rounds; ++round) {
+    const int64_t rg = group_of(round);
+    for (int j = 0; j < ipr; ++j, ++item) {
+      if (item + S - 1 < nitems) {
+        stage(rs, js, (item + S - 1) % S);
+        if (++js == ipr) js = 0, ++rs;
+      }
+      cp_async_commit();
+      cp_async_wait<S - 1>();
+      __syncwarp();
+      const int64_t step = kslot + static_cast<int64_t>(j) * ks;
+      const int64_t blk = step * 32 + lane;
+      if (rg < rowgroups && blk < nblk) {
+        const uint8_t* slot = ring + (item % S) * G::kStageWarp;
+        Dec dec[kRows];
+#pragma unroll
+        for (int r = 0; r < kRows; ++r) {
+          const int64_t row = min(rg * kRows + r, p.N - 1);
+          Range rr[F::kRanges];
+          fmt.ranges(p, wbase, row, step, rr);
+          Staged st;
+#pragma unroll
+          for (int t = 0; t < F::kRanges; ++t)
+            st.p[t] = slot + r * G::kRegion + G::offset(t) + (reinterpret_cast<uintptr_t>(rr[t].src) & 15);
+          st.step = step;
+          dec[r] = fmt.decode(st, lane);
+        }
+#pragma unroll
+        for (int m = 0; m < MT; ++m) {
+          const uint8_t* xrow = xq + (static_cast<int64_t>(m) * nsteps + step) * kStep + lane * 16;
+          const uint4 xa = *reinterpret_cast<const uint4*>(xrow);
+          const uint4 xb = *reinterpret_cast<const uint4*>(xrow + kStep / 2);
+          const float4 xi = xinfo[static_cast<int64_t>(m) * nsteps * 32 + blk];
+#pragma unroll
+          for (int r = 0; r < kRows; ++r) block_dot<F>(dec[r], xa, xb, xi, acc[r][m]);
+        }
+      }
+      __syncwarp();  // every lane is done with this slot before a later iteration's copies refill it
+    }
+    // End of the round: lanes, then (KS > 1) the group's warps in a fixed order.
+    float v[NV];
+#pragma unroll
+    for (int r = 0; r < kRows; ++r)
+#pragma unroll
+      for (int m = 0; m < MT; ++m) v[r * MT + m] = acc[r][m], acc[r][m] = 0.0f;
+    const float sum = warp_sum_many<NV>(v, lane);
+    const int idx = lane >> (5 - log2i<NV>());
+    const bool writer = (lane & ((32 >> log2i<NV>()) - 1)) == 0;
+    if (ks == 1) {
+      const int r = idx / MT, m = idx % MT;
+      const int64_t n = rg * kRows + r;
+      if (writer && rg < rowgroups && n < p.N && m < rows) store_any(p.y, p.tx, ybase + m * p.ldy + n, sum);
+    } else {
+      if (writer) partial[warp][idx] = sum;
+      __syncthreads();
+      if (kslot == 0 && lane < NV && rg < rowgroups) {
+        float t = 0.0f;
+        for (int k = 0; k < ks; ++k) t += partial[warp + k][lane];
+        const int r = lane / MT, m = lane % MT;
+        const int64_t n = rg * kRows + r;
+        if (n < p.N && m < rows) store_any(p.y, p.tx, ybase + m * p.ldy + n, t);
+      }
+      __syncthreads();
+    }
+  }
+  cp_async_wait<0>();
+}
+
+// ---- host side ----
+inline int sm_count() {
+  static int cached[16] = {};
+  int dev = 0;
+  cudaGetDevice(&dev);
+  if (dev < 0 || dev >= 16) dev = 0;
+  if (cached[dev] == 0) {
+    int v = 0;
+    cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev);
+    cached[dev] = v > 0 ? v : 1;
+  }
+  return cached[dev];
+}
+inline int64_t smem_optin() {
+  static int64_t cached = [] {
+    int dev = 0, v = 0;
+    cudaGetDevice(&dev);
+    cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
+    return static_cast<int64_t>(v);
+  }();
+  return cached;
+}
+
+struct Plan {
+  int ks = 1;
+  unsigned grid = 1;
+};
+
+// KS and the grid for N rows and nsteps K steps on `target` blocks (the SMs, or the SMs per expert slot): the time
+// is (rounds of the busiest block) x (steps per warp and round); the smallest KS among equals (fewer partials).
+inline Plan plan(int64_t N, int64_t nsteps, int64_t target) {
+  const int64_t rowgroups = (N + kRows - 1) / kRows;
+  Plan best;
+  int64_t best_t = -1;
+  for (int ks = 1; ks <= kWarps; ks *= 2) {
+    if (ks > 1 && ks > nsteps) break;
+    const int64_t gpb = kWarps / ks;
+    const int64_t br = (rowgroups + gpb - 1) / gpb;
+    const int64_t grid = std::max<int64_t>(1, std::min(br, target));
+    const int64_t t = (br + grid - 1) / grid * ((nsteps + ks - 1) / ks);
+    if (best_t < 0 || t < best_t) best_t = t, best.ks = ks, best.grid = static_cast<unsigned>(grid);
+  }
+  return best;
+}
+
+inline int mt_for(int64_t M) { return M <= 1 ? 1 : M <= 2 ? 2 : 4; }
+
+// Whether this kernel takes the call: M <= 4 and the quantized x plus the rings fit the SM's shared memory.
+template <typename F>
+bool fits(const kern::QMatmulParams& p, int64_t slots_m) {
+  if (slots_m > 4 || p.K <= 0) return false;
+  const int64_t nsteps = (p.K + kStep - 1) / kStep;
+  // 1 KiB for the kernel's static shared memory (the partial sums).
+  return smem_bytes<F>(mt_for(slots_m), nsteps) + 1024 <= smem_optin();
+}
+
+template <typename F, int MT>
+Status launch_mt(const kern::QMatmulParams& p, const F& fmt, const Route& route, int64_t slots, cudaStream_t stream) {
+  const int64_t nsteps = (p.K + kStep - 1) / kStep;
+  const int64_t target = std::max<int64_t>(1, sm_count() / std::max<int64_t>(1, slots));
+  const Plan pl = plan(p.N, nsteps, target);
+  if (slots > 65535) return unsupported("matmul", "more than 65535 expert slots in one launch");
+  const int64_t smem = smem_bytes<F>(MT, nsteps);
+  static const bool opted = [] {
+    cudaFuncSetAttribute(qgemv_kernel<F, MT>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                         static_cast<int>(smem_optin()));
+    return true;
+  }();
+  (void)opted;
+  const dim3 grid(pl.grid, 1, static_cast<unsigned>(slots));
+  return launch_status(launch_kernel_smem(qgemv_kernel<F, MT>, grid, dim3(kThreads), static_cast<size_t>(smem), stream,
+                                          true, p, fmt, route, pl.ks),
+                       "matmul");
+}
+
+// y = x W^T for M <= 4 (fits() must hold).
+template <typename F>
+Status launch(const kern::QMatmulParams& p, const F& fmt, cudaStream_t stream) {
+  const Route none;
+  switch (mt_for(p.M)) {
+    case 1:
+      return launch_mt<F, 1>(p, fmt, none, 1, stream);
+    case 2:
+      return launch_mt<F, 2>(p, fmt, none, 1, stream);
+    default:
+      return launch_mt<F, 4>(p, fmt, none, 1, stream);
+  }
+}
+
+// Expert-routed: slot z (of `slots`) multiplies x row z / route.x_div by expert ids[z] into y row z (p.ldy apart).
+template <typename F>
+Status launch_routed(const kern::QMatmulParams& p, const F& fmt, const Route& route, int64_t slots,
+                     cudaStream_t stream) {
+  return launch_mt<F, 1>(p, fmt, route, slots, stream);
+}
+
+}  // namespace mlxn::cuda::qgv
+
+namespace mlxn::cuda::qgv {
+
+// ---- expert-routed matmul with float weights: one warp per output row, 16-byte loads of W and x ----
+template <typename Tw, typename Tx>
+__global__ void __launch_bounds__(256) dense_experts_kernel(kern::ExpertsParams p) {
+  pdl_wait();
+  pdl_trigger();
+  const int lane = threadIdx.x & 31;
+  const int64_t n = static_cast<int64_t>(blockIdx.x) * 8 + (threadIdx.x >> 5);
+  const int64_t z = blockIdx.y;
+  if (n >= p.N) return;
+  Tx* y = static_cast<Tx*>(p.y) + z * p.N;
+  const int64_t e = p.ids[z];
+  if (e < 0 || e >= p.E) {
+    if (lane == 0) y[n] = from_f32<Tx>(0.0f);
+    return;
+  }
+  const Tw* w = static_cast<const Tw*>(p.w) + (e * p.N + n) * p.K;
+  const Tx* x = static_cast<const Tx*>(p.x) + (p.x_per_slot ? z : z / p.top_k) * p.ldx;
+  float acc = 0.0f;
+  if (aligned16(w) && aligned16(x) && p.K % 8 == 0) {
+#pragma unroll 4
+    for (int64_t k = 8 * lane; k < p.K; k += 256) {
+      float wv[8], xv[8];
+      load8(w + k, wv);
+      load8(x + k, xv);
+#pragma unroll
+      for (int i = 0; i < 8; ++i) acc = fmaf(wv[i], xv[i], acc);
+    }
+  } else {
+    for (int64_t k = lane; k < p.K; k += 32) acc = fmaf(to_f32(w[k]), to_f32(x[k]), acc);
+  }
+  acc = warp_sum(acc);
+  if (lane == 0) y[n] = from_f32<Tx>(acc);
+}
+
+}  // namespace mlxn::cuda::qgv
+
+namespace mlxn::cuda {
+
+// Which kernel takes a quantized matmul: the int8 kernel above for M <= 4 (where the quantized x fits shared memory),
+// the tensor-core kernel of qmatmul.cuh for the rest. MLXN_TUNE_QGEMV=0 forces the tensor-core kernel (A/B runs).
+inline bool qgemv_enabled() {
+  static const bool on = tune_knob("MLXN_TUNE_QGEMV", 1) != 0;
+  return on;
+}
+
+template <DType T, typename Tx>
+Status launch_qmatmul_ggml(const kern::QMatmulParams& p, const ExecContext& ctx) {
+  if (p.M == 0 || p.N == 0) return Status::ok();
+  auto stream = static_cast<cudaStream_t>(ctx.stream);
+  if (qgemv_enabled() && qgv::fits<qgv::Ggml<T>>(p, p.M)) return qgv::launch(p, qgv::Ggml<T>{}, stream);
+  return qmm::launch_tiles<qmm::Ggml<T>, Tx>(p, qmm::Ggml<T>{}, stream);
+}
+
+template <int BITS, typename Tx>
+Status launch_qmatmul_affine(const kern::QMatmulParams& p, const ExecContext& ctx) {
+  if (p.M == 0 || p.N == 0) return Status::ok();
+  auto stream = static_cast<cudaStream_t>(ctx.stream);
+  return dispatch_float(p.ts, "matmul", "scales", [&](auto tag) {
+    using Ts = typename decltype(tag)::type;
+    if (qgemv_enabled() && qgv::fits<qgv::Affine<BITS, Ts>>(p, p.M)) {
+      qgv::Affine<BITS, Ts> f;
+      f.group = p.group;
+      return qgv::launch(p, f, stream);
+    }
+    qmm::Affine<BITS, Ts> f;
+    f.group = p.group;
+    return qmm::launch_tiles<qmm::Affine<BITS, Ts>, Tx>(p, f, stream);
+  });
+}
+
+// Expert-routed matmul over GGML blocks: the int8 kernel with one grid z-slice per (token, slot).
+template <DType T>
+Status launch_experts_ggml(const kern::ExpertsParams& e, const ExecContext& ctx) {
+  const int64_t slots = e.T * e.top_k;
+  if (slots == 0 || e.N == 0) return Status::ok();
+  kern::QMatmulParams p;
+  p.x = e.x;
+  p.w = e.w;
+  p.y = e.y;
+  p.tx = e.tx;
+  p.tw = T;
+  p.M = 1;
+  p.N = e.N;
+  p.K = e.K;
+  p.ldx = e.ldx;
+  p.ldy = e.N;
+  p.row_bytes = e.row_bytes;
+  qgv::Route r;
+  r.ids = e.ids;
+  r.n_experts = e.E;
+  r.expert_bytes = e.N * e.row_bytes;
+  r.x_div = e.x_per_slot ? 1 : e.top_k;
+  if (!qgv::fits<qgv::Ggml<T>>(p, 1))
+    return unsupported("matmul_experts", "K = ", e.K, " needs more shared memory than this device has");
+  return qgv::launch_routed(p, qgv::Ggml<T>{}, r, slots, static_cast<cudaStream_t>(ctx.stream));
+}
+
+template <typename Tw, typename Tx>
+Status launch_experts_dense(const kern::ExpertsParams& e, const ExecContext& ctx) {
+  const int64_t slots = e.T * e.top_k;
+  if (slots == 0 || e.N == 0) return Status::ok();
+  if (slots > 65535) return unsupported("matmul_experts", "more than 65535 slots in one launch");
+  const dim3 grid(static_cast<unsigned>((e.N + 7) / 8), static_cast<unsigned>(slots));
+  return launch_status(
+      launch_kernel(qgv::dense_experts_kernel<Tw, Tx>, grid, dim3(256), static_cast<cudaStream_t>(ctx.stream), true, e),
+      "matmul_experts");
+}
+
+}  // namespace mlxn::cuda
