@@ -230,11 +230,13 @@ TEST(GpuQPrefill, SharedScratchUnderCaptureAndExplicitMode) {
   ex.hazards = HazardMode::Explicit;
   auto ex_s = Session::create(gpu, ex).value();
   const auto explicit_run = run(ex_s, true);  // no barriers: the scratch alone must order the two ops
-  // Same shapes, same cuBLASLt plans: the results must agree with eager execution to the bit.
-  EXPECT_EQ(captured.first, eager.first);
-  EXPECT_EQ(captured.second, eager.second);
-  EXPECT_EQ(explicit_run.first, eager.first);
-  EXPECT_EQ(explicit_run.second, eager.second);
+  // A race on the shared scratch would mix the two weights (or leave poison); cuBLASLt need not be bitwise
+  // reproducible between streams, so compare to the eager results at bf16 resolution.
+  for (const auto* r : {&captured, &explicit_run}) {
+    ASSERT_EQ(r->first.size(), eager.first.size());
+    EXPECT_LE(test::max_scaled_err(r->first, eager.first, 1e-2, 1.6e-2), 1.0);
+    EXPECT_LE(test::max_scaled_err(r->second, eager.second, 1e-2, 1.6e-2), 1.0);
+  }
   EXPECT_NE(eager.first, eager.second);  // two different weights
 }
 
