@@ -205,8 +205,9 @@ bool gemv_tc_ok(const kern::MatmulParams& p) {
   if constexpr (!std::is_same_v<Tw, Tx> || std::is_same_v<Tw, float>) {
     return false;
   } else {
-    return p.M >= 2 && p.M <= 16 && p.K % 8 == 0 && aligned16(p.w) && aligned16(p.x) &&
-           (p.ldx * static_cast<int64_t>(sizeof(Tx))) % 16 == 0 && tune_knob("MLXN_TUNE_GEMV_TC", 1) != 0;
+    static const bool enabled = tune_knob("MLXN_TUNE_GEMV_TC", 1) != 0;  // 0: the CUDA-core kernel, to compare
+    return enabled && p.M >= 2 && p.M <= 16 && p.K % 8 == 0 && aligned16(p.w) && aligned16(p.x) &&
+           (p.ldx * static_cast<int64_t>(sizeof(Tx))) % 16 == 0;
   }
 }
 
