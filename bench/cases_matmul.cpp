@@ -31,7 +31,8 @@ const bool registered = [] {
   struct S { DType t; int64_t M, N, K; };
   const S shapes[] = {{DType::BF16, 1, 4096, 4096},   {DType::BF16, 1, 1024, 4096},  {DType::BF16, 1, 14336, 4096},
                       {DType::BF16, 1, 4096, 14336},  {DType::BF16, 8, 14336, 4096}, {DType::BF16, 16, 14336, 4096},
-                      {DType::F16, 1, 14336, 4096},   {DType::BF16, 512, 4096, 14336},
+                      {DType::BF16, 2, 14336, 4096},  {DType::BF16, 4, 14336, 4096}, {DType::BF16, 8, 4096, 14336},
+                      {DType::F16, 8, 14336, 4096},   {DType::F16, 1, 14336, 4096},  {DType::BF16, 512, 4096, 14336},
                       {DType::BF16, 4096, 4096, 4096}};
   for (const S& c : shapes)
     add_case("matmul", 30, [c](Harness& h, const BenchEnv&) { return bench_matmul(h, c.t, c.M, c.N, c.K); }, true);

@@ -13,6 +13,7 @@
 #include "mlxn/ops/activation.h"
 #include "mlxn/ops/attention.h"
 #include "mlxn/ops/copy.h"
+#include "mlxn/ops/dequantize.h"
 #include "mlxn/ops/elementwise.h"
 #include "mlxn/ops/embedding.h"
 #include "mlxn/ops/layout.h"

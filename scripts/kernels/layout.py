@@ -1,7 +1,7 @@
 """Layout and embedding families. The layout kernels move bytes (src/cuda/layout.cu): one non-templated launcher
 each, listed for every dtype like copy_bits (permute for plain types; concat, split and the row gather / scatter
-for block types too). Embedding: every (table, out) pair of float types; block-type tables are not listed on CUDA
-yet (the op returns Unsupported)."""
+for block types too). Embedding: every (table, out) pair of float types; block-type tables are listed by
+dequant.py (the row dequantizer gathers them)."""
 from .common import BANNER, FLOATS, SETS, instance
 
 

@@ -67,6 +67,8 @@ class SessionImpl {
   Status set_step(int slot, uint32_t bits);
   uint32_t step(int slot) const { return step_host_[static_cast<size_t>(slot)]; }
 
+  Result<Buffer> scratch(size_t bytes);
+
   virtual Status finish() = 0;
   virtual void* stream() const = 0;
   virtual const uint32_t* step_device() const = 0;
@@ -86,6 +88,10 @@ class SessionImpl {
                             const OpFn& fn) = 0;
   virtual Result<std::shared_ptr<GraphImplBase>> capture_stop(std::vector<std::vector<uint32_t>> deps) = 0;
   virtual void capture_abort() = 0;
+  // Device memory for scratch(); CUDA overrides it to allow the allocation while a capture is in progress.
+  virtual Result<Buffer> allocate_scratch(size_t bytes) {
+    return device_.alloc(DType::U8, Shape{static_cast<int64_t>(bytes)});
+  }
 
   ExecContext context(void* stream) const;
 
@@ -104,6 +110,7 @@ class SessionImpl {
   // Explicit mode: ops of the group since the last barrier, and of the group before it.
   std::vector<uint32_t> group_, prev_group_;
   std::vector<std::pair<MemRange, bool>> group_ranges_;  // (range, is_write) of the current group
+  std::vector<Buffer> scratch_;                          // every scratch buffer handed out; the last is the largest
 };
 
 // Backend factories.

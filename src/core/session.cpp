@@ -115,6 +115,17 @@ Status SessionImpl::set_step(int slot, uint32_t bits) {
   return Status::ok();
 }
 
+Result<Buffer> SessionImpl::scratch(size_t bytes) {
+  if (!scratch_.empty() && scratch_.back().nbytes() >= bytes) return scratch_.back();
+  // Grow by at least 1.5x so a sequence of slightly larger requests does not pile up buffers; older ones stay
+  // alive because ops recorded into a graph may still read or write them on replay.
+  size_t want = std::max<size_t>(bytes, size_t{1} << 20);
+  if (!scratch_.empty()) want = std::max(want, scratch_.back().nbytes() / 2 * 3);
+  MLXN_ASSIGN_OR_RETURN(Buffer b, allocate_scratch(want));
+  scratch_.push_back(b);
+  return b;
+}
+
 }  // namespace detail
 
 Session::Session(std::shared_ptr<detail::SessionImpl> impl) : impl_(std::move(impl)) {}
@@ -160,6 +171,7 @@ bool Session::capturing() const { return impl_->capturing(); }
 
 Result<Marker> Session::mark() { return impl_->mark(); }
 Result<double> Session::elapsed_ms(Marker from, Marker to) { return impl_->elapsed_ms(from, to); }
+Result<Buffer> Session::scratch(size_t bytes) { return impl_->scratch(bytes); }
 SessionStats Session::stats() const { return impl_->stats(); }
 void* Session::native_stream() const { return impl_->stream(); }
 

@@ -34,6 +34,12 @@ void register_kernels(KernelRegistry& r) {
     for (DType w : weights) r.add("matmul_experts", KernelRegistry::key({w, x}));
     for (DType w : floats) r.add("matmul_experts", KernelRegistry::key({w, x}));
   }
+  // Row dequantizer (dequantize, dequantize_affine, embedding_affine): every weight format to every float type.
+  for (DType o : floats) {
+    for (DType w : weights) r.add("dequantize", KernelRegistry::key({w, o}));
+    for (int bits : {2, 3, 4, 5, 6, 8})
+      r.add("dequantize", "affine" + std::to_string(bits) + "." + std::string(dtype_name(o)));
+  }
   // Norm, activation and softmax families (issue 6, part A): (x, w, y) norms, (x, y) for the rest.
   for (DType a : floats) {
     for (DType c : floats) {

@@ -30,12 +30,21 @@ struct State {
   std::mutex mu;
   std::map<int, cublasLtHandle_t> handles;                                // per device ordinal
   std::map<cudaStream_t, void*> workspaces;                               // per stream
-  std::map<std::tuple<int, int, int64_t, int64_t, int64_t, int64_t, int64_t>, Plan> plans;
+  std::map<std::tuple<int, int, int64_t, int64_t, int64_t, int64_t, int64_t, uint32_t>, Plan> plans;
 };
 
 State& state() {
   static State* s = new State();  // never destroyed: CUDA may be torn down before static destructors run
   return *s;
+}
+
+// Largest power of two (up to 256) dividing the address: cuBLASLt's heuristic otherwise assumes 256-byte aligned
+// matrices and may pick a kernel that rejects a view or a chunk that starts elsewhere.
+uint32_t alignment(const void* p) {
+  const auto a = reinterpret_cast<uintptr_t>(p);
+  uint32_t al = 256;
+  while (al > 1 && a % al != 0) al /= 2;
+  return al;
 }
 
 cudaDataType_t lt_type(DType t) {
@@ -58,11 +67,22 @@ Status blas_matmul(const kern::MatmulParams& p, const ExecContext& ctx) {
   auto& handle = st.handles[dev];
   if (!handle) MLXN_TRY(lt_status(cublasLtCreate(&handle), "cublasLtCreate"));
   void*& ws = st.workspaces[stream];
-  if (!ws && cudaMalloc(&ws, kWorkspaceBytes) != cudaSuccess) {
-    cudaGetLastError();
-    return error(StatusCode::OutOfMemory, "matmul", "cannot allocate the cuBLASLt workspace");
+  if (!ws) {
+    // The first GEMM on a stream may be recorded inside a graph capture: cudaMalloc is not a stream operation (the
+    // graph keeps the address), so allow it for this call.
+    cudaStreamCaptureMode mode = cudaStreamCaptureModeRelaxed;
+    cudaThreadExchangeStreamCaptureMode(&mode);
+    const cudaError_t e = cudaMalloc(&ws, kWorkspaceBytes);
+    cudaThreadExchangeStreamCaptureMode(&mode);
+    if (e != cudaSuccess) {
+      ws = nullptr;
+      cudaGetLastError();
+      return error(StatusCode::OutOfMemory, "matmul", "cannot allocate the cuBLASLt workspace");
+    }
   }
-  const auto key = std::make_tuple(dev, static_cast<int>(p.tx), p.M, p.N, p.K, p.ldx, p.ldy);
+  const uint32_t align_x = alignment(p.x), align_w = alignment(p.w), align_y = alignment(p.y);
+  const uint32_t aligns = align_x | align_w << 9 | align_y << 18;
+  const auto key = std::make_tuple(dev, static_cast<int>(p.tx), p.M, p.N, p.K, p.ldx, p.ldy, aligns);
   auto it = st.plans.find(key);
   if (it == st.plans.end()) {
     // Column-major view: y^T [N, M] (ld ldy) = op(W)[N, K] * x^T [K, M], W as a K x N column-major matrix (ld K)
@@ -84,6 +104,11 @@ Status blas_matmul(const kern::MatmulParams& p, const ExecContext& ctx) {
     MLXN_TRY(lt_status(cublasLtMatmulPreferenceCreate(&pref), "cublasLtMatmulPreferenceCreate"));
     size_t ws_bytes = kWorkspaceBytes;
     cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws_bytes, sizeof(ws_bytes));
+    // A is W, B is x, C and D are y.
+    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &align_w, sizeof(align_w));
+    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &align_x, sizeof(align_x));
+    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &align_y, sizeof(align_y));
+    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &align_y, sizeof(align_y));
     cublasLtMatmulHeuristicResult_t result{};
     int found = 0;
     const cublasStatus_t hs =

@@ -338,6 +338,16 @@ class CudaSession final : public SessionImpl, public std::enable_shared_from_thi
     return std::shared_ptr<Graph::Impl>(std::move(g));
   }
 
+  // The scratch is allocated when an op is recorded, which may be inside a capture: cudaMalloc is not a stream
+  // operation (the graph only sees the address), so allow it for this call (relaxed capture mode).
+  Result<Buffer> allocate_scratch(size_t bytes) override {
+    cudaStreamCaptureMode mode = cudaStreamCaptureModeRelaxed;
+    MLXN_CUDA_TRY(cudaThreadExchangeStreamCaptureMode(&mode), "session", "cudaThreadExchangeStreamCaptureMode");
+    auto b = device_.alloc(DType::U8, Shape{static_cast<int64_t>(bytes)});
+    cudaThreadExchangeStreamCaptureMode(&mode);
+    return b;
+  }
+
   void capture_abort() override {
     cudaGraph_t g = nullptr;
     cudaStreamEndCapture(streams_[0], &g);

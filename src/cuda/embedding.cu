@@ -1,5 +1,5 @@
-// Launcher of the embedding lookup: float tables through the generated variants; GGML block-type tables are
-// Unsupported on CUDA until the device-side block dequantizers land.
+// Launcher of the embedding lookup: float tables through the generated variants of src/cuda/embedding.cuh; GGML
+// block-type tables through the row dequantizer's (src/cuda/dequant.cuh, listed by scripts/kernels/dequant.py).
 #include "cuda/kernel_table.h"
 #include "kernels/embedding.h"
 

@@ -1,6 +1,6 @@
 // Embedding lookup of float tables: out[t, :] = table[ids[t], :] * scale, zeros for an id outside [0, vocab).
-// Included by the generated instance files; src/cuda/embedding.cu dispatches (block-type tables: Unsupported for
-// now).
+// Included by the generated instance files; src/cuda/embedding.cu dispatches (block-type tables: the row
+// dequantizer, src/cuda/dequant.cuh).
 #pragma once
 
 #include "cuda/common.cuh"

@@ -7,6 +7,7 @@
 #include "kernels/qmatmul.h"
 #include "mlxn/quant/affine.h"
 #include "ops/common.h"
+#include "ops/quant_weight.h"
 
 namespace mlxn::ops {
 namespace {
@@ -52,6 +53,8 @@ Status record_qmatmul(Session& s, const kern::QMatmulParams& kp, const std::stri
   MLXN_TRY(s.device().kernels().require("qmatmul", key));
   std::vector<MemRange> reads{x.range()};
   reads.insert(reads.end(), w_ranges.begin(), w_ranges.end());
+  // Prefill-sized M on CUDA: dequantize W in chunks and multiply on cuBLASLt (src/ops/dequantize.cpp).
+  if (detail::use_qprefill(s, kp)) return detail::record_qprefill(s, kp, reads, y);
   const MemRange writes[1] = {y.range()};
   return s.record(op, reads, writes, [kp](const ExecContext& ctx) { return MLXN_BACKEND_CALL(qmatmul, kp, ctx); });
 }

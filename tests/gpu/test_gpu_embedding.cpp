@@ -1,5 +1,5 @@
-// Embedding lookup on CUDA against the CPU backend (float tables, misaligned widths, out-of-range ids), block-type
-// tables returning Unsupported, and the registry agreeing with dispatch.
+// Embedding lookup on CUDA against the CPU backend (float tables, misaligned widths, out-of-range ids), Q8_K tables
+// returning Unsupported, and the registry agreeing with dispatch.
 #include "embedding_cases.h"
 
 namespace mlxn {
@@ -21,10 +21,12 @@ TEST(GpuEmbedding, MatchesCpu) {
       }
 }
 
-TEST(GpuEmbedding, BlockTablesUnsupportedForNow) {
+// Block-type tables of weight formats run through the row dequantizer (tests/gpu/test_gpu_dequantize.cpp compares
+// them with the CPU); Q8_K, an activation format without a CUDA decoder, is Unsupported.
+TEST(GpuEmbedding, Q8KTablesUnsupported) {
   MLXN_CUDA_DEVICE_OR_SKIP(gpu);
   auto s = Session::create(gpu).value();
-  auto table = gpu.alloc(DType::Q4_K, {4, 256}).value();
+  auto table = gpu.alloc(DType::Q8_K, {4, 256}).value();
   auto ids = gpu.alloc(DType::I32, {2}).value();
   auto out = gpu.alloc(DType::F32, {2, 256}).value();
   EXPECT_EQ(ops::embedding(s, table, ids, out).code(), StatusCode::Unsupported);
@@ -35,11 +37,11 @@ TEST(GpuEmbedding, RegistryAgreesWithDispatch) {
   auto s = Session::create(gpu).value();
   auto ids = gpu.alloc(DType::I32, {2}).value();
   ASSERT_TRUE(ids.fill_bytes(0).is_ok());
-  for (DType tt : {DType::F32, DType::F16, DType::BF16, DType::Q8_0})
+  for (DType tt : {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_K, DType::MXFP4, DType::Q8_K})
     for (DType to : test::float_dtypes()) {
-      auto table = gpu.alloc(tt, {4, 64}).value();
+      auto table = gpu.alloc(tt, {4, 256}).value();
       ASSERT_TRUE(table.fill_bytes(0).is_ok());
-      auto out = gpu.alloc(to, {2, 64}).value();
+      auto out = gpu.alloc(to, {2, 256}).value();
       const bool listed = gpu.kernels().supports("embedding", KernelRegistry::key({tt, to}));
       Status st = ops::embedding(s, table, ids, out);
       EXPECT_EQ(st.is_ok(), listed) << tt << " " << to << ": " << st.to_string();

@@ -112,6 +112,13 @@ class Session {
   Result<Marker> mark();
   Result<double> elapsed_ms(Marker from, Marker to);
 
+  // Device workspace of at least `bytes` bytes for ops that need temporary memory (the prefill-sized quantized
+  // matmul's dequantized weight chunks). It lives as long as the session (and every graph captured from it: a graph
+  // holds its session), so a captured op may keep its address. A larger request allocates a new buffer and keeps
+  // the old ones (a recorded graph may still use them); requests of one size share one buffer. Ops that use it
+  // declare it as written, so the hazard tracker orders them.
+  Result<Buffer> scratch(size_t bytes);
+
   SessionStats stats() const;
   void* native_stream() const;  // cudaStream_t on CUDA, nullptr on the CPU
   detail::SessionImpl* impl() const { return impl_.get(); }

@@ -12,16 +12,18 @@ namespace mlxn::ops {
 // W: [N, K] f32 / f16 / bf16, or a GGML block format (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K,
 // IQ4_NL, IQ4_XS, MXFP4) holding its raw blocks, K a whole number of blocks, the data 4-byte aligned.
 // Accumulation is in f32 (float64 on the CPU reference, which dequantizes W exactly as quant::dequantize does).
-// Dense W: decode-sized M (<= 16) runs a bandwidth-bound kernel that reads W once per 8 rows of x; larger M runs a
-// tensor-core GEMM.
+// Dense W: decode-sized M (<= 16) runs a bandwidth-bound kernel that reads W once per 8 rows of x (once for M = 2..16
+// when W and x are both bf16 or both f16: mma.sync on the tensor cores); larger M runs a tensor-core GEMM.
 // Quantized W on CUDA, M <= 4 (src/cuda/qgemv.cuh): each 32-element block b of a row of x is quantized to int8 as
 // ggml's q8_1 does (d_b = max|x| / 127, codes round(x / d_b)), so |x - xq| <= d_b / 2 per element, and the
 // products are exact integer dot products scaled in f32: |y - ref| <= sum_b (d_b / 2) sum_{k in b} |W(n, k)| plus
 // f32 rounding of the per-block terms and the output rounding. For Gaussian x that bound is about 1 % of
 // sum_k |x| |W(n, k)|, and the typical error about 0.5 % of the outputs' RMS (ggml's mmvq has the same error).
-// M > 4 (and K so large that M x K int8 codes do not fit shared memory): the weights are formed in f16 and
+// 4 < M < 64 (and K so large that M x K int8 codes do not fit shared memory): the weights are formed in f16 and
 // multiplied on the tensor cores with x rounded to f16 (f32 / bf16 values beyond +-65504 saturate); W is read once
-// per 16 rows of x.
+// per 16 rows of x. From M = 64 on (CUDA), W is dequantized in chunks of rows into the session's scratch
+// (Session::scratch, at most 64 MiB) in x's dtype and multiplied by cuBLASLt: each weight rounded once to x's dtype
+// (bf16: 2^-8 relative), x exact.
 // The int8 kernel starts reading quantized W before it waits for the previous kernel in the stream (programmatic
 // dependent launch; weights are constants): W must not be the output of the op recorded immediately before this one
 // (upload it, or let any other op run in between; MLXN_PDL=0 turns the overlap off).

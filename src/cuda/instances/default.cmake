@@ -26,6 +26,9 @@ set(MLXN_CUDA_INSTANCE_SOURCES
   src/cuda/instances/matmul_f32.cu
   src/cuda/instances/matmul_f16.cu
   src/cuda/instances/matmul_bf16.cu
+  src/cuda/instances/dequant_f32.cu
+  src/cuda/instances/dequant_f16.cu
+  src/cuda/instances/dequant_bf16.cu
   src/cuda/instances/layout_bits.cpp
   src/cuda/instances/embedding_f32.cu
   src/cuda/instances/embedding_f16.cu

@@ -16,6 +16,8 @@ void add_copy_bits(KernelTable& t);
 void add_matmul_f32(KernelTable& t);
 void add_matmul_f16(KernelTable& t);
 void add_matmul_bf16(KernelTable& t);
+void add_dequant_f32(KernelTable& t);
+void add_dequant_bf16(KernelTable& t);
 void add_layout_bits(KernelTable& t);
 void add_embedding_f32(KernelTable& t);
 void add_embedding_f16(KernelTable& t);
@@ -78,6 +80,8 @@ void fill_kernel_table(KernelTable& t) {
   add_matmul_f32(t);
   add_matmul_f16(t);
   add_matmul_bf16(t);
+  add_dequant_f32(t);
+  add_dequant_bf16(t);
   add_layout_bits(t);
   add_embedding_f32(t);
   add_embedding_f16(t);
