@@ -246,6 +246,92 @@ inline constexpr int kSortThreads = 1024;
 inline constexpr int kSortItems = 4;  // kSortThreads * kSortItems == kern::kReduceChunk
 using ChunkSort = cub::BlockRadixSort<uint32_t, kSortThreads, kSortItems, int32_t>;
 
+// Exclusive prefix sum of v over the block's threads in thread order, and the block total (blockDim.x a multiple
+// of 32). Every thread must call it; scratch: 32 ints.
+__device__ __forceinline__ int block_exclusive_sum(int v, int* scratch, int& total) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, n_warps = blockDim.x >> 5;
+  int incl = v;
+#pragma unroll
+  for (int o = 1; o < 32; o <<= 1) {
+    const int u = __shfl_up_sync(0xffffffffu, incl, o);
+    if (lane >= o) incl += u;
+  }
+  __syncthreads();  // scratch may still be read by a previous call
+  if (lane == 31) scratch[warp] = incl;
+  __syncthreads();
+  int before = 0;
+  total = 0;
+  for (int w = 0; w < n_warps; ++w) {
+    const int s = scratch[w];
+    before += w < warp ? s : 0;
+    total += s;
+  }
+  return before + incl - v;
+}
+
+// Shared memory of block_kth_key.
+struct KthScratch {
+  int hist[256];
+  int warp_tot[8];
+  int bucket, above;
+};
+
+// The k-th largest (1 <= k <= the number of keys) of the block's keys, kSortItems per thread (a kSortThreads
+// block), by four 8-bit radix passes over a shared histogram (no sort: the select is what top-k and the sampling
+// pools need); n_greater gets how many keys are strictly larger. Every thread must call it and gets the result.
+// Lanes adding to the same bucket are merged first (__match_any_sync): logits crowd a few high-byte buckets.
+__device__ __forceinline__ uint32_t block_kth_key(const uint32_t (&keys)[kSortItems], int k, KthScratch& sc,
+                                                  int& n_greater) {
+  const int tid = static_cast<int>(threadIdx.x), lane = tid & 31;
+  uint32_t prefix = 0;
+  int remaining = k;  // how many keys matching `prefix` in the digits fixed so far still rank within the top k
+  __syncthreads();    // sc may still be read by a previous call
+  for (int pass = 3; pass >= 0; --pass) {
+    const int shift = pass * 8;
+    const uint32_t high = pass == 3 ? 0u : (0xffffffffu << (shift + 8));
+    if (tid < 256) sc.hist[tid] = 0;
+    __syncthreads();
+#pragma unroll
+    for (int i = 0; i < kSortItems; ++i) {
+      const bool match = (keys[i] & high) == (prefix & high);
+      const unsigned digit = (keys[i] >> shift) & 0xffu;
+      const unsigned active = __ballot_sync(0xffffffffu, match);
+      if (match) {
+        const unsigned peers = __match_any_sync(active, digit);
+        if (lane == __ffs(peers) - 1) atomicAdd(&sc.hist[digit], __popc(peers));
+      }
+    }
+    __syncthreads();
+    // Threads 0..255 scan the buckets from the top (bucket 255 - tid): the one where the running count reaches
+    // `remaining` holds the k-th key.
+    int cnt = 0, incl = 0;
+    if (tid < 256) {
+      cnt = sc.hist[255 - tid];
+      incl = cnt;
+#pragma unroll
+      for (int o = 1; o < 32; o <<= 1) {
+        const int u = __shfl_up_sync(0xffffffffu, incl, o);
+        if (lane >= o) incl += u;
+      }
+      if (lane == 31) sc.warp_tot[tid >> 5] = incl;
+    }
+    __syncthreads();
+    if (tid < 256) {
+      for (int w = 0; w < (tid >> 5); ++w) incl += sc.warp_tot[w];
+      if (incl >= remaining && incl - cnt < remaining) {
+        sc.bucket = 255 - tid;
+        sc.above = incl - cnt;
+      }
+    }
+    __syncthreads();
+    prefix |= static_cast<uint32_t>(sc.bucket) << shift;
+    remaining -= sc.above;
+    __syncthreads();  // hist, bucket and above are rewritten by the next pass
+  }
+  n_greater = k - remaining;
+  return prefix;
+}
+
 // Loads chunk [begin, begin + 4096) of a row in the blocked arrangement (thread t holds elements 4t .. 4t + 3), as
 // keys with their indices; positions past `cols` get `pad_key` and index INT32_MAX (they sort after every element
 // when pad_key is the extreme of the sort direction, and the stable sort keeps them after equal keys).
