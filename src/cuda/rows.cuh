@@ -88,6 +88,18 @@ __device__ __forceinline__ float row_group_sum(float v, float* scratch) {
   return s;
 }
 
+__device__ __forceinline__ float row_group_max(float v, float* scratch) {
+  const int width = blockDim.x < 32 ? blockDim.x : 32;
+  for (int o = width >> 1; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  if (blockDim.x <= 32) return v;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, n_warps = blockDim.x >> 5;
+  if (lane == 0) scratch[warp] = v;
+  __syncthreads();
+  float s = scratch[0];
+  for (int i = 1; i < n_warps; ++i) s = fmaxf(s, scratch[i]);
+  return s;
+}
+
 // Softmax partial (max m, sum s of exp(t - m)) pairs: merging rescales both sums to the larger maximum. A part with
 // m = -inf (nothing but -inf seen) holds s = 0 and contributes nothing.
 __device__ __forceinline__ float2 merge_max_sum(float2 a, float2 b) {

@@ -81,8 +81,8 @@ __global__ void __launch_bounds__(kSortThreads) sample_chunk_kernel(kern::Sample
         ++count;
       }
       if (first)
-        vals[tok - begin] =
-            kern::apply_penalty(vals[tok - begin], count, p.repetition_penalty, p.frequency_penalty, p.presence_penalty);
+        vals[tok - begin] = kern::apply_penalty(vals[tok - begin], count, p.repetition_penalty, p.frequency_penalty,
+                                                p.presence_penalty);
     }
     __syncthreads();
     float* work = reinterpret_cast<float*>(ws + l.work_off) + row * p.vocab + begin;
