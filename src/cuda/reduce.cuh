@@ -346,11 +346,17 @@ __device__ __forceinline__ void load_chunk_keys(const T* x, int64_t begin, int64
   }
 }
 
-// grid (n_chunks, rows): sorts one chunk descending and keeps its first `keep` (key, index) pairs: the final
-// answer when the row is one chunk, else candidates in the workspace.
+// grid (n_chunks, rows). One chunk (the whole row): sorts it descending and writes the first k. Several: keeps the
+// chunk's `keep` largest as candidates in the workspace, found by a radix select of the keep-th largest key and a
+// compaction in index order (every key above it, then the first ties), so equal keys stay in ascending index
+// order as the merge needs; a full block sort of the chunk cost several times more (4-bit passes over 4096 keys).
 template <typename T>
 __global__ void __launch_bounds__(kSortThreads) topk_chunk_kernel(kern::TopKParams p) {
-  __shared__ typename ChunkSort::TempStorage temp;
+  __shared__ union {
+    typename ChunkSort::TempStorage sort;
+    KthScratch kth;
+  } temp;
+  __shared__ int iscratch[32];
   const int64_t row = blockIdx.y, chunk = blockIdx.x;
   const T* x = static_cast<const T*>(p.x) + row * p.cols;
   uint32_t keys[kSortItems];
@@ -358,34 +364,52 @@ __global__ void __launch_bounds__(kSortThreads) topk_chunk_kernel(kern::TopKPara
   pdl_wait();
   load_chunk_keys(x, chunk * kern::kReduceChunk, p.cols, 0u, keys, idx);
   pdl_trigger();
-  ChunkSort(temp).SortDescending(keys, idx);
   const int keep = static_cast<int>(kern::topk_keep(p.cols, p.k));
+  if (p.n_chunks == 1) {
+    ChunkSort(temp.sort).SortDescending(keys, idx);
 #pragma unroll
-  for (int i = 0; i < kSortItems; ++i) {
-    const int rank = static_cast<int>(threadIdx.x) * kSortItems + i;
-    if (rank >= keep) continue;
-    if (p.n_chunks == 1) {
+    for (int i = 0; i < kSortItems; ++i) {
+      const int rank = static_cast<int>(threadIdx.x) * kSortItems + i;
+      if (rank >= keep) continue;
       p.indices[row * p.k + rank] = idx[i];
       if (p.values) static_cast<T*>(p.values)[row * p.k + rank] = x[idx[i]];
-    } else {
-      static_cast<uint2*>(p.ws)[(row * p.n_chunks + chunk) * keep + rank] =
-          make_uint2(keys[i], static_cast<uint32_t>(idx[i]));
+    }
+    return;
+  }
+  // Positions past the row hold key 0 (below every float's key) and index INT32_MAX, as the sort had them.
+  int n_greater;
+  const uint32_t t = block_kth_key(keys, keep, temp.kth, n_greater);
+  const int ties = keep - n_greater;
+  int g = 0, e = 0;
+#pragma unroll
+  for (int i = 0; i < kSortItems; ++i) {
+    g += keys[i] > t;
+    e += keys[i] == t;
+  }
+  int total;
+  const int before = block_exclusive_sum(g | (e << 16), iscratch, total);  // both counts <= 4096 < 2^16
+  int pg = before & 0xffff, pe = before >> 16;
+  uint2* out = static_cast<uint2*>(p.ws) + (row * p.n_chunks + chunk) * keep;
+#pragma unroll
+  for (int i = 0; i < kSortItems; ++i) {
+    const uint2 c = make_uint2(keys[i], static_cast<uint32_t>(idx[i]));
+    if (keys[i] > t) {
+      out[pg++] = c;
+    } else if (keys[i] == t) {
+      if (pe < ties) out[n_greater + pe] = c;
+      ++pe;
     }
   }
 }
 
 // One block per row selects the final k from the chunks' candidates: a 4 x 8-bit radix select finds the k-th
 // largest key t, the candidates > t and the first (lowest-index) ones == t are compacted in candidate order, and
-// a block radix sort orders them. Candidates of equal key sit in ascending index order (chunks in order, each
-// sorted stably), so the stable sort keeps ties by lower index.
+// ranks by counting order them. Candidates of equal key sit in ascending index order (chunks in order, each
+// compacted in index order), so the ties kept are those of the lowest indices.
 template <typename T>
 __global__ void __launch_bounds__(kSortThreads) topk_merge_kernel(kern::TopKParams p) {
   using Scan = cub::BlockScan<int, kSortThreads>;
-  using FinalSort = cub::BlockRadixSort<uint32_t, kSortThreads, 1, int32_t>;
-  __shared__ union {
-    typename Scan::TempStorage scan;
-    typename FinalSort::TempStorage sort;
-  } temp;
+  __shared__ union { typename Scan::TempStorage scan; } temp;
   __shared__ int hist[256];
   __shared__ uint32_t sel_key[kern::kTopKMax];
   __shared__ int32_t sel_idx[kern::kTopKMax];
@@ -449,17 +473,24 @@ __global__ void __launch_bounds__(kSortThreads) topk_merge_kernel(kern::TopKPara
     base_e += tot_e;
   }
   __syncthreads();
-  uint32_t kk[1];
-  int32_t ii[1];
+  // The k selected, ordered by (key descending, index ascending) through ranks by counting: k <= 1024 entries,
+  // one per thread, each compared with all (shared-memory broadcasts; cheaper than a 1024-key block radix sort).
   const int tid = static_cast<int>(threadIdx.x);
-  kk[0] = tid < p.k ? sel_key[tid] : 0u;
-  ii[0] = tid < p.k ? sel_idx[tid] : INT32_MAX;
-  __syncthreads();
-  FinalSort(temp.sort).SortDescending(kk, ii);
+  uint32_t my_key = 0;
+  int32_t my_idx = 0;
+  int rank = 0;
+  if (tid < p.k) {
+    my_key = sel_key[tid];
+    my_idx = sel_idx[tid];
+    for (int j = 0; j < p.k; ++j) {
+      const uint32_t kj = sel_key[j];
+      rank += kj > my_key || (kj == my_key && sel_idx[j] < my_idx);
+    }
+  }
   pdl_trigger();
   if (tid < p.k) {
-    p.indices[row * p.k + tid] = ii[0];
-    if (p.values) static_cast<T*>(p.values)[row * p.k + tid] = static_cast<const T*>(p.x)[row * p.cols + ii[0]];
+    p.indices[row * p.k + rank] = my_idx;
+    if (p.values) static_cast<T*>(p.values)[row * p.k + rank] = static_cast<const T*>(p.x)[row * p.cols + my_idx];
   }
 }
 

@@ -228,19 +228,23 @@ Status launch_softmax(const kern::SoftmaxParams& p, const ExecContext& ctx) {
     kernel = softmax_vec_kernel<Tx, Ty, 4>;
   const dim3 grid(static_cast<unsigned>(blocks)), block(static_cast<unsigned>(t), static_cast<unsigned>(r));
   if (cluster == 1) return launch_status(launch_kernel(kernel, grid, block, stream, true, p, cluster), op);
-  // Cluster launch, without programmatic dependent launch (the two attributes are not combined).
+  // Cluster launch, with programmatic dependent launch as the other kernels (CUTLASS's sm90 kernels combine the two
+  // attributes the same way); MLXN_PDL=0 turns it off.
   cudaLaunchConfig_t cfg{};
   cfg.gridDim = grid;
   cfg.blockDim = block;
   cfg.dynamicSmemBytes = 0;
   cfg.stream = stream;
-  cudaLaunchAttribute attr[1];
+  cudaLaunchAttribute attr[2];
   attr[0].id = cudaLaunchAttributeClusterDimension;
   attr[0].val.clusterDim.x = static_cast<unsigned>(cluster);
   attr[0].val.clusterDim.y = 1;
   attr[0].val.clusterDim.z = 1;
+  attr[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[1].val.programmaticStreamSerializationAllowed = 1;
+  static const bool pdl_allowed = tune_knob("MLXN_PDL", 1) != 0;
   cfg.attrs = attr;
-  cfg.numAttrs = 1;
+  cfg.numAttrs = pdl_allowed ? 2 : 1;
   return launch_status(cudaLaunchKernelEx(&cfg, kernel, p, cluster), op);
 }
 
