@@ -188,7 +188,8 @@ Status launch_row_sum(const kern::RowReduceParams& p, const ExecContext& ctx) {
 }
 
 // Inclusive scan of a row in tiles of 256 threads x 8 consecutive elements (one or two 16-byte accesses when the
-// rows are aligned), a block scan per tile and a running carry between tiles.
+// rows are aligned), a block scan per tile and a running carry between tiles. The next tile's loads are issued
+// before the current tile's scan, so a row's tiles (two for 4096 bf16 columns) are in flight together.
 inline constexpr int kScanThreads = 256;
 
 template <typename Tx, typename To>
@@ -200,16 +201,21 @@ __global__ void __launch_bounds__(kScanThreads) cumsum_kernel(kern::RowReducePar
   for (int64_t row = blockIdx.x; row < p.rows; row += gridDim.x) {
     const Tx* x = static_cast<const Tx*>(p.x) + row * p.cols;
     To* y = static_cast<To*>(p.out) + row * p.cols;
-    float carry = 0.0f;
-    for (int64_t t0 = 0; t0 < p.cols; t0 += kTile) {
+    auto load_tile = [&](int64_t t0, float(&v)[8]) {
       const int64_t c0 = t0 + static_cast<int64_t>(threadIdx.x) * 8;
-      float v[8];
       if (vec && c0 + 8 <= p.cols) {
         load8(x + c0, v);
       } else {
 #pragma unroll
         for (int i = 0; i < 8; ++i) v[i] = c0 + i < p.cols ? to_f32(x[c0 + i]) : 0.0f;
       }
+    };
+    float carry = 0.0f;
+    float v[8], nxt[8] = {};
+    load_tile(0, v);
+    for (int64_t t0 = 0; t0 < p.cols; t0 += kTile) {
+      if (t0 + kTile < p.cols) load_tile(t0 + kTile, nxt);
+      const int64_t c0 = t0 + static_cast<int64_t>(threadIdx.x) * 8;
 #pragma unroll
       for (int i = 1; i < 8; ++i) v[i] += v[i - 1];
       float excl, total;
@@ -226,6 +232,8 @@ __global__ void __launch_bounds__(kScanThreads) cumsum_kernel(kern::RowReducePar
           if (c0 + i < p.cols) y[c0 + i] = from_f32<To>(v[i]);
       }
       carry += total;
+#pragma unroll
+      for (int i = 0; i < 8; ++i) v[i] = nxt[i];
     }
   }
   pdl_trigger();
