@@ -3,8 +3,9 @@
 //
 // Rows up to 32768 elements stay in registers (x read once): one block per row, or a group of 1 to 32 threads per
 // row with several rows per block for short rows. Longer rows, and few rows that would leave SMs idle, are split
-// over a thread-block cluster (sm_90) of up to 8 blocks that exchange their (max, sum) pairs through distributed
-// shared memory, so one 262144-wide vocabulary row still reads x once, spread over 8 SMs. Everything else (odd
+// over a thread-block cluster (sm_90) of up to 8 blocks that exchange their maxima, then their sums, through
+// distributed shared memory, so one 262144-wide vocabulary row still reads x once, spread over 8 SMs (a split over
+// independent blocks would need a workspace the op does not take, or a second read of x). Everything else (odd
 // widths, misaligned views, rows past the cluster's reach, older GPUs) takes a two-pass kernel with an online
 // (max, sum) first pass (Milakov & Gimelshein 2018).
 #pragma once
