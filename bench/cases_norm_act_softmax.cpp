@@ -168,6 +168,7 @@ const bool registered = [] {
            [](Harness& h, const BenchEnv& e) { return bench_softmax(h, DType::F32, big(e), 4096, false, true); });
   add_case("softcap", 20,
            [](Harness& h, const BenchEnv& e) { return bench_act(h, Act::Softcap, DType::F32, big(e), 4096); });
+  add_case("softmax", 20, [](Harness& h, const BenchEnv&) { return bench_softmax(h, DType::BF16, 1, 151936); });
   add_case("softmax", 20, [](Harness& h, const BenchEnv&) { return bench_softmax(h, DType::F32, 1, 262144); });
   add_case("softmax", 20, [](Harness& h, const BenchEnv&) { return bench_softmax(h, DType::BF16, 1, 262144); });
   // Decode sizes (launch-bound: compare microseconds).

@@ -124,14 +124,18 @@ const bool registered = [] {
           "topk", 40, [rows, k](Harness& h, const BenchEnv&) { return bench_topk(h, DType::BF16, rows, 151936, k); },
           rows > 1);
   }
-  auto sample_case = [](const char* note, ops::SampleParams p, bool hist = false) {
-    add_case("sample", 40, [note, p, hist](Harness& h, const BenchEnv&) {
-      return bench_sample(h, DType::BF16, 1, 262144, p, note, hist);
+  auto sample_case = [](const char* note, ops::SampleParams p, bool hist = false, int64_t rows = 1,
+                        int64_t vocab = 262144) {
+    add_case("sample", 40, [note, p, hist, rows, vocab](Harness& h, const BenchEnv&) {
+      return bench_sample(h, DType::BF16, rows, vocab, p, note, hist);
     });
   };
   ops::SampleParams kp;
   kp.top_k = 40;
   kp.top_p = 0.9f;
+  // The decode bar (<= 20 us at batch 1): a 151936-token vocabulary, batch 1 and 64.
+  sample_case("top-k 40, top-p 0.9", kp, false, 1, 151936);
+  sample_case("top-k 40, top-p 0.9", kp, false, 64, 151936);
   sample_case("top-k 40, top-p 0.9", kp);
   sample_case(
       "top-k 40, top-p 0.9, penalties",

@@ -116,8 +116,9 @@ inline std::vector<SoftmaxCase> softmax_cases(bool large) {
   // Large: rows that fit a block, rows split over a cluster (16384+ elements, 151936, 262144) and rows past the
   // cluster's reach (300000: the two-pass kernel).
   const std::vector<P> shapes =
-      large ? std::vector<P>{{1, 1},    {3, 7},     {4, 8},     {6, 64},     {5, 100},    {2, 1000},   {4, 4096},
-                             {3, 4097}, {2, 32768}, {2, 40000}, {4, 151936}, {1, 262144}, {1, 300000}, {130, 256}}
+      large ? std::vector<P>{{1, 1},       {3, 7},      {4, 8},      {6, 64},    {5, 100},    {2, 1000},
+                             {4, 4096},    {3, 4097},   {2, 32768},  {2, 40000}, {4, 151936}, {1, 151936},
+                             {32, 151936}, {1, 262144}, {1, 300000}, {130, 256}}
             : std::vector<P>{{1, 1}, {3, 7}, {4, 64}, {2, 1000}, {1, 4096}, {2, 4097}};
   std::vector<SoftmaxCase> cases;
   int i = 0;

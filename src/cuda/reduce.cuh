@@ -188,7 +188,8 @@ Status launch_row_sum(const kern::RowReduceParams& p, const ExecContext& ctx) {
 }
 
 // Inclusive scan of a row in tiles of 256 threads x 8 consecutive elements (one or two 16-byte accesses when the
-// rows are aligned), a block scan per tile and a running carry between tiles.
+// rows are aligned), a block scan per tile and a running carry between tiles. The next tile's loads are issued
+// before the current tile's scan, so a row's tiles (two for 4096 bf16 columns) are in flight together.
 inline constexpr int kScanThreads = 256;
 
 template <typename Tx, typename To>
@@ -200,16 +201,21 @@ __global__ void __launch_bounds__(kScanThreads) cumsum_kernel(kern::RowReducePar
   for (int64_t row = blockIdx.x; row < p.rows; row += gridDim.x) {
     const Tx* x = static_cast<const Tx*>(p.x) + row * p.cols;
     To* y = static_cast<To*>(p.out) + row * p.cols;
-    float carry = 0.0f;
-    for (int64_t t0 = 0; t0 < p.cols; t0 += kTile) {
+    auto load_tile = [&](int64_t t0, float(&v)[8]) {
       const int64_t c0 = t0 + static_cast<int64_t>(threadIdx.x) * 8;
-      float v[8];
       if (vec && c0 + 8 <= p.cols) {
         load8(x + c0, v);
       } else {
 #pragma unroll
         for (int i = 0; i < 8; ++i) v[i] = c0 + i < p.cols ? to_f32(x[c0 + i]) : 0.0f;
       }
+    };
+    float carry = 0.0f;
+    float v[8], nxt[8] = {};
+    load_tile(0, v);
+    for (int64_t t0 = 0; t0 < p.cols; t0 += kTile) {
+      if (t0 + kTile < p.cols) load_tile(t0 + kTile, nxt);
+      const int64_t c0 = t0 + static_cast<int64_t>(threadIdx.x) * 8;
 #pragma unroll
       for (int i = 1; i < 8; ++i) v[i] += v[i - 1];
       float excl, total;
@@ -226,6 +232,8 @@ __global__ void __launch_bounds__(kScanThreads) cumsum_kernel(kern::RowReducePar
           if (c0 + i < p.cols) y[c0 + i] = from_f32<To>(v[i]);
       }
       carry += total;
+#pragma unroll
+      for (int i = 0; i < 8; ++i) v[i] = nxt[i];
     }
   }
   pdl_trigger();
@@ -246,6 +254,92 @@ inline constexpr int kSortThreads = 1024;
 inline constexpr int kSortItems = 4;  // kSortThreads * kSortItems == kern::kReduceChunk
 using ChunkSort = cub::BlockRadixSort<uint32_t, kSortThreads, kSortItems, int32_t>;
 
+// Exclusive prefix sum of v over the block's threads in thread order, and the block total (blockDim.x a multiple
+// of 32). Every thread must call it; scratch: 32 ints.
+__device__ __forceinline__ int block_exclusive_sum(int v, int* scratch, int& total) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, n_warps = blockDim.x >> 5;
+  int incl = v;
+#pragma unroll
+  for (int o = 1; o < 32; o <<= 1) {
+    const int u = __shfl_up_sync(0xffffffffu, incl, o);
+    if (lane >= o) incl += u;
+  }
+  __syncthreads();  // scratch may still be read by a previous call
+  if (lane == 31) scratch[warp] = incl;
+  __syncthreads();
+  int before = 0;
+  total = 0;
+  for (int w = 0; w < n_warps; ++w) {
+    const int s = scratch[w];
+    before += w < warp ? s : 0;
+    total += s;
+  }
+  return before + incl - v;
+}
+
+// Shared memory of block_kth_key.
+struct KthScratch {
+  int hist[256];
+  int warp_tot[8];
+  int bucket, above;
+};
+
+// The k-th largest (1 <= k <= the number of keys) of the block's keys, kSortItems per thread (a kSortThreads
+// block), by four 8-bit radix passes over a shared histogram (no sort: the select is what top-k and the sampling
+// pools need); n_greater gets how many keys are strictly larger. Every thread must call it and gets the result.
+// Lanes adding to the same bucket are merged first (__match_any_sync): logits crowd a few high-byte buckets.
+__device__ __forceinline__ uint32_t block_kth_key(const uint32_t (&keys)[kSortItems], int k, KthScratch& sc,
+                                                  int& n_greater) {
+  const int tid = static_cast<int>(threadIdx.x), lane = tid & 31;
+  uint32_t prefix = 0;
+  int remaining = k;  // how many keys matching `prefix` in the digits fixed so far still rank within the top k
+  __syncthreads();    // sc may still be read by a previous call
+  for (int pass = 3; pass >= 0; --pass) {
+    const int shift = pass * 8;
+    const uint32_t high = pass == 3 ? 0u : (0xffffffffu << (shift + 8));
+    if (tid < 256) sc.hist[tid] = 0;
+    __syncthreads();
+#pragma unroll
+    for (int i = 0; i < kSortItems; ++i) {
+      const bool match = (keys[i] & high) == (prefix & high);
+      const unsigned digit = (keys[i] >> shift) & 0xffu;
+      const unsigned active = __ballot_sync(0xffffffffu, match);
+      if (match) {
+        const unsigned peers = __match_any_sync(active, digit);
+        if (lane == __ffs(peers) - 1) atomicAdd(&sc.hist[digit], __popc(peers));
+      }
+    }
+    __syncthreads();
+    // Threads 0..255 scan the buckets from the top (bucket 255 - tid): the one where the running count reaches
+    // `remaining` holds the k-th key.
+    int cnt = 0, incl = 0;
+    if (tid < 256) {
+      cnt = sc.hist[255 - tid];
+      incl = cnt;
+#pragma unroll
+      for (int o = 1; o < 32; o <<= 1) {
+        const int u = __shfl_up_sync(0xffffffffu, incl, o);
+        if (lane >= o) incl += u;
+      }
+      if (lane == 31) sc.warp_tot[tid >> 5] = incl;
+    }
+    __syncthreads();
+    if (tid < 256) {
+      for (int w = 0; w < (tid >> 5); ++w) incl += sc.warp_tot[w];
+      if (incl >= remaining && incl - cnt < remaining) {
+        sc.bucket = 255 - tid;
+        sc.above = incl - cnt;
+      }
+    }
+    __syncthreads();
+    prefix |= static_cast<uint32_t>(sc.bucket) << shift;
+    remaining -= sc.above;
+    __syncthreads();  // hist, bucket and above are rewritten by the next pass
+  }
+  n_greater = k - remaining;
+  return prefix;
+}
+
 // Loads chunk [begin, begin + 4096) of a row in the blocked arrangement (thread t holds elements 4t .. 4t + 3), as
 // keys with their indices; positions past `cols` get `pad_key` and index INT32_MAX (they sort after every element
 // when pad_key is the extreme of the sort direction, and the stable sort keeps them after equal keys).
@@ -260,11 +354,17 @@ __device__ __forceinline__ void load_chunk_keys(const T* x, int64_t begin, int64
   }
 }
 
-// grid (n_chunks, rows): sorts one chunk descending and keeps its first `keep` (key, index) pairs: the final
-// answer when the row is one chunk, else candidates in the workspace.
+// grid (n_chunks, rows). One chunk (the whole row): sorts it descending and writes the first k. Several: keeps the
+// chunk's `keep` largest as candidates in the workspace, found by a radix select of the keep-th largest key and a
+// compaction in index order (every key above it, then the first ties), so equal keys stay in ascending index
+// order as the merge needs; a full block sort of the chunk cost several times more (4-bit passes over 4096 keys).
 template <typename T>
 __global__ void __launch_bounds__(kSortThreads) topk_chunk_kernel(kern::TopKParams p) {
-  __shared__ typename ChunkSort::TempStorage temp;
+  __shared__ union {
+    typename ChunkSort::TempStorage sort;
+    KthScratch kth;
+  } temp;
+  __shared__ int iscratch[32];
   const int64_t row = blockIdx.y, chunk = blockIdx.x;
   const T* x = static_cast<const T*>(p.x) + row * p.cols;
   uint32_t keys[kSortItems];
@@ -272,34 +372,52 @@ __global__ void __launch_bounds__(kSortThreads) topk_chunk_kernel(kern::TopKPara
   pdl_wait();
   load_chunk_keys(x, chunk * kern::kReduceChunk, p.cols, 0u, keys, idx);
   pdl_trigger();
-  ChunkSort(temp).SortDescending(keys, idx);
   const int keep = static_cast<int>(kern::topk_keep(p.cols, p.k));
+  if (p.n_chunks == 1) {
+    ChunkSort(temp.sort).SortDescending(keys, idx);
 #pragma unroll
-  for (int i = 0; i < kSortItems; ++i) {
-    const int rank = static_cast<int>(threadIdx.x) * kSortItems + i;
-    if (rank >= keep) continue;
-    if (p.n_chunks == 1) {
+    for (int i = 0; i < kSortItems; ++i) {
+      const int rank = static_cast<int>(threadIdx.x) * kSortItems + i;
+      if (rank >= keep) continue;
       p.indices[row * p.k + rank] = idx[i];
       if (p.values) static_cast<T*>(p.values)[row * p.k + rank] = x[idx[i]];
-    } else {
-      static_cast<uint2*>(p.ws)[(row * p.n_chunks + chunk) * keep + rank] =
-          make_uint2(keys[i], static_cast<uint32_t>(idx[i]));
+    }
+    return;
+  }
+  // Positions past the row hold key 0 (below every float's key) and index INT32_MAX, as the sort had them.
+  int n_greater;
+  const uint32_t t = block_kth_key(keys, keep, temp.kth, n_greater);
+  const int ties = keep - n_greater;
+  int g = 0, e = 0;
+#pragma unroll
+  for (int i = 0; i < kSortItems; ++i) {
+    g += keys[i] > t;
+    e += keys[i] == t;
+  }
+  int total;
+  const int before = block_exclusive_sum(g | (e << 16), iscratch, total);  // both counts <= 4096 < 2^16
+  int pg = before & 0xffff, pe = before >> 16;
+  uint2* out = static_cast<uint2*>(p.ws) + (row * p.n_chunks + chunk) * keep;
+#pragma unroll
+  for (int i = 0; i < kSortItems; ++i) {
+    const uint2 c = make_uint2(keys[i], static_cast<uint32_t>(idx[i]));
+    if (keys[i] > t) {
+      out[pg++] = c;
+    } else if (keys[i] == t) {
+      if (pe < ties) out[n_greater + pe] = c;
+      ++pe;
     }
   }
 }
 
 // One block per row selects the final k from the chunks' candidates: a 4 x 8-bit radix select finds the k-th
 // largest key t, the candidates > t and the first (lowest-index) ones == t are compacted in candidate order, and
-// a block radix sort orders them. Candidates of equal key sit in ascending index order (chunks in order, each
-// sorted stably), so the stable sort keeps ties by lower index.
+// ranks by counting order them. Candidates of equal key sit in ascending index order (chunks in order, each
+// compacted in index order), so the ties kept are those of the lowest indices.
 template <typename T>
 __global__ void __launch_bounds__(kSortThreads) topk_merge_kernel(kern::TopKParams p) {
   using Scan = cub::BlockScan<int, kSortThreads>;
-  using FinalSort = cub::BlockRadixSort<uint32_t, kSortThreads, 1, int32_t>;
-  __shared__ union {
-    typename Scan::TempStorage scan;
-    typename FinalSort::TempStorage sort;
-  } temp;
+  __shared__ union { typename Scan::TempStorage scan; } temp;
   __shared__ int hist[256];
   __shared__ uint32_t sel_key[kern::kTopKMax];
   __shared__ int32_t sel_idx[kern::kTopKMax];
@@ -363,17 +481,24 @@ __global__ void __launch_bounds__(kSortThreads) topk_merge_kernel(kern::TopKPara
     base_e += tot_e;
   }
   __syncthreads();
-  uint32_t kk[1];
-  int32_t ii[1];
+  // The k selected, ordered by (key descending, index ascending) through ranks by counting: k <= 1024 entries,
+  // one per thread, each compared with all (shared-memory broadcasts; cheaper than a 1024-key block radix sort).
   const int tid = static_cast<int>(threadIdx.x);
-  kk[0] = tid < p.k ? sel_key[tid] : 0u;
-  ii[0] = tid < p.k ? sel_idx[tid] : INT32_MAX;
-  __syncthreads();
-  FinalSort(temp.sort).SortDescending(kk, ii);
+  uint32_t my_key = 0;
+  int32_t my_idx = 0;
+  int rank = 0;
+  if (tid < p.k) {
+    my_key = sel_key[tid];
+    my_idx = sel_idx[tid];
+    for (int j = 0; j < p.k; ++j) {
+      const uint32_t kj = sel_key[j];
+      rank += kj > my_key || (kj == my_key && sel_idx[j] < my_idx);
+    }
+  }
   pdl_trigger();
   if (tid < p.k) {
-    p.indices[row * p.k + tid] = ii[0];
-    if (p.values) static_cast<T*>(p.values)[row * p.k + tid] = static_cast<const T*>(p.x)[row * p.cols + ii[0]];
+    p.indices[row * p.k + rank] = my_idx;
+    if (p.values) static_cast<T*>(p.values)[row * p.k + rank] = static_cast<const T*>(p.x)[row * p.cols + my_idx];
   }
 }
 

@@ -7,7 +7,13 @@
 
 namespace mlxn::cuda {
 
-// ---- the angle: double throughout, so long positions lose nothing to f32 rounding ----
+// ---- the angle ----
+// theta = pos * F_i for pair i, with F_i = base^(-2i / rope_dim) / ff_i * (freq_scale * (1 - ramp_i) + ramp_i) (ggml's
+// rope_yarn: theta_i (1 - ramp) + theta_e ramp with theta_i = freq_scale theta_e). F_i / (2 pi) is worked out in
+// double and the angle reduced there: x = pos * F_i / (2 pi) turns, r = 2 (x - rint(x)) in [-1, 1] (error ~1e-16
+// relative to x, under 1e-10 turns for positions below 2^24), then cos / sin of pi r in float (sincospif, ~1 ulp,
+// exact argument reduction). Rounding r to float costs at most 2^-24 pi rad: the rotation matches the double
+// reference to ~2e-7 relative at any position. (The former all-double sincospi per pair cost ~4x the arithmetic.)
 
 __device__ __forceinline__ int rope_stream(const kern::RopeParams& p, int i) {
   if (p.sections_mode == 0) return 0;
@@ -23,24 +29,31 @@ __device__ __forceinline__ int rope_stream(const kern::RopeParams& p, int i) {
   return stream < p.n_streams ? stream : 0;
 }
 
-// (cos, sin) * mscale of pair i for token t.
-__device__ __forceinline__ float2 rope_cos_sin(const kern::RopeParams& p, int i, int64_t t) {
-  const double pos = static_cast<double>(p.pos[static_cast<int64_t>(rope_stream(p, i)) * p.tokens + t]);
-  double theta_e = pos * exp2(-2.0 * i * p.log2_base / static_cast<double>(p.rope_dim));
-  if (p.freq_factors != nullptr) theta_e /= static_cast<double>(p.freq_factors[i]);
-  const double theta_i = static_cast<double>(p.freq_scale) * theta_e;
-  double theta = theta_i, mscale = p.attn_factor;
+// F_i / (2 pi): turns of pair i per unit of position.
+__device__ __forceinline__ double rope_turns_per_pos(const kern::RopeParams& p, int i) {
+  double f = exp2(-2.0 * i * p.log2_base / static_cast<double>(p.rope_dim));
+  if (p.freq_factors != nullptr) f /= static_cast<double>(p.freq_factors[i]);
+  double scale = p.freq_scale;
   if (p.ext_factor != 0.0f) {
     const double y = (i - static_cast<double>(p.corr_lo)) / fmax(0.001, static_cast<double>(p.corr_hi) - p.corr_lo);
     const double ramp = (1.0 - fmin(1.0, fmax(0.0, y))) * p.ext_factor;
-    theta = theta_i * (1.0 - ramp) + theta_e * ramp;
-    mscale *= 1.0 + 0.1 * log(1.0 / static_cast<double>(p.freq_scale));
+    scale = p.freq_scale * (1.0 - ramp) + ramp;
   }
-  // sincospi reduces its argument exactly (no Payne-Hanek slow path and its stack frame, which sincos needs for
-  // large angles); theta / pi costs one rounding of a double.
-  double s, c;
-  sincospi(theta * 0.31830988618379067154, &s, &c);
-  return make_float2(static_cast<float>(c * mscale), static_cast<float>(s * mscale));
+  return f * scale * 0.15915494309189533577;
+}
+
+// The magnitude scale of every pair (YaRN's attention factor).
+__device__ __forceinline__ float rope_mscale(const kern::RopeParams& p) {
+  return p.ext_factor != 0.0f ? p.attn_factor * (1.0f + 0.1f * logf(1.0f / p.freq_scale)) : p.attn_factor;
+}
+
+// (cos, sin) * mscale of pair i for token t.
+__device__ __forceinline__ float2 rope_cos_sin(const kern::RopeParams& p, int i, int64_t t, float mscale) {
+  const double pos = static_cast<double>(p.pos[static_cast<int64_t>(rope_stream(p, i)) * p.tokens + t]);
+  const double x = pos * rope_turns_per_pos(p, i);
+  float s, c;
+  sincospif(static_cast<float>(2.0 * (x - rint(x))), &s, &c);
+  return make_float2(c * mscale, s * mscale);
 }
 
 // ---- 8-element chunks held raw (16-byte words), converted to f32 when used ----
@@ -91,7 +104,7 @@ constexpr int rope_min_blocks() {
 // Rows of head_dim elements in 8-element units: rotated units first (Neox: elements [8u, 8u + 8) and their partners
 // half further; Normal: 4 adjacent pairs), then the copied tail. A group of G threads (blockDim.x, a power of two
 // <= 32) owns a row; blockDim.y rows per block. The block first works out cos / sin of every pair of the tokens
-// its rows span into shared memory (double precision, once per token instead of once per head), with the first
+// its rows span into shared memory (once per token instead of once per head), with the first
 // units' loads already in flight. With Norm, a thread holds all its units of the row (units <= G * KPT).
 template <typename T, bool Neox, bool Norm, int KPT>
 __global__ void __launch_bounds__(kRopeThreads, rope_min_blocks<T, Norm>()) rope_vec_kernel(kern::RopeParams p) {
@@ -130,9 +143,10 @@ __global__ void __launch_bounds__(kRopeThreads, rope_min_blocks<T, Norm>()) rope
 
   pdl_wait();  // positions and x may come from the previous kernel
   load_group(0);
+  const float mscale = rope_mscale(p);
   for (int i = threadIdx.y * G + lane; i < n_tok * half; i += G * blockDim.y) {
     const int tl = i / half, pair = i - tl * half;
-    table[i] = rope_cos_sin(p, pair, t_first + tl);
+    table[i] = rope_cos_sin(p, pair, t_first + tl, mscale);
   }
   pdl_trigger();
   __syncthreads();
@@ -247,9 +261,10 @@ __global__ void __launch_bounds__(256) rope_any_kernel(kern::RopeParams p) {
     }
     return scale * w;
   };
+  const float mscale = rope_mscale(p);
   for (int i = threadIdx.x; i < half; i += 32) {
     const int64_t ia = p.neox ? i : 2 * i, ib = p.neox ? i + half : 2 * i + 1;
-    const float2 c = rope_cos_sin(p, i, t);
+    const float2 c = rope_cos_sin(p, i, t, mscale);
     const float x0 = to_f32(x[ia]) * weight(ia), x1 = to_f32(x[ib]) * weight(ib);
     out[ia] = from_f32<T>(x0 * c.x - x1 * c.y);
     out[ib] = from_f32<T>(x0 * c.y + x1 * c.x);
@@ -284,8 +299,12 @@ Status launch_rope(const kern::RopeParams& p, const ExecContext& ctx) {
   bool vec = aligned16(p.x) && aligned16(p.out) && p.head_dim % 8 == 0 && p.rope_dim % (p.neox ? 16 : 8) == 0 &&
              p.x_stride_t % 8 == 0 && p.x_stride_h % 8 == 0 && p.out_stride_t % 8 == 0 && p.out_stride_h % 8 == 0 &&
              (p.norm_w == nullptr || aligned16(p.norm_w)) && half <= kRopeTable;
-  const int g = static_cast<int>(std::min<int64_t>(32, rope_next_pow2(static_cast<int>(std::min<int64_t>(nu, 32)))));
-  // Without the norm two units per thread keep 32 bytes (bf16) in flight; with it every unit of the row is held.
+  // Two units per thread: a group of half the row's units (head_dim 128 bf16: 64 bytes in flight per thread for
+  // Neox, 32 for Normal, 32 or 64 rows per 256-thread block). One unit per thread left the Normal layout with 4 KiB
+  // per block and most of the block's time in the cos / sin table and the launch.
+  const int g =
+      static_cast<int>(std::min<int64_t>(32, rope_next_pow2(static_cast<int>(std::min<int64_t>((nu + 1) / 2, 32)))));
+  // With the norm every unit of the row is held (up to 4 per thread).
   int kpt = 2;
   if (p.norm) {
     const int64_t need = (nu + g - 1) / g;

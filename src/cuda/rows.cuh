@@ -88,6 +88,47 @@ __device__ __forceinline__ float row_group_sum(float v, float* scratch) {
   return s;
 }
 
+__device__ __forceinline__ float row_group_max(float v, float* scratch) {
+  const int width = blockDim.x < 32 ? blockDim.x : 32;
+  for (int o = width >> 1; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  if (blockDim.x <= 32) return v;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, n_warps = blockDim.x >> 5;
+  if (lane == 0) scratch[warp] = v;
+  __syncthreads();
+  float s = scratch[0];
+  for (int i = 1; i < n_warps; ++i) s = fmaxf(s, scratch[i]);
+  return s;
+}
+
+// (count, mean, centred sum of squares) triples merged as Chan, Golub & LeVeque (1979): numerically stable like two
+// passes over the data, in one reduction. The merge is symmetric in its operands to the bit (no contraction into
+// fma, empty parts handled on both sides), so the xor butterfly leaves every lane of a group with the same triple.
+__device__ __forceinline__ float3 merge_mean_m2(float3 a, float3 b) {
+  if (a.x == 0.0f) return b;
+  if (b.x == 0.0f) return a;
+  const float n = __fadd_rn(a.x, b.x);
+  const float d = __fsub_rn(a.y, b.y);  // swapping a and b only flips the sign
+  const float mean = __fdiv_rn(__fadd_rn(__fmul_rn(a.x, a.y), __fmul_rn(b.x, b.y)), n);
+  const float m2 = __fadd_rn(__fadd_rn(a.z, b.z), __fmul_rn(__fmul_rn(d, d), __fdiv_rn(__fmul_rn(a.x, b.x), n)));
+  return make_float3(n, mean, m2);
+}
+
+__device__ __forceinline__ float3 row_group_mean_m2(float3 v, float3* scratch) {
+  const int width = blockDim.x < 32 ? blockDim.x : 32;
+  for (int o = width >> 1; o > 0; o >>= 1) {
+    const float3 u = make_float3(__shfl_xor_sync(0xffffffffu, v.x, o), __shfl_xor_sync(0xffffffffu, v.y, o),
+                                 __shfl_xor_sync(0xffffffffu, v.z, o));
+    v = merge_mean_m2(v, u);
+  }
+  if (blockDim.x <= 32) return v;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, n_warps = blockDim.x >> 5;
+  if (lane == 0) scratch[warp] = v;
+  __syncthreads();
+  float3 s = scratch[0];
+  for (int i = 1; i < n_warps; ++i) s = merge_mean_m2(s, scratch[i]);
+  return s;
+}
+
 // Softmax partial (max m, sum s of exp(t - m)) pairs: merging rescales both sums to the larger maximum. A part with
 // m = -inf (nothing but -inf seen) holds s = 0 and contributes nothing.
 __device__ __forceinline__ float2 merge_max_sum(float2 a, float2 b) {

@@ -3,8 +3,9 @@
 //
 // Rows up to 32768 elements stay in registers (x read once): one block per row, or a group of 1 to 32 threads per
 // row with several rows per block for short rows. Longer rows, and few rows that would leave SMs idle, are split
-// over a thread-block cluster (sm_90) of up to 8 blocks that exchange their (max, sum) pairs through distributed
-// shared memory, so one 262144-wide vocabulary row still reads x once, spread over 8 SMs. Everything else (odd
+// over a thread-block cluster (sm_90) of up to 8 blocks that exchange their maxima, then their sums, through
+// distributed shared memory, so one 262144-wide vocabulary row still reads x once, spread over 8 SMs (a split over
+// independent blocks would need a workspace the op does not take, or a second read of x). Everything else (odd
 // widths, misaligned views, rows past the cluster's reach, older GPUs) takes a two-pass kernel with an online
 // (max, sum) first pass (Milakov & Gimelshein 2018).
 #pragma once
@@ -58,10 +59,13 @@ __device__ __forceinline__ float softmax_out(bool log, float t, const SoftmaxNor
 
 // Rows of cols % 8 == 0 with x, y and mask 16-byte aligned. `cluster` blocks share a row (blockDim.y == 1 then);
 // chunk k of a thread is first + k * blockDim.x * cluster, so each block reads interleaved 16-byte runs of the row.
+// The row is held as f32 (t = x * scale + mask) between the passes: the max first, then exp(t - max) once per
+// element, kept for the output. One exp per element matters: the online (max, sum) merge took about three MUFU
+// operations per element, which bound the 16-bit rows (two elements per 4 bytes moved) on the SFU.
 template <typename Tx, typename Ty, int VPT>
 __global__ void __launch_bounds__(kSoftmaxMaxThreads) softmax_vec_kernel(kern::SoftmaxParams p, int cluster) {
-  __shared__ float2 scratch[32];
-  __shared__ float2 part;  // this block's (max, sum), read by the other blocks of its cluster
+  __shared__ float scratch[2][32];
+  __shared__ float part[2];  // this block's max, then its sum, read by the other blocks of its cluster
   const int rank = static_cast<int>(blockIdx.x % static_cast<unsigned>(cluster));
   const int64_t row = static_cast<int64_t>(blockIdx.x / static_cast<unsigned>(cluster)) * blockDim.y + threadIdx.y;
   const bool live = row < p.rows;  // threads of rows past the end still take part in the reductions
@@ -72,54 +76,74 @@ __global__ void __launch_bounds__(kSoftmaxMaxThreads) softmax_vec_kernel(kern::S
   const Tx* x = static_cast<const Tx*>(p.x) + row * p.cols;
   const void* mrow = p.mask != nullptr && live ? mask_row(p, row) : nullptr;
 
-  Raw8<Tx> v[VPT];
-  pdl_wait();
+  float t[VPT][8];
+  {
+    Raw8<Tx> v[VPT];
+    pdl_wait();
+#pragma unroll
+    for (int k = 0; k < VPT; ++k)
+      if (live && chunk(k) < n8) v[k] = load_raw8(x + chunk(k) * 8);
+    pdl_trigger();
+#pragma unroll
+    for (int k = 0; k < VPT; ++k) {
+      if (live && chunk(k) < n8) {
+        softmax_inputs(p, v[k], mrow, chunk(k), t[k]);
+      } else {
+#pragma unroll
+        for (int i = 0; i < 8; ++i) t[k][i] = -INFINITY;
+      }
+    }
+  }
+  float mx = -INFINITY;
 #pragma unroll
   for (int k = 0; k < VPT; ++k)
-    if (live && chunk(k) < n8) v[k] = load_raw8(x + chunk(k) * 8);
-  pdl_trigger();
-  float2 ms = make_float2(-INFINITY, 0.0f);
 #pragma unroll
-  for (int k = 0; k < VPT; ++k) {
-    if (!live || chunk(k) >= n8) continue;
-    float t[8];
-    softmax_inputs(p, v[k], mrow, chunk(k), t);
-    float cm = t[0];
-#pragma unroll
-    for (int i = 1; i < 8; ++i) cm = fmaxf(cm, t[i]);
-    if (cm == -INFINITY) continue;
-    float cs = 0.0f;
-#pragma unroll
-    for (int i = 0; i < 8; ++i) cs += __expf(t[i] - cm);
-    ms = merge_max_sum(ms, make_float2(cm, cs));
-  }
-  ms = row_group_max_sum(ms, scratch);
+    for (int i = 0; i < 8; ++i) mx = fmaxf(mx, t[k][i]);
+  mx = row_group_max(mx, scratch[0]);
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  namespace cg = cooperative_groups;
   if (cluster > 1) {
-    namespace cg = cooperative_groups;
     cg::cluster_group cl = cg::this_cluster();
-    if (threadIdx.x == 0) part = ms;
+    if (threadIdx.x == 0) part[0] = mx;
     cl.sync();
-    // Every block merges the parts in the same order: all blocks of a row apply bit-identical (max, sum).
-    float2 acc = make_float2(-INFINITY, 0.0f);
-    for (int i = 0; i < cluster; ++i) acc = merge_max_sum(acc, *cl.map_shared_rank(&part, i));
-    cl.sync();  // no block may exit (freeing its `part`) while another still reads it
-    ms = acc;
+    for (int i = 0; i < cluster; ++i) mx = fmaxf(mx, *cl.map_shared_rank(&part[0], i));
   }
 #elif defined(__CUDA_ARCH__)
   if (cluster > 1) __trap();  // the launcher splits rows only on sm_90 and newer
 #endif
+  // A row of nothing but -inf: base 0 makes every exp 0 (softmax 0, log-softmax -inf).
+  const float base = mx == -INFINITY ? 0.0f : mx;
+  float s = 0.0f;
+#pragma unroll
+  for (int k = 0; k < VPT; ++k)
+#pragma unroll
+    for (int i = 0; i < 8; ++i) {
+      const float e = __expf(t[k][i] - base);
+      s += e;
+      if (!p.log) t[k][i] = e;
+    }
+  s = row_group_sum(s, scratch[1]);
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  if (cluster > 1) {
+    cg::cluster_group cl = cg::this_cluster();
+    if (threadIdx.x == 0) part[1] = s;
+    cl.sync();
+    // Every block adds the parts in the same order: all blocks of a row apply a bit-identical sum.
+    s = 0.0f;
+    for (int i = 0; i < cluster; ++i) s += *cl.map_shared_rank(&part[1], i);
+    cl.sync();  // no block may exit (freeing its `part`) while another still reads it
+  }
+#endif
   if (!live) return;
-  const SoftmaxNorm n = softmax_norm(ms);
+  const float inv_sum = s > 0.0f ? 1.0f / s : 0.0f;
+  const float log_sum = s > 0.0f ? logf(s) : 0.0f;
   Ty* y = static_cast<Ty*>(p.y) + row * p.cols;
 #pragma unroll
   for (int k = 0; k < VPT; ++k) {
     if (chunk(k) >= n8) continue;
-    float t[8];
-    softmax_inputs(p, v[k], mrow, chunk(k), t);  // the mask again: small and shared by rows, it sits in L1/L2
 #pragma unroll
-    for (int i = 0; i < 8; ++i) t[i] = softmax_out(p.log, t[i], n);
-    store8(y + chunk(k) * 8, t);
+    for (int i = 0; i < 8; ++i) t[k][i] = p.log ? (t[k][i] - base) - log_sum : t[k][i] * inv_sum;
+    store8(y + chunk(k) * 8, t[k]);
   }
 }
 
@@ -205,19 +229,23 @@ Status launch_softmax(const kern::SoftmaxParams& p, const ExecContext& ctx) {
     kernel = softmax_vec_kernel<Tx, Ty, 4>;
   const dim3 grid(static_cast<unsigned>(blocks)), block(static_cast<unsigned>(t), static_cast<unsigned>(r));
   if (cluster == 1) return launch_status(launch_kernel(kernel, grid, block, stream, true, p, cluster), op);
-  // Cluster launch, without programmatic dependent launch (the two attributes are not combined).
+  // Cluster launch, with programmatic dependent launch as the other kernels (CUTLASS's sm90 kernels combine the two
+  // attributes the same way); MLXN_PDL=0 turns it off.
   cudaLaunchConfig_t cfg{};
   cfg.gridDim = grid;
   cfg.blockDim = block;
   cfg.dynamicSmemBytes = 0;
   cfg.stream = stream;
-  cudaLaunchAttribute attr[1];
+  cudaLaunchAttribute attr[2];
   attr[0].id = cudaLaunchAttributeClusterDimension;
   attr[0].val.clusterDim.x = static_cast<unsigned>(cluster);
   attr[0].val.clusterDim.y = 1;
   attr[0].val.clusterDim.z = 1;
+  attr[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[1].val.programmaticStreamSerializationAllowed = 1;
+  static const bool pdl_allowed = tune_knob("MLXN_PDL", 1) != 0;
   cfg.attrs = attr;
-  cfg.numAttrs = 1;
+  cfg.numAttrs = pdl_allowed ? 2 : 1;
   return launch_status(cudaLaunchKernelEx(&cfg, kernel, p, cluster), op);
 }
 

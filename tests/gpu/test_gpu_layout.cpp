@@ -22,11 +22,18 @@ TEST(GpuLayout, LargeTransposeMatchesCpu) {
   MLXN_CUDA_DEVICE_OR_SKIP(gpu);
   const uint64_t seed = test::fresh_seed();
   SCOPED_TRACE(detail::cat("seed ", seed));
+  // The first four shapes take the element kernel; the others the 16-byte one for 2- and 4-byte elements (inner
+  // extents multiples of 8, partial 64 x 64 tiles at both edges, batched, 4096 x 4096 whole).
   for (DType t : {DType::U8, DType::BF16, DType::F32, DType::I64}) {
     for (auto [shape, perm] : std::vector<std::pair<Shape, std::vector<int>>>{{{1025, 777}, {1, 0}},
                                                                               {{3, 130, 1000}, {0, 2, 1}},
                                                                               {{70000, 3}, {1, 0}},
-                                                                              {{2, 3, 200, 65}, {2, 3, 0, 1}}}) {
+                                                                              {{2, 3, 200, 65}, {2, 3, 0, 1}},
+                                                                              {{1000, 776}, {1, 0}},
+                                                                              {{8, 8}, {1, 0}},
+                                                                              {{3, 136, 1000}, {0, 2, 1}},
+                                                                              {{2, 3, 200, 72}, {2, 3, 0, 1}},
+                                                                              {{4096, 4096}, {1, 0}}}) {
       SCOPED_TRACE(detail::cat(t, " ", shape));
       std::vector<uint8_t> bytes;
       auto xg = test::random_buffer(gpu, t, shape, seed, &bytes);

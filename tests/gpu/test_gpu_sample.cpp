@@ -49,6 +49,18 @@ std::vector<GpuSampleCase> gpu_cases() {
     add(2, 32000, t, minp1, false, "min-p 1");
   }
   add(1, 262144, DType::BF16, k40p09, false, "top-k 40 + top-p 0.9");
+  // The decode shape of the bar (Qwen vocabulary, batch 1 and 64): the small-set top-p path of the pool kernel.
+  add(1, 151936, DType::BF16, k40p09, false, "top-k 40 + top-p 0.9");
+  add(64, 151936, DType::BF16, k40p09, false, "top-k 40 + top-p 0.9");
+  add(1, 151936, DType::F32, k40, false, "top-k 40");
+  ops::SampleParams k1000p05;  // a small set of ~1000 ranked by counting
+  k1000p05.top_k = 1000;
+  k1000p05.top_p = 0.5f;
+  add(2, 32000, DType::F32, k1000p05, false, "top-k 1000 + top-p 0.5");
+  ops::SampleParams k2000p09;  // more than 1024 kept: the whole-pool sort
+  k2000p09.top_k = 2000;
+  k2000p09.top_p = 0.9f;
+  add(2, 32000, DType::F32, k2000p09, false, "top-k 2000 + top-p 0.9");
   add(8, 151936, DType::BF16, p09, false, "top-p 0.9 alone");
   add(4, 151936, DType::F32, plain, false, "plain temperature (full-row pass)");
   add(2, 262144, DType::F16, k500, false, "top-k 500 (search)");
