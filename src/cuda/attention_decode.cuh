@@ -202,18 +202,6 @@ __global__ void __launch_bounds__(128, 1) attention_decode_mma_kernel(kern::Atte
   const int n_tiles = s_hi > s_lo ? static_cast<int>((s_hi - s_lo + C::kTK - 1) / C::kTK) : 0;
   const int my_tiles = n_tiles > warp ? (n_tiles - warp + C::kWarps - 1) / C::kWarps : 0;
 
-  // Q rows in the mma type; rows past n_rows are zero.
-  for (int idx = tid; idx < C::kRowsMax * D; idx += C::kThreads) {
-    const int r = idx / D, d = idx % D;
-    float v = 0.0f;
-    if (r < n_rows) {
-      const int32_t gr = row0 + r;
-      const int64_t qrow = (static_cast<int64_t>(b) * p.q_len + gr / group) * p.n_heads + hkv * group + gr % group;
-      v = to_f32(static_cast<const TQ*>(p.q)[qrow * D + d]);
-    }
-    s_q[r * C::kPitch + d] = to_mma<TM>(v);
-  }
-
   const int64_t row_bytes = static_cast<int64_t>(p.n_kv_heads) * C::kRawBytes;
   const unsigned char* gk = static_cast<const unsigned char*>(c.k) + static_cast<int64_t>(hkv) * C::kRawBytes;
   const unsigned char* gv = static_cast<const unsigned char*>(c.v) + static_cast<int64_t>(hkv) * C::kRawBytes;
@@ -261,6 +249,26 @@ __global__ void __launch_bounds__(128, 1) attention_decode_mma_kernel(kern::Atte
     }
   };
 
+  // The first tiles are in flight before Q is read: at short contexts a block streams only a few tiles, and the Q
+  // load's latency would otherwise add to the first tile's.
+#pragma unroll
+  for (int i = 0; i < C::kStages - 1; ++i) {
+    if (i < my_tiles) issue(i);
+    cp_async_commit();
+  }
+
+  // Q rows in the mma type; rows past n_rows are zero.
+  for (int idx = tid; idx < C::kRowsMax * D; idx += C::kThreads) {
+    const int r = idx / D, d = idx % D;
+    float v = 0.0f;
+    if (r < n_rows) {
+      const int32_t gr = row0 + r;
+      const int64_t qrow = (static_cast<int64_t>(b) * p.q_len + gr / group) * p.n_heads + hkv * group + gr % group;
+      v = to_f32(static_cast<const TQ*>(p.q)[qrow * D + d]);
+    }
+    s_q[r * C::kPitch + d] = to_mma<TM>(v);
+  }
+
   __syncthreads();  // s_q written
   uint32_t qa[kQReg ? kKC : 1][4];
   auto load_qa = [&](int kc, uint32_t(&a)[4]) {
@@ -292,11 +300,6 @@ __global__ void __launch_bounds__(128, 1) attention_decode_mma_kernel(kern::Atte
     t_row[hr] = first_pos + (row0 + r) / group;
   }
 
-#pragma unroll
-  for (int i = 0; i < C::kStages - 1; ++i) {
-    if (i < my_tiles) issue(i);
-    cp_async_commit();
-  }
   for (int i = 0; i < my_tiles; ++i) {
     __syncwarp();  // every lane is done with the stage refilled below (tile i - 1's)
     if (i + C::kStages - 1 < my_tiles) issue(i + C::kStages - 1);
