@@ -17,7 +17,8 @@
 //
 // Quantized caches are staged raw and converted per tile into an f16 tile before the mma: fp8 e4m3 -> f16 is exact
 // (cvt.rn.f16x2.e4m3x2); the per-(position, head) scales are applied to the scores (K) and folded into P (V, with a
-// per-tile normaliser so P stays in [0, 1] in f16).
+// per-tile normaliser so P stays in [0, 1] in f16). q8_0 / q4_0 (split codes + f16 block scales) become code x d in
+// f16 during the conversion (the scale varies along D, so it cannot move to the scores or P).
 #pragma once
 
 #include <cuda_fp8.h>
