@@ -138,11 +138,10 @@ TEST(KvCacheWrite, QuantBlockError) {
         const double d = scales[static_cast<size_t>((2 * hkv + h) * nb + blk)];  // position 2
         const double want_d = q4 ? xmax / -8.0 : amax / 127.0;
         EXPECT_NEAR(d, want_d, std::fabs(want_d) / 1024.0) << "head " << h << " block " << blk;
-        const uint8_t* cbytes = nullptr;
         std::vector<uint8_t> row(static_cast<size_t>(cb));
         for (int64_t i = 0; i < cb; ++i)
           row[static_cast<size_t>(i)] = static_cast<uint8_t>(codes[static_cast<size_t>((2 * hkv + h) * cb + i)]);
-        cbytes = row.data() + blk * (q4 ? 16 : 32);
+        const uint8_t* cbytes = row.data() + blk * (q4 ? 16 : 32);
         for (int e = 0; e < 32; ++e) {
           const int code = q4 ? (e < 16 ? cbytes[e] & 15 : cbytes[e - 16] >> 4) - 8
                               : static_cast<int>(static_cast<int8_t>(cbytes[e]));
@@ -150,8 +149,12 @@ TEST(KvCacheWrite, QuantBlockError) {
           const double bound = q4 ? std::fabs(d) * (1 + 1e-6) + 8 * std::fabs(d) / 1024.0
                                   : std::fabs(d) / 2 * (1 + 1e-6) + 127 * std::fabs(d) / 1024.0;
           EXPECT_LE(std::fabs(got - xv), bound) << "head " << h << " element " << blk * 32 + e;
-          if (amax == 0) EXPECT_EQ(code, 0);
-          if (q4 && xv == xmax && amax > 0) EXPECT_EQ(code, -8);
+          if (amax == 0) {
+            EXPECT_EQ(code, 0);
+          }
+          if (q4 && xv == xmax && amax > 0) {
+            EXPECT_EQ(code, -8);
+          }
         }
       }
   }
