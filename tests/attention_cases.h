@@ -12,6 +12,7 @@
 
 namespace mlxn::test {
 
+// tkv: f16, bf16, u8 (fp8 e4m3 with f32 scales), q8_0 / q4_0 (the split block layout: KvCache::quant).
 struct AttnCase {
   int32_t batch = 1, q_len = 1, hq = 4, hkv = 1, d = 64;
   DType tq = DType::BF16, tkv = DType::BF16, tout = DType::BF16;
@@ -94,11 +95,70 @@ inline float fp8_quantize(const float* x, int64_t d, uint8_t* codes) {
   return s;
 }
 
-// A u8 buffer from codes held as floats (0 ... 255).
-inline Buffer make_u8_buffer(const Device& dev, const Shape& shape, const std::vector<float>& codes) {
+// q8_0 / q4_0 written independently of the library from ggml's definitions (quantize_row_q8_0_ref / q4_0_ref), one
+// block of 32 at a time: codes (q8_0: one i8 byte per element; q4_0: byte i holds elements i and 16 + i in its low and
+// high nibble) and the f16 scale d (returned as a float, exact). x * (1 / d) as ggml: a reciprocal, then a product.
+inline float q8_0_block(const float* x, uint8_t* codes) {
+  float amax = 0.0f;
+  for (int e = 0; e < 32; ++e) amax = std::max(amax, std::fabs(x[e]));
+  const float d = amax / 127.0f;
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  for (int e = 0; e < 32; ++e) {
+    const float v = std::round(x[e] * id);  // halves away from zero, as C's roundf
+    codes[e] = static_cast<uint8_t>(static_cast<int8_t>(std::clamp(v, -128.0f, 127.0f)));
+  }
+  return f16_to_f32(f32_to_f16(d));
+}
+inline float q4_0_block(const float* x, uint8_t* codes) {
+  float amax = 0.0f, mx = 0.0f;
+  for (int e = 0; e < 32; ++e)
+    if (std::fabs(x[e]) > amax) {  // the first element of the largest magnitude
+      amax = std::fabs(x[e]);
+      mx = x[e];
+    }
+  const float d = mx / -8.0f;
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  auto code = [&](float v) {
+    const float t = v * id;
+    const float u = t + 8.5f;
+    return std::min(15, static_cast<int>(std::clamp(u, 0.0f, 127.0f)));  // C's truncation of a non-negative value
+  };
+  for (int i = 0; i < 16; ++i) codes[i] = static_cast<uint8_t>(code(x[i]) | (code(x[i + 16]) << 4));
+  return f16_to_f32(f32_to_f16(d));
+}
+inline float q_block_value(DType t, const uint8_t* codes, float d, int e) {
+  if (t == DType::Q8_0) return static_cast<float>(static_cast<int8_t>(codes[e])) * d;
+  const int nib = e < 16 ? codes[e] & 15 : codes[e - 16] >> 4;
+  return static_cast<float>(nib - 8) * d;
+}
+
+// Bytes of codes and number of scales per (position, head) vector of a quantized cache (0 scales: not quantized).
+inline int64_t code_bytes_of(DType t, int64_t d) { return t == DType::Q4_0 ? d / 2 : d; }
+inline int64_t scales_of(DType t, int64_t d) {
+  return t == DType::U8 ? 1 : t == DType::Q8_0 || t == DType::Q4_0 ? d / 32 : 0;
+}
+// Quantizes one (position, head) vector x[0..d) as the cache type t does; x is replaced by the values it represents.
+inline void quantize_vector(DType t, float* x, int64_t d, uint8_t* codes, float* scales) {
+  if (t == DType::U8) {
+    scales[0] = fp8_quantize(x, d, codes);
+    for (int64_t e = 0; e < d; ++e) x[e] = fp8_value(codes[e]) * scales[0];
+    return;
+  }
+  const int64_t cb = t == DType::Q4_0 ? 16 : 32;
+  for (int64_t blk = 0; blk < d / 32; ++blk) {
+    uint8_t* bc = codes + blk * cb;
+    float* bx = x + blk * 32;
+    scales[blk] = t == DType::Q8_0 ? q8_0_block(bx, bc) : q4_0_block(bx, bc);
+    for (int e = 0; e < 32; ++e) bx[e] = q_block_value(t, bc, scales[blk], e);
+  }
+}
+
+// A one-byte (u8 / i8) buffer from codes held as floats (0 ... 255).
+inline Buffer make_u8_buffer(const Device& dev, const Shape& shape, const std::vector<float>& codes,
+                             DType t = DType::U8) {
   std::vector<uint8_t> bytes(codes.size());
   for (size_t i = 0; i < codes.size(); ++i) bytes[i] = static_cast<uint8_t>(codes[i]);
-  auto b = dev.alloc(DType::U8, shape);
+  auto b = dev.alloc(t, shape);
   EXPECT_TRUE(b.is_ok()) << b.status().to_string();
   EXPECT_TRUE(b->upload(bytes.data(), bytes.size()).is_ok());
   return b.value();
@@ -135,29 +195,29 @@ inline AttnRun run_attention(const Device& dev, const AttnCase& c, uint64_t seed
         va[dst] = round_to(c.tkv, v_new[src]);
       }
   }
-  // fp8: every (position, head) vector quantized; k_abs / v_abs then hold the values the cache represents.
+  // Quantized caches (fp8, q8_0, q4_0): every (position, head) vector quantized; k_abs / v_abs then hold the values
+  // the cache represents. Per vector: cb bytes of codes and ns scales (crow / srow per position).
   const bool fp8 = c.tkv == DType::U8;
+  const bool quant = scales_of(c.tkv, c.d) > 0;
+  const bool block_quant = c.tkv == DType::Q8_0 || c.tkv == DType::Q4_0;
+  const int64_t cb = code_bytes_of(c.tkv, c.d), ns = scales_of(c.tkv, c.d);
+  const int64_t crow = quant ? c.hkv * cb : row, srow = c.hkv * ns;
   std::vector<std::vector<uint8_t>> k_codes(static_cast<size_t>(c.batch)), v_codes(static_cast<size_t>(c.batch));
   std::vector<std::vector<float>> k_sc(static_cast<size_t>(c.batch)), v_sc(static_cast<size_t>(c.batch));
-  if (fp8) {
+  if (quant) {
     for (int b = 0; b < c.batch; ++b) {
       const size_t bb = static_cast<size_t>(b);
       const int64_t kv = c.kv_lens[bb];
-      k_codes[bb].resize(static_cast<size_t>(kv * row));
-      v_codes[bb].resize(static_cast<size_t>(kv * row));
-      k_sc[bb].resize(static_cast<size_t>(kv * c.hkv));
-      v_sc[bb].resize(static_cast<size_t>(kv * c.hkv));
+      k_codes[bb].resize(static_cast<size_t>(kv * crow));
+      v_codes[bb].resize(static_cast<size_t>(kv * crow));
+      k_sc[bb].resize(static_cast<size_t>(kv * srow));
+      v_sc[bb].resize(static_cast<size_t>(kv * srow));
       for (int64_t t = 0; t < kv; ++t)
         for (int64_t h = 0; h < c.hkv; ++h) {
-          const size_t o = static_cast<size_t>(t * row + h * c.d), so = static_cast<size_t>(t * c.hkv + h);
-          k_sc[bb][so] = fp8_quantize(&run.k_abs[bb][o], c.d, &k_codes[bb][o]);
-          v_sc[bb][so] = fp8_quantize(&run.v_abs[bb][o], c.d, &v_codes[bb][o]);
-          for (int64_t e = 0; e < c.d; ++e) {
-            run.k_abs[bb][o + static_cast<size_t>(e)] =
-                fp8_value(k_codes[bb][o + static_cast<size_t>(e)]) * k_sc[bb][so];
-            run.v_abs[bb][o + static_cast<size_t>(e)] =
-                fp8_value(v_codes[bb][o + static_cast<size_t>(e)]) * v_sc[bb][so];
-          }
+          const size_t o = static_cast<size_t>(t * row + h * c.d), co = static_cast<size_t>(t * crow + h * cb),
+                       so = static_cast<size_t>(t * srow + h * ns);
+          quantize_vector(c.tkv, &run.k_abs[bb][o], c.d, &k_codes[bb][co], &k_sc[bb][so]);
+          quantize_vector(c.tkv, &run.v_abs[bb][o], c.d, &v_codes[bb][co], &v_sc[bb][so]);
         }
     }
   }
@@ -176,13 +236,18 @@ inline AttnRun run_attention(const Device& dev, const AttnCase& c, uint64_t seed
       for (int64_t pg = (c.kv_lens[static_cast<size_t>(b)] + c.page_size - 1) / c.page_size; pg < max_pages; ++pg)
         table[static_cast<size_t>(b * max_pages + pg)] = -1;
   }
-  const Shape cache_shape = paged ? Shape{n_pages, c.page_size, c.hkv, c.d} : Shape{c.batch, c.capacity, c.hkv, c.d};
+  const int64_t cols = quant ? cb : c.d;
+  const Shape cache_shape = paged ? Shape{n_pages, c.page_size, c.hkv, cols} : Shape{c.batch, c.capacity, c.hkv, cols};
   const int64_t cache_rows = paged ? n_pages * c.page_size : c.batch * c.capacity;
-  // fp8: kc / vc hold codes (255 = NaN) and ksc / vsc the scales.
-  std::vector<float> kc(static_cast<size_t>(cache_rows * row), fp8 ? 255.0f : std::numeric_limits<float>::quiet_NaN());
+  // Quantized: kc / vc hold codes (fp8: 255 = NaN; q8_0: 0x80 = -128, a code the quantizer never writes; q4_0: 0xff)
+  // and ksc / vsc the scales (NaN where unwritten).
+  const float unwritten = fp8           ? 255.0f
+                          : block_quant ? (c.tkv == DType::Q8_0 ? 128.0f : 255.0f)
+                                        : std::numeric_limits<float>::quiet_NaN();
+  std::vector<float> kc(static_cast<size_t>(cache_rows * crow), unwritten);
   std::vector<float> vc = kc;
   auto expect_k = kc, expect_v = kc;
-  std::vector<float> ksc(fp8 ? static_cast<size_t>(cache_rows * c.hkv) : 0, std::numeric_limits<float>::quiet_NaN());
+  std::vector<float> ksc(static_cast<size_t>(cache_rows * srow), std::numeric_limits<float>::quiet_NaN());
   std::vector<float> vsc = ksc;
   auto expect_ks = ksc, expect_vs = ksc;
   for (int b = 0; b < c.batch; ++b) {
@@ -190,25 +255,24 @@ inline AttnRun run_attention(const Device& dev, const AttnCase& c, uint64_t seed
     const int64_t first = c.layout == ops::KvLayout::Ring ? std::max<int64_t>(0, kv - cap) : 0;
     for (int64_t t = first; t < kv; ++t) {
       const int64_t r = test_row(c, table, max_pages, b, t);
-      if (fp8)
-        for (int64_t h = 0; h < c.hkv; ++h) {
-          const size_t dst = static_cast<size_t>(r * c.hkv + h), src = static_cast<size_t>(t * c.hkv + h);
-          expect_ks[dst] = k_sc[static_cast<size_t>(b)][src];
-          expect_vs[dst] = v_sc[static_cast<size_t>(b)][src];
-          if (t < hist) {
-            ksc[dst] = expect_ks[dst];
-            vsc[dst] = expect_vs[dst];
-          }
+      for (int64_t e = 0; e < srow; ++e) {
+        const size_t dst = static_cast<size_t>(r * srow + e), src = static_cast<size_t>(t * srow + e);
+        expect_ks[dst] = k_sc[static_cast<size_t>(b)][src];
+        expect_vs[dst] = v_sc[static_cast<size_t>(b)][src];
+        if (t < hist) {
+          ksc[dst] = expect_ks[dst];
+          vsc[dst] = expect_vs[dst];
         }
-      for (int64_t e = 0; e < row; ++e) {
-        const size_t src = static_cast<size_t>(t * row + e);
-        const float kvv = fp8 ? k_codes[static_cast<size_t>(b)][src] : run.k_abs[static_cast<size_t>(b)][src];
-        const float vvv = fp8 ? v_codes[static_cast<size_t>(b)][src] : run.v_abs[static_cast<size_t>(b)][src];
-        expect_k[static_cast<size_t>(r * row + e)] = kvv;
-        expect_v[static_cast<size_t>(r * row + e)] = vvv;
+      }
+      for (int64_t e = 0; e < crow; ++e) {
+        const size_t src = static_cast<size_t>(t * crow + e);
+        const float kvv = quant ? k_codes[static_cast<size_t>(b)][src] : run.k_abs[static_cast<size_t>(b)][src];
+        const float vvv = quant ? v_codes[static_cast<size_t>(b)][src] : run.v_abs[static_cast<size_t>(b)][src];
+        expect_k[static_cast<size_t>(r * crow + e)] = kvv;
+        expect_v[static_cast<size_t>(r * crow + e)] = vvv;
         if (t < hist) {  // history: laid in by the test; this step's rows come from kv_cache_write
-          kc[static_cast<size_t>(r * row + e)] = kvv;
-          vc[static_cast<size_t>(r * row + e)] = vvv;
+          kc[static_cast<size_t>(r * crow + e)] = kvv;
+          vc[static_cast<size_t>(r * crow + e)] = vvv;
         }
       }
     }
@@ -216,23 +280,29 @@ inline AttnRun run_attention(const Device& dev, const AttnCase& c, uint64_t seed
     if (c.layout == ops::KvLayout::Ring)
       for (int64_t t = std::max<int64_t>(0, hist - cap); t < first; ++t) {
         const int64_t r = test_row(c, table, max_pages, b, t);
-        for (int64_t e = 0; e < row; ++e) {
-          kc[static_cast<size_t>(r * row + e)] = 100.0f;  // overwritten by the write (checked below)
-          vc[static_cast<size_t>(r * row + e)] = 100.0f;
+        for (int64_t e = 0; e < crow; ++e) {
+          kc[static_cast<size_t>(r * crow + e)] = 100.0f;  // overwritten by the write (checked below)
+          vc[static_cast<size_t>(r * crow + e)] = 100.0f;
         }
-        for (int64_t h = 0; fp8 && h < c.hkv; ++h) {
-          ksc[static_cast<size_t>(r * c.hkv + h)] = 100.0f;
-          vsc[static_cast<size_t>(r * c.hkv + h)] = 100.0f;
+        for (int64_t e = 0; e < srow; ++e) {
+          ksc[static_cast<size_t>(r * srow + e)] = 100.0f;
+          vsc[static_cast<size_t>(r * srow + e)] = 100.0f;
         }
       }
   }
-  auto k_cache = fp8 ? make_u8_buffer(dev, cache_shape, kc) : make_buffer(dev, c.tkv, cache_shape, kc);
-  auto v_cache = fp8 ? make_u8_buffer(dev, cache_shape, vc) : make_buffer(dev, c.tkv, cache_shape, vc);
+  const DType code_t = c.tkv == DType::Q8_0 ? DType::I8 : DType::U8;
+  auto k_cache = quant ? make_u8_buffer(dev, cache_shape, kc, code_t) : make_buffer(dev, c.tkv, cache_shape, kc);
+  auto v_cache = quant ? make_u8_buffer(dev, cache_shape, vc, code_t) : make_buffer(dev, c.tkv, cache_shape, vc);
   ops::KvCache cache{k_cache, v_cache, c.layout, Buffer()};
   if (fp8) {
     const Shape scale_shape{cache_shape[0], cache_shape[1], cache_shape[2]};
     cache.k_scale = make_buffer(dev, DType::F32, scale_shape, ksc);
     cache.v_scale = make_buffer(dev, DType::F32, scale_shape, vsc);
+  } else if (block_quant) {
+    const Shape scale_shape{cache_shape[0], cache_shape[1], cache_shape[2], ns};
+    cache.k_scale = make_buffer(dev, DType::F16, scale_shape, ksc);
+    cache.v_scale = make_buffer(dev, DType::F16, scale_shape, vsc);
+    cache.quant = c.tkv == DType::Q8_0 ? ops::KvQuant::Q8_0 : ops::KvQuant::Q4_0;
   }
   if (paged) {
     cache.page_table = dev.alloc(DType::I32, {c.batch, max_pages}).value();
@@ -284,9 +354,9 @@ inline AttnRun run_attention(const Device& dev, const AttnCase& c, uint64_t seed
   if (!run.status.is_ok()) return run;
   run.out = read_f32(out);
   // The caches must hold exactly the expected rows (NaN where nothing was written).
-  auto kr = fp8 ? read_u8(k_cache) : read_f32(k_cache), vr = fp8 ? read_u8(v_cache) : read_f32(v_cache);
+  auto kr = quant ? read_u8(k_cache) : read_f32(k_cache), vr = quant ? read_u8(v_cache) : read_f32(v_cache);
   auto same = [](float a, float b) { return (std::isnan(a) && std::isnan(b)) || a == b; };
-  if (fp8) {
+  if (quant) {
     auto ksr = read_f32(cache.k_scale), vsr = read_f32(cache.v_scale);
     for (size_t i = 0; i < ksr.size() && run.cache_ok; ++i)
       if (!same(ksr[i], expect_ks[i]) || !same(vsr[i], expect_vs[i])) {
@@ -298,8 +368,8 @@ inline AttnRun run_attention(const Device& dev, const AttnCase& c, uint64_t seed
   for (size_t i = 0; i < kr.size() && run.cache_ok; ++i) {
     if (!same(kr[i], expect_k[i]) || !same(vr[i], expect_v[i])) {
       run.cache_ok = false;
-      run.cache_error = detail::cat("cache element ", i, " (row ", static_cast<int64_t>(i) / row, "): k ", kr[i], " v ",
-                                    vr[i], ", expected ", expect_k[i], " / ", expect_v[i]);
+      run.cache_error = detail::cat("cache element ", i, " (row ", static_cast<int64_t>(i) / crow, "): k ", kr[i],
+                                    " v ", vr[i], ", expected ", expect_k[i], " / ", expect_v[i]);
     }
   }
   return run;

@@ -79,6 +79,87 @@ TEST(KvCacheWrite, Fp8QuantizationError) {
   }
 }
 
+TEST(Attention, CpuMatchesNaiveQ8_0Q4_0) {
+  // q8_0 / q4_0 caches (split GGML blocks): the write must produce the test's own ggml quantization byte for byte
+  // (codes and f16 scales, run_attention checks the cache) and attention must match the naive reference over the
+  // dequantized values, i.e. the reference is attention over the dequantized cache, in double. D 32 (one block) and
+  // 96 (three: blocks are per 32 along D, not per row).
+  const uint64_t seed = test::fresh_seed();
+  SCOPED_TRACE(detail::cat("seed ", seed));
+  const std::vector<std::pair<DType, DType>> types = {
+      {DType::BF16, DType::Q8_0}, {DType::F16, DType::Q4_0}, {DType::F32, DType::Q8_0}, {DType::BF16, DType::Q4_0}};
+  for (const auto& c : test::attn_cases({32, 96}, types, false)) expect_matches_naive(c, seed);
+  auto c = test::attn_case(1, 8, 2, 128, {4097, 17});
+  c.tkv = DType::Q4_0;
+  expect_matches_naive(c, seed);
+}
+
+TEST(KvCacheWrite, QuantBlockError) {
+  // Closed-form bounds, independent of any quantizer: per block of 32, q8_0 stores d = max|x| / 127 (as f16) and each
+  // value within d / 2 (plus the f16 rounding of d: 127 codes x 2^-11 d); q4_0 stores d = x_max / -8 and each value
+  // within |d| (one step: the side opposite x_max clamps at code 15 = 7 |d|), x_max itself exactly (up to d's f16
+  // rounding). An all-zero block has scale 0 and codes 0 (q8_0) / 8 (q4_0: byte 0x88).
+  Device cpu = Device::cpu();
+  auto s = Session::create(cpu).value();
+  const uint64_t seed = test::fresh_seed();
+  SCOPED_TRACE(detail::cat("seed ", seed));
+  const int64_t D = 96, hkv = 2, nb = D / 32;
+  auto x = test::randn(static_cast<size_t>(hkv * D), seed, 3.0f);
+  for (int64_t e = 32; e < 64; ++e) x[static_cast<size_t>(D + e)] = 0.0f;  // head 1, block 1: all zero
+  auto k = test::make_buffer(cpu, DType::F32, {1, 1, hkv, D}, x);
+  ops::SeqLens lens;
+  lens.kv_lens = cpu.alloc(DType::I32, {1}).value();
+  const int32_t three = 3;
+  ASSERT_TRUE(lens.kv_lens.upload(&three, 4).is_ok());
+  for (bool q4 : {false, true}) {
+    SCOPED_TRACE(q4 ? "q4_0" : "q8_0");
+    const int64_t cb = q4 ? D / 2 : D;
+    const DType ct = q4 ? DType::U8 : DType::I8;
+    ops::KvCache cache{cpu.alloc(ct, {1, 4, hkv, cb}).value(),
+                       cpu.alloc(ct, {1, 4, hkv, cb}).value(),
+                       L::Contiguous,
+                       Buffer(),
+                       cpu.alloc(DType::F16, {1, 4, hkv, nb}).value(),
+                       cpu.alloc(DType::F16, {1, 4, hkv, nb}).value(),
+                       q4 ? ops::KvQuant::Q4_0 : ops::KvQuant::Q8_0};
+    ASSERT_TRUE(ops::kv_cache_write(s, k, k, cache, lens).is_ok());
+    ASSERT_TRUE(s.finish().is_ok());
+    auto codes = test::read_u8(cache.k);
+    auto scales = test::read_f32(cache.k_scale);
+    for (int64_t h = 0; h < hkv; ++h)
+      for (int64_t blk = 0; blk < nb; ++blk) {
+        const float* xb = &x[static_cast<size_t>(h * D + blk * 32)];
+        double amax = 0, xmax = 0;
+        for (int e = 0; e < 32; ++e)
+          if (std::fabs(xb[e]) > amax) {
+            amax = std::fabs(xb[e]);
+            xmax = xb[e];
+          }
+        const double d = scales[static_cast<size_t>((2 * hkv + h) * nb + blk)];  // position 2
+        const double want_d = q4 ? xmax / -8.0 : amax / 127.0;
+        EXPECT_NEAR(d, want_d, std::fabs(want_d) / 1024.0) << "head " << h << " block " << blk;
+        std::vector<uint8_t> row(static_cast<size_t>(cb));
+        for (int64_t i = 0; i < cb; ++i)
+          row[static_cast<size_t>(i)] = static_cast<uint8_t>(codes[static_cast<size_t>((2 * hkv + h) * cb + i)]);
+        const uint8_t* cbytes = row.data() + blk * (q4 ? 16 : 32);
+        for (int e = 0; e < 32; ++e) {
+          const int code = q4 ? (e < 16 ? cbytes[e] & 15 : cbytes[e - 16] >> 4) - 8
+                              : static_cast<int>(static_cast<int8_t>(cbytes[e]));
+          const double got = code * d, xv = xb[e];
+          const double bound = q4 ? std::fabs(d) * (1 + 1e-6) + 8 * std::fabs(d) / 1024.0
+                                  : std::fabs(d) / 2 * (1 + 1e-6) + 127 * std::fabs(d) / 1024.0;
+          EXPECT_LE(std::fabs(got - xv), bound) << "head " << h << " element " << blk * 32 + e;
+          if (amax == 0) {
+            EXPECT_EQ(code, 0);
+          }
+          if (q4 && xv == xmax && amax > 0) {
+            EXPECT_EQ(code, -8);
+          }
+        }
+      }
+  }
+}
+
 TEST(Attention, CpuMatchesNaiveLong) {
   // The odd long length (4097) and a production head dim, once.
   const uint64_t seed = test::fresh_seed();
@@ -338,6 +419,44 @@ TEST(Attention, ErrorPaths) {
   EXPECT_NE(ops::kv_cache_write(s, ks.view(0, DType::BF16, {2, 1, 2, D}).value(), knew, fp8, lens)
                 .message()
                 .find("overlaps the cache"),
+            std::string::npos);
+  // q8_0 / q4_0: i8 / u8 codes (D / 2 columns for q4_0) and f16 scales [.., Hkv, D / 32]; D a multiple of 32.
+  auto ki8 = cpu.alloc(DType::I8, {2, 32, 2, D}).value(), vi8 = cpu.alloc(DType::I8, {2, 32, 2, D}).value();
+  auto k4 = cpu.alloc(DType::U8, {2, 32, 2, D / 2}).value(), v4 = cpu.alloc(DType::U8, {2, 32, 2, D / 2}).value();
+  auto kd = cpu.alloc(DType::F16, {2, 32, 2, D / 32}).value(), vd = cpu.alloc(DType::F16, {2, 32, 2, D / 32}).value();
+  for (const Buffer* b : {&ki8, &vi8, &k4, &v4, &kd, &vd}) ASSERT_TRUE(b->fill_bytes(0).is_ok());
+  ops::KvCache q8{ki8, vi8, L::Contiguous, Buffer(), kd, vd, ops::KvQuant::Q8_0};
+  ops::KvCache q4c{k4, v4, L::Contiguous, Buffer(), kd, vd, ops::KvQuant::Q4_0};
+  EXPECT_TRUE(ops::attention(s, q, q8, lens, out).is_ok());
+  EXPECT_TRUE(ops::attention(s, q, q4c, lens, out).is_ok());
+  EXPECT_TRUE(ops::kv_cache_write(s, knew, knew, q8, lens).is_ok());
+  EXPECT_TRUE(ops::kv_cache_write(s, knew, knew, q4c, lens).is_ok());
+  EXPECT_EQ(ops::attention(s, q, {k8, v8, L::Contiguous, Buffer(), kd, vd, ops::KvQuant::Q8_0}, lens, out).code(),
+            StatusCode::Unsupported);  // q8_0 codes are i8
+  EXPECT_NE(ops::attention(s, q, {k8, v8, L::Contiguous, Buffer(), kd, vd, ops::KvQuant::Q4_0}, lens, out)
+                .message()
+                .find("columns"),
+            std::string::npos);  // q4_0 holds D / 2 bytes per row
+  EXPECT_NE(ops::attention(s, q, {ki8, vi8, L::Contiguous, Buffer(), Buffer(), vd, ops::KvQuant::Q8_0}, lens, out)
+                .message()
+                .find("cache.k_scale is required"),
+            std::string::npos);
+  EXPECT_EQ(ops::attention(s, q, {ki8, vi8, L::Contiguous, Buffer(), ks, vs, ops::KvQuant::Q8_0}, lens, out).code(),
+            StatusCode::Unsupported);  // f32 scales
+  auto kd2 = cpu.alloc(DType::F16, {2, 32, 2, 3}).value();
+  EXPECT_NE(ops::attention(s, q, {ki8, vi8, L::Contiguous, Buffer(), kd2, vd, ops::KvQuant::Q8_0}, lens, out)
+                .message()
+                .find("cache.k_scale has shape"),
+            std::string::npos);
+  EXPECT_NE(ops::attention(s, q, {ki8, vi8, L::Contiguous, Buffer(), kd, kd, ops::KvQuant::Q8_0}, lens, out)
+                .message()
+                .find("overlap"),
+            std::string::npos);
+  auto q48 = cpu.alloc(DType::BF16, {2, 1, 8, 48}).value(), o48 = cpu.alloc(DType::BF16, {2, 1, 8, 48}).value();
+  auto k48 = cpu.alloc(DType::I8, {2, 32, 2, 48}).value(), v48 = cpu.alloc(DType::I8, {2, 32, 2, 48}).value();
+  EXPECT_NE(ops::attention(s, q48, {k48, v48, L::Contiguous, Buffer(), kd, vd, ops::KvQuant::Q8_0}, lens, o48)
+                .message()
+                .find("multiple of 32"),
             std::string::npos);
   ASSERT_TRUE(s.finish().is_ok());
 }

@@ -3,10 +3,14 @@
 #include "kernels/attention.h"
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
 #include "cpu/common.h"
+#include "mlxn/core/half.h"
+#include "mlxn/quant/blocks.h"
+#include "mlxn/quant/quant.h"
 
 namespace mlxn::cpu {
 namespace {
@@ -35,19 +39,47 @@ uint8_t e4m3_from_float(float x) {
   return sign | static_cast<uint8_t>(std::min(code, 0x7e));
 }
 
-// Element e of the (row, head) vector in the cache (k or v with its scale), as a double.
-double cache_value(const kern::KvCacheDesc& c, const void* data, const float* scale, int64_t row, int64_t head,
+// Element e of the (row, head) vector in the cache (k or v with its scale), as a double. q8_0 / q4_0: ggml's
+// dequantization (code x d, (nibble - 8) x d) of the split block fields.
+double cache_value(const kern::KvCacheDesc& c, const void* data, const void* scale, int64_t row, int64_t head,
                    int64_t e) {
-  const int64_t idx = (row * c.n_kv_heads + head) * c.head_dim + e;
+  const int64_t vec = row * c.n_kv_heads + head;
+  if (kern::kv_block_quant(c.t)) {
+    const double d = f16_to_f32(static_cast<const uint16_t*>(scale)[vec * (c.head_dim / 32) + e / 32]);
+    const int64_t codes = vec * kern::kv_code_bytes(c.t, c.head_dim);
+    if (c.t == DType::Q8_0) return static_cast<const int8_t*>(data)[codes + e] * d;
+    const uint8_t byte = static_cast<const uint8_t*>(data)[codes + e / 32 * 16 + e % 16];
+    const int nibble = e % 32 < 16 ? byte & 15 : byte >> 4;
+    return (nibble - 8) * d;
+  }
+  const int64_t idx = vec * c.head_dim + e;
   if (c.t == DType::U8)
     return e4m3_to_double(static_cast<const uint8_t*>(data)[idx]) *
-           static_cast<double>(scale[row * c.n_kv_heads + head]);
+           static_cast<double>(static_cast<const float*>(scale)[vec]);
   return load_f32(data, c.t, idx);
 }
 
-// Stores one new (position, head) vector x[0..D) into the cache, quantizing for fp8 (header convention).
-void cache_store(const kern::KvCacheDesc& c, void* data, float* scale, int64_t row, int64_t head, const float* x) {
-  const int64_t base = (row * c.n_kv_heads + head) * c.head_dim;
+// Stores one new (position, head) vector x[0..D) into the cache, quantizing for fp8 and q8_0 / q4_0 (header
+// convention; the block formats through ggml's reference quantizers, then split into codes and scales).
+void cache_store(const kern::KvCacheDesc& c, void* data, void* scale_ptr, int64_t row, int64_t head, const float* x) {
+  const int64_t vec = row * c.n_kv_heads + head;
+  if (kern::kv_block_quant(c.t)) {
+    const int64_t n_blocks = c.head_dim / 32;
+    const size_t block_bytes = c.t == DType::Q8_0 ? sizeof(quant::BlockQ8_0) : sizeof(quant::BlockQ4_0);
+    const size_t code_bytes = block_bytes - 2;  // the f16 d first, then the codes (ggml's struct order)
+    std::vector<uint8_t> blocks(static_cast<size_t>(n_blocks) * block_bytes);
+    (void)quant::quantize(c.t, x, c.head_dim, blocks.data(), blocks.size());  // D % 32 == 0: checked by the op
+    auto* codes = static_cast<uint8_t*>(data) + vec * static_cast<int64_t>(n_blocks * code_bytes);
+    auto* scales = static_cast<uint16_t*>(scale_ptr) + vec * n_blocks;
+    for (int64_t blk = 0; blk < n_blocks; ++blk) {
+      const uint8_t* src = blocks.data() + static_cast<size_t>(blk) * block_bytes;
+      std::memcpy(&scales[blk], src, 2);
+      std::memcpy(codes + blk * static_cast<int64_t>(code_bytes), src + 2, code_bytes);
+    }
+    return;
+  }
+  float* scale = static_cast<float*>(scale_ptr);
+  const int64_t base = vec * c.head_dim;
   if (c.t != DType::U8) {
     for (int64_t e = 0; e < c.head_dim; ++e) store_f32(data, c.t, base + e, x[e]);
     return;

@@ -63,6 +63,16 @@ void register_kernels(KernelRegistry& r) {
       }
     }
   }
+  // q8_0 / q4_0 caches (split GGML blocks, include/mlxn/ops/attention.h): head dims that are multiples of 32.
+  for (DType kv : {DType::Q8_0, DType::Q4_0}) {
+    for (DType a : floats) {
+      for (DType b : floats) {
+        r.add("kv_cache_write", KernelRegistry::key({a, b, kv}));
+        for (int d : {32, 64, 96, 128, 192, 256, 512})
+          r.add("attention", KernelRegistry::key({a, kv, b}) + ".d" + std::to_string(d));
+      }
+    }
+  }
   // Reductions, MoE routing and sampling (issue 6, part C): keyed by the input dtype (and the output's where it
   // is a float).
   for (DType a : floats) {

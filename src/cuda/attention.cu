@@ -1,11 +1,11 @@
 // Launchers of the attention family: pick the generated variant for the dtypes and head dim at hand.
 //
-// Kernels: q_len <= 16 (and fp8 caches at any q_len) run split-KV flash decoding, on tensor cores for head dims
-// that are multiples of 16 up to 256 (src/cuda/attention_decode.cuh: per-warp cp.async pipelines, one block per SM,
-// a merge kernel only when a sequence has several splits), on CUDA cores for 512 (src/cuda/attention.cuh); longer
-// chunks with Q and a 16-bit KV of one dtype run the mma.sync prefill kernel (src/cuda/attention_prefill.cuh,
+// Kernels: q_len <= 16 (and fp8 / q8_0 / q4_0 caches at any q_len) run split-KV flash decoding, on tensor cores for
+// head dims that are multiples of 16 up to 256 (src/cuda/attention_decode.cuh: per-warp cp.async pipelines, one block
+// per SM, a merge kernel only when a sequence has several splits), on CUDA cores for 512 (src/cuda/attention.cuh);
+// longer chunks with Q and a 16-bit KV of one dtype run the mma.sync prefill kernel (src/cuda/attention_prefill.cuh,
 // FlashAttention-2 structure). Not yet here: a wgmma / TMA prefill for sm_90a (the FlashAttention-3 structure:
-// producer warp with TMA, two consumer warpgroups, ping-pong softmax), and q8_0 / q4_0 caches.
+// producer warp with TMA, two consumer warpgroups, ping-pong softmax), and a prefill kernel for quantized caches.
 #include "cuda/kernel_table.h"
 #include "kernels/attention.h"
 

@@ -149,8 +149,8 @@ __global__ void __launch_bounds__(256) kv_cache_write_fp8_kernel(kern::KvWritePa
       vd[e] = __nv_cvt_float_to_fp8(to_f32(vs[e]) * iv, __NV_SATFINITE, __NV_E4M3);
     }
     if (lane == 0) {
-      c.k_scale[vec] = sk;
-      c.v_scale[vec] = sv;
+      static_cast<float*>(c.k_scale)[vec] = sk;
+      static_cast<float*>(c.v_scale)[vec] = sv;
     }
   }
 }
@@ -164,6 +164,82 @@ Status launch_kv_cache_write_fp8(const kern::KvWriteParams& p, const ExecContext
   const dim3 grid(grid_1d(n_vec * 32, 256, static_cast<int64_t>(sms) * 16));
   return launch_status(
       launch_kernel(kv_cache_write_fp8_kernel<Ts>, grid, dim3(256), static_cast<cudaStream_t>(ctx.stream), true, p),
+      "kv_cache_write");
+}
+
+// q8_0 / q4_0 caches (split GGML blocks: codes, then f16 scales per block of 32 along D): one warp per new
+// (position, head) row, lane e holding element e of each block in turn. The arithmetic is ggml's reference quantizer
+// step for step in f32 with no contraction (__fmul_rn / __fadd_rn), so the bytes equal the CPU backend's, which runs
+// ggml's quantize_row_q8_0_ref / q4_0_ref: q8_0 d = max|x| / 127, code = round(x (1 / d)); q4_0 d = x_max / -8 (x_max
+// the element of largest magnitude, the first on ties), code = min(15, trunc(x (1 / d) + 8.5)).
+template <bool Q4>
+__device__ __forceinline__ void quantize_block_warp(float x, int lane, uint8_t* codes, uint16_t* scale) {
+  const float ax = fabsf(x);
+  const float amax = warp_max(ax);
+  float d;
+  if constexpr (Q4) {
+    // The first lane holding the maximum magnitude gives the signed maximum (+0 when the block is all zero).
+    const unsigned at = __ballot_sync(0xffffffffu, ax == amax);
+    const float mx = __shfl_sync(0xffffffffu, x, at != 0u ? __ffs(at) - 1 : 0);
+    d = (amax > 0.0f ? mx : 0.0f) / -8.0f;
+  } else {
+    d = amax / 127.0f;
+  }
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  if constexpr (Q4) {
+    const float v = __fadd_rn(__fmul_rn(x, id), 8.5f);
+    const int q = v == v ? min(15, v <= 0.0f ? 0 : v >= 127.0f ? 127 : static_cast<int>(v)) : 0;
+    const int hi = __shfl_down_sync(0xffffffffu, q, 16);
+    if (lane < 16) codes[lane] = static_cast<uint8_t>(q | (hi << 4));
+  } else {
+    const float v = roundf(__fmul_rn(x, id));
+    const int q = v == v ? (v <= -128.0f ? -128 : v >= 127.0f ? 127 : static_cast<int>(v)) : -128;
+    codes[lane] = static_cast<uint8_t>(static_cast<int8_t>(q));
+  }
+  if (lane == 0) *scale = __half_as_ushort(__float2half_rn(d));
+}
+
+template <typename Ts, bool Q4>
+__global__ void __launch_bounds__(256) kv_cache_write_q_kernel(kern::KvWriteParams p) {
+  pdl_wait();
+  pdl_trigger();
+  const kern::KvCacheDesc& c = p.cache;
+  const int D = c.head_dim, n_blocks = D / 32, code_bytes = Q4 ? 16 : 32;
+  const int64_t n_vec = static_cast<int64_t>(p.batch) * p.q_len * c.n_kv_heads;
+  const int lane = threadIdx.x & 31;
+  const int64_t warps = (static_cast<int64_t>(gridDim.x) * blockDim.x) >> 5;
+  for (int64_t w = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) >> 5; w < n_vec; w += warps) {
+    const int32_t h = static_cast<int32_t>(w % c.n_kv_heads);
+    const int64_t bi = w / c.n_kv_heads;
+    const int32_t i = static_cast<int32_t>(bi % p.q_len);
+    const int32_t b = static_cast<int32_t>(bi / p.q_len);
+    const kern::SeqRange r = kern::seq_range(p.kv_lens, p.q_lens, b, p.q_len, c);
+    if (i >= r.n_q) continue;
+    const int64_t dst = kern::kv_row(c, b, r.kv_len - r.n_q + i);
+    if (dst < 0) continue;
+    const Ts* ks = static_cast<const Ts*>(p.k) + w * D;
+    const Ts* vs = static_cast<const Ts*>(p.v) + w * D;
+    const int64_t vec = dst * c.n_kv_heads + h;
+    uint8_t* kd = static_cast<uint8_t*>(c.k) + vec * n_blocks * code_bytes;
+    uint8_t* vd = static_cast<uint8_t*>(c.v) + vec * n_blocks * code_bytes;
+    uint16_t* ksd = static_cast<uint16_t*>(c.k_scale) + vec * n_blocks;
+    uint16_t* vsd = static_cast<uint16_t*>(c.v_scale) + vec * n_blocks;
+    for (int blk = 0; blk < n_blocks; ++blk) {
+      quantize_block_warp<Q4>(to_f32(ks[blk * 32 + lane]), lane, kd + blk * code_bytes, ksd + blk);
+      quantize_block_warp<Q4>(to_f32(vs[blk * 32 + lane]), lane, vd + blk * code_bytes, vsd + blk);
+    }
+  }
+}
+
+template <typename Ts, bool Q4>
+Status launch_kv_cache_write_q(const kern::KvWriteParams& p, const ExecContext& ctx) {
+  if (p.cache.k_scale == nullptr || p.cache.v_scale == nullptr || p.cache.head_dim % 32 != 0)
+    return invalid_argument("kv_cache_write", "q8_0 / q4_0 scales missing or head dim not a multiple of 32");
+  const int64_t n_vec = static_cast<int64_t>(p.batch) * p.q_len * p.cache.n_kv_heads;
+  const int sms = ctx.props->multiprocessor_count > 0 ? ctx.props->multiprocessor_count : 132;
+  const dim3 grid(grid_1d(n_vec * 32, 256, static_cast<int64_t>(sms) * 16));
+  return launch_status(
+      launch_kernel(kv_cache_write_q_kernel<Ts, Q4>, grid, dim3(256), static_cast<cudaStream_t>(ctx.stream), true, p),
       "kv_cache_write");
 }
 
@@ -499,8 +575,7 @@ Status launch_attention_decode_rows(const kern::AttentionParams& p, const ExecCo
   const auto stream = static_cast<cudaStream_t>(ctx.stream);
   const dim3 grid(static_cast<unsigned>(splits), static_cast<unsigned>(p.batch * p.n_kv_heads),
                   static_cast<unsigned>(groups));
-  MLXN_TRY(
-      launch_status(launch_kernel_smem(kernel, grid, dim3(C::kThreads), C::kSmem, stream, true, p, splits), op));
+  MLXN_TRY(launch_status(launch_kernel_smem(kernel, grid, dim3(C::kThreads), C::kSmem, stream, true, p, splits), op));
   const int64_t rows = static_cast<int64_t>(p.batch) * p.q_len * p.n_heads;
   return launch_status(launch_kernel(attention_decode_merge_kernel<TQ, D>, dim3(static_cast<unsigned>(rows)), dim3(128),
                                      stream, /*pdl=*/true, p, splits),

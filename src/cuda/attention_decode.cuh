@@ -17,7 +17,8 @@
 //
 // Quantized caches are staged raw and converted per tile into an f16 tile before the mma: fp8 e4m3 -> f16 is exact
 // (cvt.rn.f16x2.e4m3x2); the per-(position, head) scales are applied to the scores (K) and folded into P (V, with a
-// per-tile normaliser so P stays in [0, 1] in f16).
+// per-tile normaliser so P stays in [0, 1] in f16). q8_0 / q4_0 (split codes + f16 block scales) become code x d in
+// f16 during the conversion (the scale varies along D, so it cannot move to the scores or P).
 #pragma once
 
 #include <cuda_fp8.h>
@@ -32,22 +33,75 @@ __device__ __forceinline__ void cp_async4(void* smem, const void* gmem, bool ful
   const int n = full ? 4 : 0;
   asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(s), "l"(gmem), "r"(n) : "memory");
 }
+__device__ __forceinline__ void cp_async8(void* smem, const void* gmem, bool full) {
+  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  const int n = full ? 8 : 0;
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;\n" ::"r"(s), "l"(gmem), "r"(n) : "memory");
+}
+template <int N>
+__device__ __forceinline__ void cp_async_n(void* smem, const void* gmem, bool full) {
+  static_assert(N == 4 || N == 8 || N == 16, "cp.async sizes");
+  if constexpr (N == 16) {
+    cp_async16(smem, gmem, full);
+  } else if constexpr (N == 8) {
+    cp_async8(smem, gmem, full);
+  } else {
+    cp_async4(smem, gmem, full);
+  }
+}
 
 // KV formats of the decode kernel: how many bytes one (position, head) row takes in the cache, whether the staged
 // tile is converted before the mma, and the mma operand type.
+// kScaled: one f32 scale per (position, head), applied to the scores (K) and P (V); kBlockScaled: one f16 scale per
+// block of 32 along D (q8_0 / q4_0), applied while converting the tile.
 template <typename T>
 struct KvPlain {
   using TM = T;  // the cache's own type: ldmatrix straight from the staged tile
   static constexpr bool kConvert = false;
   static constexpr bool kScaled = false;
+  static constexpr bool kBlockScaled = false;
   static constexpr int raw_bytes(int d) { return 2 * d; }
 };
 struct KvFp8 {
   using TM = __half;  // every e4m3 value is exact in f16
   static constexpr bool kConvert = true;
   static constexpr bool kScaled = true;
+  static constexpr bool kBlockScaled = false;
   static constexpr int raw_bytes(int d) { return d; }
 };
+// q8_0 / q4_0 in the split layout (i8 codes or packed nibbles, f16 scales per block of 32): converted to code x d in
+// f16 (one rounding) before the mma.
+template <bool Q4>
+struct KvQBlock {
+  using TM = __half;
+  static constexpr bool kConvert = true;
+  static constexpr bool kScaled = false;
+  static constexpr bool kBlockScaled = true;
+  static constexpr bool kQ4 = Q4;
+  static constexpr int raw_bytes(int d) { return Q4 ? d / 2 : d; }
+};
+
+// Four q8_0 codes (i8, one 32-bit word) times the block scale: 4 f16 in two half2, element order kept. code + 128 goes
+// into the low mantissa byte of 1024 (0x64XX is 1024 + XX), 1152 is subtracted exactly, then one rounding in the
+// multiply.
+__device__ __forceinline__ void q8_word_to_half(uint32_t w, __half2 d2, uint32_t& lo, uint32_t& hi) {
+  const uint32_t u = w ^ 0x80808080u;
+  const __half2 bias = __half2half2(__ushort_as_half(0x6480u));  // 1152
+  const uint32_t a = __byte_perm(u, 0x64646464u, 0x4140), b = __byte_perm(u, 0x64646464u, 0x4342);
+  const __half2 ha = __hmul2(__hsub2(*reinterpret_cast<const __half2*>(&a), bias), d2);
+  const __half2 hb = __hmul2(__hsub2(*reinterpret_cast<const __half2*>(&b), bias), d2);
+  lo = *reinterpret_cast<const uint32_t*>(&ha);
+  hi = *reinterpret_cast<const uint32_t*>(&hb);
+}
+// Four q4_0 nibbles (the low nibbles of one 32-bit word, moved there by the caller) to (nibble - 8) x d.
+__device__ __forceinline__ void q4_nibbles_to_half(uint32_t n, __half2 d2, uint32_t& lo, uint32_t& hi) {
+  const __half2 bias = __half2half2(__ushort_as_half(0x6408u));  // 1032
+  const uint32_t a = __byte_perm(n, 0x64646464u, 0x4140), b = __byte_perm(n, 0x64646464u, 0x4342);
+  const __half2 ha = __hmul2(__hsub2(*reinterpret_cast<const __half2*>(&a), bias), d2);
+  const __half2 hb = __hmul2(__hsub2(*reinterpret_cast<const __half2*>(&b), bias), d2);
+  lo = *reinterpret_cast<const uint32_t*>(&ha);
+  hi = *reinterpret_cast<const uint32_t*>(&hb);
+}
 
 template <typename T>
 __device__ __forceinline__ T to_mma(float v);
@@ -72,7 +126,8 @@ struct Dec2Cfg {
   static constexpr int kThreads = 32 * kWarps;
   static constexpr int kRowsMax = 16;
   static constexpr int kTK = D <= 64 ? 48 : D <= 128 ? 32 : 16;
-  static constexpr int kStages = F::kConvert ? 4 : 3;
+  // 4-bit codes: a quarter of the bytes per stage, so more stages keep >= 64 KiB in flight per SM.
+  static constexpr int kStages = !F::kConvert ? 3 : F::raw_bytes(D) * 2 <= D ? 6 : 4;
   static constexpr int kPitch = D + 8;  // elements of an mma tile row
   static constexpr int kRawBytes = F::raw_bytes(D);
   static constexpr int kRawChunks = kRawBytes / 16;
@@ -84,9 +139,14 @@ struct Dec2Cfg {
   static constexpr size_t kOffQ = kWarps * kWarpBytes;
   static constexpr size_t kOffRows = kOffQ + static_cast<size_t>(kRowsMax) * kPitch * 2;
   static constexpr size_t kOffScale = kOffRows + sizeof(int64_t) * kWarps * kStages * kTK;
-  static constexpr size_t kSmem = kOffScale + (F::kScaled ? sizeof(float) * kWarps * kStages * 2 * kTK : 0);
+  static constexpr size_t kOffBScale = kOffScale + (F::kScaled ? sizeof(float) * kWarps * kStages * 2 * kTK : 0);
+  // q8_0 / q4_0: the f16 block scales of a (position, head), D / 16 bytes, copied in the widest aligned pieces.
+  static constexpr int kSBytes = F::kBlockScaled ? D / 16 : 0;
+  static constexpr int kSChunk = kSBytes % 16 == 0 ? 16 : kSBytes % 8 == 0 ? 8 : 4;
+  static constexpr size_t kSmem = kOffBScale + static_cast<size_t>(kWarps) * kStages * 2 * kTK * kSBytes;
   static constexpr int kCopies = kTK * kRawChunks / 32;  // 16-byte copies per lane per tile, each of K and V
   static_assert(D % 16 == 0 && kRawBytes % 16 == 0 && kTK % 16 == 0, "decode tile geometry");
+  static_assert(!F::kBlockScaled || (D % 32 == 0 && kSBytes % 4 == 0), "q8_0 / q4_0: D a multiple of 64");
   static_assert(kTK * kRawChunks % 32 == 0, "whole copies per lane");
   static_assert(kSmem <= 227 * 1024, "decode shared memory");
   static_assert(sizeof(float) * kWarps * kRowsMax * (D + 2) <= kOffQ, "the warp merge must fit the stages");
@@ -111,6 +171,7 @@ __global__ void __launch_bounds__(128, 1) attention_decode_mma_kernel(kern::Atte
   TM* s_q = reinterpret_cast<TM*>(smem + C::kOffQ);
   int64_t* w_rows = reinterpret_cast<int64_t*>(smem + C::kOffRows) + warp * C::kStages * C::kTK;
   float* w_scale = reinterpret_cast<float*>(smem + C::kOffScale) + warp * C::kStages * 2 * C::kTK;
+  unsigned char* w_bscale = smem + C::kOffBScale + static_cast<size_t>(warp) * C::kStages * 2 * C::kTK * C::kSBytes;
 
   const int32_t split = static_cast<int32_t>(blockIdx.x % static_cast<unsigned>(n_splits));
   const int64_t bh = blockIdx.x / static_cast<unsigned>(n_splits);
@@ -143,18 +204,6 @@ __global__ void __launch_bounds__(128, 1) attention_decode_mma_kernel(kern::Atte
   const int n_tiles = s_hi > s_lo ? static_cast<int>((s_hi - s_lo + C::kTK - 1) / C::kTK) : 0;
   const int my_tiles = n_tiles > warp ? (n_tiles - warp + C::kWarps - 1) / C::kWarps : 0;
 
-  // Q rows in the mma type; rows past n_rows are zero.
-  for (int idx = tid; idx < C::kRowsMax * D; idx += C::kThreads) {
-    const int r = idx / D, d = idx % D;
-    float v = 0.0f;
-    if (r < n_rows) {
-      const int32_t gr = row0 + r;
-      const int64_t qrow = (static_cast<int64_t>(b) * p.q_len + gr / group) * p.n_heads + hkv * group + gr % group;
-      v = to_f32(static_cast<const TQ*>(p.q)[qrow * D + d]);
-    }
-    s_q[r * C::kPitch + d] = to_mma<TM>(v);
-  }
-
   const int64_t row_bytes = static_cast<int64_t>(p.n_kv_heads) * C::kRawBytes;
   const unsigned char* gk = static_cast<const unsigned char*>(c.k) + static_cast<int64_t>(hkv) * C::kRawBytes;
   const unsigned char* gv = static_cast<const unsigned char*>(c.v) + static_cast<int64_t>(hkv) * C::kRawBytes;
@@ -185,11 +234,42 @@ __global__ void __launch_bounds__(128, 1) attention_decode_mma_kernel(kern::Atte
       for (int j = lane; j < C::kTK; j += 32) {
         const int64_t r = rows[j];
         const int64_t si = r >= 0 ? r * p.n_kv_heads + hkv : 0;
-        cp_async4(w_scale + (st * 2) * C::kTK + j, c.k_scale + si, r >= 0);
-        cp_async4(w_scale + (st * 2 + 1) * C::kTK + j, c.v_scale + si, r >= 0);
+        cp_async4(w_scale + (st * 2) * C::kTK + j, static_cast<const float*>(c.k_scale) + si, r >= 0);
+        cp_async4(w_scale + (st * 2 + 1) * C::kTK + j, static_cast<const float*>(c.v_scale) + si, r >= 0);
+      }
+    }
+    if constexpr (F::kBlockScaled) {
+      constexpr int kPer = C::kSBytes / C::kSChunk;
+      for (int idx = lane; idx < C::kTK * kPer; idx += 32) {
+        const int j = idx / kPer, part = idx % kPer;
+        const int64_t r = rows[j];
+        const int64_t off = r >= 0 ? (r * p.n_kv_heads + hkv) * C::kSBytes + part * C::kSChunk : 0;
+        unsigned char* dk = w_bscale + (st * 2 * C::kTK + j) * C::kSBytes + part * C::kSChunk;
+        cp_async_n<C::kSChunk>(dk, static_cast<const unsigned char*>(c.k_scale) + off, r >= 0);
+        cp_async_n<C::kSChunk>(dk + C::kTK * C::kSBytes, static_cast<const unsigned char*>(c.v_scale) + off, r >= 0);
       }
     }
   };
+
+  // The first tiles are in flight before Q is read: at short contexts a block streams only a few tiles, and the Q
+  // load's latency would otherwise add to the first tile's.
+#pragma unroll
+  for (int i = 0; i < C::kStages - 1; ++i) {
+    if (i < my_tiles) issue(i);
+    cp_async_commit();
+  }
+
+  // Q rows in the mma type; rows past n_rows are zero.
+  for (int idx = tid; idx < C::kRowsMax * D; idx += C::kThreads) {
+    const int r = idx / D, d = idx % D;
+    float v = 0.0f;
+    if (r < n_rows) {
+      const int32_t gr = row0 + r;
+      const int64_t qrow = (static_cast<int64_t>(b) * p.q_len + gr / group) * p.n_heads + hkv * group + gr % group;
+      v = to_f32(static_cast<const TQ*>(p.q)[qrow * D + d]);
+    }
+    s_q[r * C::kPitch + d] = to_mma<TM>(v);
+  }
 
   __syncthreads();  // s_q written
   uint32_t qa[kQReg ? kKC : 1][4];
@@ -222,11 +302,6 @@ __global__ void __launch_bounds__(128, 1) attention_decode_mma_kernel(kern::Atte
     t_row[hr] = first_pos + (row0 + r) / group;
   }
 
-#pragma unroll
-  for (int i = 0; i < C::kStages - 1; ++i) {
-    if (i < my_tiles) issue(i);
-    cp_async_commit();
-  }
   for (int i = 0; i < my_tiles; ++i) {
     __syncwarp();  // every lane is done with the stage refilled below (tile i - 1's)
     if (i + C::kStages - 1 < my_tiles) issue(i + C::kStages - 1);
@@ -250,19 +325,45 @@ __global__ void __launch_bounds__(128, 1) attention_decode_mma_kernel(kern::Atte
         for (int kv = 0; kv < 2; ++kv) {
           const uint4 w = *reinterpret_cast<const uint4*>(raw + kv * C::kRawTile + j * C::kRawPitch + ch * 16);
           const uint32_t words[4] = {w.x, w.y, w.z, w.w};
-          uint32_t h[8];
+          if constexpr (F::kBlockScaled) {
+            // q8_0: the chunk is 16 codes of block ch / 2; q4_0: the 16 code bytes of block ch (32 elements).
+            constexpr int kQ4 = F::kQ4 ? 1 : 0;
+            const int blk = kQ4 ? ch : ch / 2;
+            const __half d =
+                *reinterpret_cast<const __half*>(w_bscale + ((st * 2 + kv) * C::kTK + j) * C::kSBytes + blk * 2);
+            const __half2 d2 = __half2half2(d);
+            TM* dst = ck + kv * C::kTK * C::kPitch + j * C::kPitch + ch * (16 << kQ4);
+            uint32_t h[8], h2[8];
 #pragma unroll
-          for (int q = 0; q < 4; ++q) {
-            const __half2_raw lo2 =
-                __nv_cvt_fp8x2_to_halfraw2(static_cast<__nv_fp8x2_storage_t>(words[q] & 0xffffu), __NV_E4M3);
-            const __half2_raw hi2 =
-                __nv_cvt_fp8x2_to_halfraw2(static_cast<__nv_fp8x2_storage_t>(words[q] >> 16), __NV_E4M3);
-            h[2 * q] = static_cast<uint32_t>(lo2.x) | (static_cast<uint32_t>(lo2.y) << 16);
-            h[2 * q + 1] = static_cast<uint32_t>(hi2.x) | (static_cast<uint32_t>(hi2.y) << 16);
+            for (int q = 0; q < 4; ++q) {
+              if constexpr (F::kQ4) {
+                q4_nibbles_to_half(words[q] & 0x0f0f0f0fu, d2, h[2 * q], h[2 * q + 1]);           // elements 4q ..
+                q4_nibbles_to_half((words[q] >> 4) & 0x0f0f0f0fu, d2, h2[2 * q], h2[2 * q + 1]);  // 16 + 4q ..
+              } else {
+                q8_word_to_half(words[q], d2, h[2 * q], h[2 * q + 1]);
+              }
+            }
+            *reinterpret_cast<uint4*>(dst) = make_uint4(h[0], h[1], h[2], h[3]);
+            *reinterpret_cast<uint4*>(dst + 8) = make_uint4(h[4], h[5], h[6], h[7]);
+            if constexpr (F::kQ4) {
+              *reinterpret_cast<uint4*>(dst + 16) = make_uint4(h2[0], h2[1], h2[2], h2[3]);
+              *reinterpret_cast<uint4*>(dst + 24) = make_uint4(h2[4], h2[5], h2[6], h2[7]);
+            }
+          } else {
+            uint32_t h[8];
+#pragma unroll
+            for (int q = 0; q < 4; ++q) {
+              const __half2_raw lo2 =
+                  __nv_cvt_fp8x2_to_halfraw2(static_cast<__nv_fp8x2_storage_t>(words[q] & 0xffffu), __NV_E4M3);
+              const __half2_raw hi2 =
+                  __nv_cvt_fp8x2_to_halfraw2(static_cast<__nv_fp8x2_storage_t>(words[q] >> 16), __NV_E4M3);
+              h[2 * q] = static_cast<uint32_t>(lo2.x) | (static_cast<uint32_t>(lo2.y) << 16);
+              h[2 * q + 1] = static_cast<uint32_t>(hi2.x) | (static_cast<uint32_t>(hi2.y) << 16);
+            }
+            TM* dst = ck + kv * C::kTK * C::kPitch + j * C::kPitch + ch * 16;
+            *reinterpret_cast<uint4*>(dst) = make_uint4(h[0], h[1], h[2], h[3]);
+            *reinterpret_cast<uint4*>(dst + 8) = make_uint4(h[4], h[5], h[6], h[7]);
           }
-          TM* dst = ck + kv * C::kTK * C::kPitch + j * C::kPitch + ch * 16;
-          *reinterpret_cast<uint4*>(dst) = make_uint4(h[0], h[1], h[2], h[3]);
-          *reinterpret_cast<uint4*>(dst + 8) = make_uint4(h[4], h[5], h[6], h[7]);
         }
       }
       __syncwarp();
@@ -550,8 +651,7 @@ Status launch_attention_decode_mma_rows(const kern::AttentionParams& p, const Ex
   MLXN_TRY(allow_smem(ctx, kernel, C::kSmem, op));
   const auto stream = static_cast<cudaStream_t>(ctx.stream);
   const dim3 grid(static_cast<unsigned>(blocks_x), 1, static_cast<unsigned>(groups));
-  MLXN_TRY(
-      launch_status(launch_kernel_smem(kernel, grid, dim3(C::kThreads), C::kSmem, stream, true, p, splits), op));
+  MLXN_TRY(launch_status(launch_kernel_smem(kernel, grid, dim3(C::kThreads), C::kSmem, stream, true, p, splits), op));
   if (splits == 1) return Status::ok();
   const int64_t rows = static_cast<int64_t>(p.batch) * p.q_len * p.n_heads;
   return launch_status(launch_kernel(attention_decode_merge2_kernel<TQ, D>, dim3(static_cast<unsigned>(rows)),
@@ -600,6 +700,20 @@ Status launch_attention_fp8(const kern::AttentionParams& p, const ExecContext& c
   if (p.cache.k_scale == nullptr || p.cache.v_scale == nullptr)
     return invalid_argument("attention", "fp8 scales missing");
   return launch_attention_decode_mma<TQ, KvFp8, D>(p, ctx);
+}
+
+// q8_0 / q4_0 caches (split layout: codes, f16 block scales): the decode kernel at any q_len.
+template <typename TQ, bool Q4, int D>
+Status launch_attention_q(const kern::AttentionParams& p, const ExecContext& ctx) {
+  using C = Dec2Cfg<D, KvQBlock<Q4>>;
+  if (!aligned16(p.cache.k) || !aligned16(p.cache.v))
+    return unsupported("attention", "CUDA needs 16-byte aligned K / V caches");
+  if (p.cache.k_scale == nullptr || p.cache.v_scale == nullptr)
+    return invalid_argument("attention", "q8_0 / q4_0 scales missing");
+  if (reinterpret_cast<uintptr_t>(p.cache.k_scale) % C::kSChunk != 0 ||
+      reinterpret_cast<uintptr_t>(p.cache.v_scale) % C::kSChunk != 0)
+    return unsupported("attention", "CUDA needs the q8_0 / q4_0 scales ", C::kSChunk, "-byte aligned");
+  return launch_attention_decode_mma<TQ, KvQBlock<Q4>, D>(p, ctx);
 }
 
 }  // namespace mlxn::cuda

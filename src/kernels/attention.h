@@ -22,9 +22,11 @@ enum KvLayoutId : int32_t { kKvContiguous = 0, kKvRing = 1, kKvPaged = 2 };
 struct KvCacheDesc {
   void* k = nullptr;
   void* v = nullptr;
-  DType t = DType::BF16;     // f16, bf16, u8 (fp8 e4m3 with the scales below), q8_0, q4_0
-  float* k_scale = nullptr;  // fp8: f32 per (row, KV head), index row * n_kv_heads + head
-  float* v_scale = nullptr;
+  DType t = DType::BF16;  // f16, bf16, u8 (fp8 e4m3 with the scales below), q8_0 / q4_0 (split: i8 / u8 codes)
+  // fp8: f32 per (row, KV head), index row * n_kv_heads + head. q8_0 / q4_0: f16 bits per (row, KV head, block of
+  // 32 along D), index (row * n_kv_heads + head) * head_dim / 32 + block.
+  void* k_scale = nullptr;
+  void* v_scale = nullptr;
   int32_t layout = kKvContiguous;
   int64_t capacity = 0;   // positions per sequence (contiguous, ring) or max_pages * page_size (paged)
   int32_t page_size = 0;  // paged
@@ -34,6 +36,10 @@ struct KvCacheDesc {
   int32_t n_kv_heads = 0;
   int32_t head_dim = 0;
 };
+
+// q8_0 / q4_0 caches (include/mlxn/ops/attention.h): codes bytes per (row, head) and the f16 scale of element e.
+MLXN_HD bool kv_block_quant(DType t) { return t == DType::Q8_0 || t == DType::Q4_0; }
+MLXN_HD int32_t kv_code_bytes(DType t, int32_t head_dim) { return t == DType::Q4_0 ? head_dim / 2 : head_dim; }
 
 // Row of (sequence b, position t) in the cache (in positions from the start of k / v), or -1 when the position has
 // no row (a page-table entry out of range).

@@ -30,6 +30,20 @@ Status check_scale(std::string_view op, std::string_view arg, const Session& s, 
   return Status::ok();
 }
 
+// q8_0 / q4_0 scales: f16 [.., Hkv, D / 32] beside the codes.
+Status check_block_scale(std::string_view op, std::string_view arg, const Session& s, const Buffer& scale,
+                         const Buffer& cache, int64_t head_dim) {
+  if (!scale.valid()) return invalid_argument(op, arg, " is required for a q8_0 / q4_0 cache");
+  MLXN_TRY(check_buffer(op, arg, s, scale));
+  MLXN_TRY(check_contiguous(op, arg, scale));
+  if (scale.dtype() != DType::F16) return unsupported(op, arg, " has dtype ", scale.dtype(), "; expected f16");
+  const Shape& cs = cache.shape();
+  const Shape want{cs[0], cs[1], cs[2], head_dim / 32};
+  if (scale.shape() != want) return invalid_argument(op, arg, " has shape ", scale.shape(), ", expected ", want);
+  if (reinterpret_cast<uintptr_t>(scale.data()) % 4 != 0) return invalid_argument(op, arg, " must be 4-byte aligned");
+  return Status::ok();
+}
+
 Status check_i32_vector(std::string_view op, std::string_view arg, const Session& s, const Buffer& b, int64_t batch) {
   MLXN_TRY(check_buffer(op, arg, s, b));
   if (b.dtype() != DType::I32) return unsupported(op, arg, " has dtype ", b.dtype(), "; expected i32");
@@ -47,7 +61,14 @@ Status describe_cache(std::string_view op, const Session& s, const KvCache& c, i
   MLXN_TRY(check_buffer(op, "cache.v", s, c.v));
   MLXN_TRY(check_contiguous(op, "cache.k", c.k));
   MLXN_TRY(check_contiguous(op, "cache.v", c.v));
-  if (!is_kv_dtype(c.k.dtype()))
+  const bool block_quant = c.quant != KvQuant::None;
+  if (c.quant == KvQuant::Q8_0 && c.k.dtype() != DType::I8)
+    return unsupported(op, "cache.k has dtype ", c.k.dtype(), "; a q8_0 cache holds i8 codes");
+  if (c.quant == KvQuant::Q4_0 && c.k.dtype() != DType::U8)
+    return unsupported(op, "cache.k has dtype ", c.k.dtype(), "; a q4_0 cache holds u8 codes (two per byte)");
+  if (c.quant != KvQuant::None && c.quant != KvQuant::Q8_0 && c.quant != KvQuant::Q4_0)
+    return invalid_argument(op, "unknown cache.quant");
+  if (!block_quant && !is_kv_dtype(c.k.dtype()))
     return unsupported(op, "cache.k has dtype ", c.k.dtype(), "; expected f16, bf16 or u8 (fp8 e4m3)");
   if (c.v.dtype() != c.k.dtype())
     return unsupported(op, "cache.v has dtype ", c.v.dtype(), "; expected cache.k's (", c.k.dtype(), ")");
@@ -55,10 +76,23 @@ Status describe_cache(std::string_view op, const Session& s, const KvCache& c, i
   if (c.v.shape() != c.k.shape())
     return invalid_argument(op, "cache.v has shape ", c.v.shape(), ", expected cache.k's ", c.k.shape());
   if (c.k.range().overlaps(c.v.range())) return invalid_argument(op, "cache.k and cache.v overlap");
-  if (c.k.shape()[3] != head_dim)
-    return invalid_argument(op, "cache head dim ", c.k.shape()[3], " differs from the rows' ", head_dim);
+  if (block_quant && head_dim % 32 != 0)
+    return invalid_argument(op, "head dim ", head_dim, " is not a multiple of 32 (q8_0 / q4_0 blocks)");
+  const int64_t code_cols = c.quant == KvQuant::Q4_0 ? head_dim / 2 : head_dim;
+  if (c.k.shape()[3] != code_cols)
+    return invalid_argument(op, "cache.k has ", c.k.shape()[3], " columns, expected ", code_cols, " for head dim ",
+                            head_dim);
   d = {};
-  if (c.k.dtype() == DType::U8) {
+  if (block_quant) {
+    MLXN_TRY(check_block_scale(op, "cache.k_scale", s, c.k_scale, c.k, head_dim));
+    MLXN_TRY(check_block_scale(op, "cache.v_scale", s, c.v_scale, c.v, head_dim));
+    const MemRange rs[4] = {c.k.range(), c.v.range(), c.k_scale.range(), c.v_scale.range()};
+    for (int i = 0; i < 4; ++i)
+      for (int j = i + 1; j < 4; ++j)
+        if (rs[i].overlaps(rs[j])) return invalid_argument(op, "the caches and their scales overlap");
+    d.k_scale = c.k_scale.data();
+    d.v_scale = c.v_scale.data();
+  } else if (c.k.dtype() == DType::U8) {
     MLXN_TRY(check_scale(op, "cache.k_scale", s, c.k_scale, c.k));
     MLXN_TRY(check_scale(op, "cache.v_scale", s, c.v_scale, c.v));
     const MemRange rs[4] = {c.k.range(), c.v.range(), c.k_scale.range(), c.v_scale.range()};
@@ -68,11 +102,12 @@ Status describe_cache(std::string_view op, const Session& s, const KvCache& c, i
     d.k_scale = c.k_scale.data_as<float>();
     d.v_scale = c.v_scale.data_as<float>();
   } else if (c.k_scale.valid() || c.v_scale.valid()) {
-    return invalid_argument(op, "scales given for a ", c.k.dtype(), " cache (only fp8 / u8 caches take them)");
+    return invalid_argument(op, "scales given for a ", c.k.dtype(),
+                            " cache (only fp8 (u8), q8_0 and q4_0 caches take them)");
   }
   d.k = c.k.data();
   d.v = c.v.data();
-  d.t = c.k.dtype();
+  d.t = c.quant == KvQuant::Q8_0 ? DType::Q8_0 : c.quant == KvQuant::Q4_0 ? DType::Q4_0 : c.k.dtype();
   d.n_kv_heads = static_cast<int32_t>(c.k.shape()[2]);
   d.head_dim = static_cast<int32_t>(head_dim);
   switch (c.layout) {

@@ -52,6 +52,35 @@ TEST(GpuAttention, MatchesCpu) {
   EXPECT_GT(run, 0) << "no attention variant in this build";
 }
 
+TEST(GpuAttention, QuantBlockMatchesCpu) {
+  // q8_0 / q4_0 caches (split GGML blocks): the CUDA write must store the test's ggml quantization exactly (codes and
+  // f16 scales; run_attention checks the cache), and decode (any q_len) matches the CPU within the f16 tolerance: the
+  // kernel forms code x d in f16 (one rounding, 2^-11 relative, as an f16 cache) and rounds P to f16.
+  MLXN_CUDA_DEVICE_OR_SKIP(gpu);
+  const uint64_t seed = test::fresh_seed();
+  SCOPED_TRACE(detail::cat("seed ", seed));
+  const std::vector<std::pair<DType, DType>> types = {
+      {DType::BF16, DType::Q8_0}, {DType::F16, DType::Q8_0}, {DType::BF16, DType::Q4_0}, {DType::F16, DType::Q4_0}};
+  int run = 0;
+  for (const auto& c : test::attn_cases({64, 128, 192, 256}, types, true)) {
+    test::AttnCase cc = c;
+    cc.tout = cc.tq;
+    if (!supported(gpu, cc)) continue;
+    expect_gpu_matches_cpu(gpu, cc, seed);
+    ++run;
+  }
+  EXPECT_GT(run, 0) << "no q8_0 / q4_0 attention variant in this build";
+  for (DType t : {DType::Q8_0, DType::Q4_0}) {
+    auto c = test::attn_case(1, 32, 8, 128, {20000});
+    c.tkv = t;
+    expect_gpu_matches_cpu(gpu, c, seed);
+    auto b = test::attn_case(1, 32, 8, 128, {9000, 3000, 1}, L::Paged, 9008);
+    b.tkv = t;
+    b.tq = DType::F16;
+    expect_gpu_matches_cpu(gpu, b, seed);
+  }
+}
+
 TEST(GpuAttention, Fp8MatchesCpu) {
   // fp8 e4m3 caches: the CUDA write must store the CPU's bytes and scales exactly (run_attention checks the cache
   // against the test's own quantization), and decode (any q_len: fp8 never takes the prefill kernel) matches the
@@ -189,6 +218,49 @@ TEST(GpuAttention, RegistryAgreesWithDispatch) {
           const bool w_listed = gpu.kernels().supports("kv_cache_write", KernelRegistry::key({tq, tq, tkv}));
           EXPECT_EQ(ops::kv_cache_write(s, kn, kn, cache, lens).is_ok(), w_listed);
         }
+  }
+  ASSERT_TRUE(s.finish().is_ok());
+}
+
+TEST(GpuAttention, RegistryAgreesWithDispatchQuantBlock) {
+  // q8_0 / q4_0: listed keys run, the rest (f32 q, head dims that are not multiples of 64) are Unsupported.
+  MLXN_CUDA_DEVICE_OR_SKIP(gpu);
+  auto s = Session::create(gpu).value();
+  for (int32_t d : {64, 96, 128}) {
+    for (DType tq : test::float_dtypes())
+      for (DType tkv : {DType::Q8_0, DType::Q4_0}) {
+        const bool q4 = tkv == DType::Q4_0;
+        const DType ct = q4 ? DType::U8 : DType::I8;
+        const int64_t cb = q4 ? d / 2 : d;
+        ops::KvCache cache{gpu.alloc(ct, {1, 32, 1, cb}).value(),
+                           gpu.alloc(ct, {1, 32, 1, cb}).value(),
+                           L::Contiguous,
+                           Buffer(),
+                           gpu.alloc(DType::F16, {1, 32, 1, d / 32}).value(),
+                           gpu.alloc(DType::F16, {1, 32, 1, d / 32}).value(),
+                           q4 ? ops::KvQuant::Q4_0 : ops::KvQuant::Q8_0};
+        for (const Buffer* b : {&cache.k, &cache.v, &cache.k_scale, &cache.v_scale})
+          ASSERT_TRUE(b->fill_bytes(0).is_ok());
+        auto q = gpu.alloc(tq, {1, 1, 2, d}).value();
+        auto out = gpu.alloc(tq, {1, 1, 2, d}).value();
+        ASSERT_TRUE(q.fill_bytes(0).is_ok());
+        ops::SeqLens lens;
+        lens.kv_lens = gpu.alloc(DType::I32, {1}).value();
+        ASSERT_TRUE(lens.kv_lens.fill_bytes(0).is_ok());
+        auto ws =
+            gpu.alloc(DType::U8, {static_cast<int64_t>(ops::attention_workspace_bytes(gpu, q, cache)) + 16}).value();
+        const bool listed =
+            gpu.kernels().supports("attention", KernelRegistry::key({tq, tkv, tq}) + ".d" + std::to_string(d));
+        Status st = ops::attention(s, q, cache, lens, out, {}, Buffer(), Buffer(), ws);
+        EXPECT_EQ(st.is_ok(), listed) << tq << " " << tkv << " d" << d << ": " << st.to_string();
+        if (!listed) {
+          EXPECT_EQ(st.code(), StatusCode::Unsupported);
+        }
+        auto kn = gpu.alloc(tq, {1, 1, 1, d}).value();
+        ASSERT_TRUE(kn.fill_bytes(0).is_ok());
+        const bool w_listed = gpu.kernels().supports("kv_cache_write", KernelRegistry::key({tq, tq, tkv}));
+        EXPECT_EQ(ops::kv_cache_write(s, kn, kn, cache, lens).is_ok(), w_listed);
+      }
   }
   ASSERT_TRUE(s.finish().is_ok());
 }

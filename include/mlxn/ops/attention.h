@@ -38,6 +38,20 @@
 // of llama.cpp's per-block q8_0, with e4m3's range): s = max|x| / 448 (f32), inv = s > 0 ? 1 / s : 0, byte =
 // e4m3(x * inv) rounded to nearest even and saturated to +-448; the scale stored is s. This halves the bytes a
 // decode step reads (bf16: 2 bytes per element; fp8: 1 + 4 / D).
+// q8_0 / q4_0 caches (KvCache::quant; llama.cpp's --cache-type-k/v q8_0 / q4_0): each (position, head) row is cut
+// into D / 32 blocks along D, quantized exactly as ggml's quantize_row_q8_0_ref / quantize_row_q4_0_ref (one f16
+// scale d per block; q8_0: d = max|x| / 127, code = round(x / d) in [-127, 127], value = code x d; q4_0: d = x_max /
+// -8 with x_max the element of largest magnitude (first on ties), code = min(15, trunc(x / d + 8.5)), value =
+// (code - 8) x d). The block fields are stored split, not as 34- / 18-byte GGML blocks: codes in cache.k / v (q8_0:
+// i8 [.., Hkv, D], byte e = element e; q4_0: u8 [.., Hkv, D / 2], byte 16 b + i holds element 32 b + i in its low
+// nibble and 32 b + 16 + i in its high nibble, ggml's qs order) and the f16 scales d in cache.k_scale / v_scale
+// [.., Hkv, D / 32]. Why split: a GGML row of 17 D / 16 (q8_0) or 9 D / 16 (q4_0) bytes is only 2- to 8-byte aligned,
+// and its codes sit 2 bytes into each block, so the GPU could neither copy it with 16-byte cp.async nor read its
+// codes with aligned words; split, the codes are 16-byte aligned runs like fp8's and a row's scales are one small
+// aligned copy. The bytes are ggml's: a GGML block is (scale, 32 codes) gathered from the two arrays. Bytes per
+// element read by a decode step: 1.0625 (q8_0), 0.5625 (q4_0). Head dims must be multiples of 32 (CUDA: 64, 128,
+// 192, 256). CUDA decode forms code x d in f16 before the mma (one rounding, relative error <= 2^-11 per element),
+// so |values| beyond f16's 65504 are not supported there; the CPU reference dequantizes in double.
 // Token-major rows (Hkv x D per position) make a write one contiguous row per token and a paged page a plain block
 // of rows, and still give 16-byte loads of D contiguous elements per (position, head) on read.
 //
@@ -56,12 +70,17 @@ namespace mlxn::ops {
 
 enum class KvLayout : uint8_t { Contiguous, Ring, Paged };
 
-// One layer's K and V caches (same dtype, shape and layout). Dtypes: f16, bf16, u8 (fp8 e4m3 with scales).
+// Block-quantized caches (GGML q8_0 / q4_0 in the split layout above). None: the dtype says (f16, bf16, u8 = fp8).
+enum class KvQuant : uint8_t { None, Q8_0, Q4_0 };
+
+// One layer's K and V caches (same dtype, shape and layout). Dtypes: f16, bf16, u8 (fp8 e4m3 with scales); with
+// quant = Q8_0: i8 codes [.., Hkv, D]; Q4_0: u8 codes [.., Hkv, D / 2].
 struct KvCache {
   Buffer k, v;
   KvLayout layout = KvLayout::Contiguous;
   Buffer page_table;            // Paged only: int32 [batch, max_pages]
-  Buffer k_scale{}, v_scale{};  // fp8 (u8) caches only: f32, the cache's shape without D
+  Buffer k_scale{}, v_scale{};  // fp8 (u8): f32, the cache's shape without D; q8_0 / q4_0: f16 [.., Hkv, D / 32]
+  KvQuant quant = KvQuant::None;
 };
 
 // Per-sequence lengths after this step's tokens are appended (see the convention above).
@@ -82,10 +101,10 @@ struct AttentionParams {
 Status kv_cache_write(Session& s, const Buffer& k, const Buffer& v, const KvCache& cache, const SeqLens& lens);
 
 // out = attention(q, cache) as above. q and out: f32 / f16 / bf16 [batch, q_len, Hq, D] (CUDA: f16 or bf16, out in
-// q's dtype; head dims 64 ... 256 for fp8 caches). sinks: optional [Hq] float. mask: optional additive float [1 or
-// batch, q_len, cols] with cols >= capacity, column = key position (not with rings). workspace: scratch the CUDA
-// kernels need (attention_workspace_bytes; may be empty on the CPU), written by the op, so give each concurrent call
-// its own.
+// q's dtype; head dims 64 ... 256 for fp8 caches, 64 / 128 / 192 / 256 for q8_0 / q4_0). sinks: optional [Hq] float.
+// mask: optional additive float [1 or batch, q_len, cols] with cols >= capacity, column = key position (not with
+// rings). workspace: scratch the CUDA kernels need (attention_workspace_bytes; may be empty on the CPU), written by the
+// op, so give each concurrent call its own.
 Status attention(Session& s, const Buffer& q, const KvCache& cache, const SeqLens& lens, const Buffer& out,
                  const AttentionParams& p = {}, const Buffer& sinks = {}, const Buffer& mask = {},
                  const Buffer& workspace = {});

@@ -8,6 +8,8 @@ void add_attention_bf16_d256(KernelTable& t) {
   t.add("attention", "bf16.f16.bf16.d256", &launch_attention<__nv_bfloat16, __half, 256>);
   t.add("attention", "bf16.bf16.bf16.d256", &launch_attention<__nv_bfloat16, __nv_bfloat16, 256>);
   t.add("attention", "bf16.u8.bf16.d256", &launch_attention_fp8<__nv_bfloat16, 256>);
+  t.add("attention", "bf16.q8_0.bf16.d256", &launch_attention_q<__nv_bfloat16, false, 256>);
+  t.add("attention", "bf16.q4_0.bf16.d256", &launch_attention_q<__nv_bfloat16, true, 256>);
 }
 
 }  // namespace mlxn::cuda

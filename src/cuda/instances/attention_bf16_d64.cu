@@ -8,6 +8,8 @@ void add_attention_bf16_d64(KernelTable& t) {
   t.add("attention", "bf16.f16.bf16.d64", &launch_attention<__nv_bfloat16, __half, 64>);
   t.add("attention", "bf16.bf16.bf16.d64", &launch_attention<__nv_bfloat16, __nv_bfloat16, 64>);
   t.add("attention", "bf16.u8.bf16.d64", &launch_attention_fp8<__nv_bfloat16, 64>);
+  t.add("attention", "bf16.q8_0.bf16.d64", &launch_attention_q<__nv_bfloat16, false, 64>);
+  t.add("attention", "bf16.q4_0.bf16.d64", &launch_attention_q<__nv_bfloat16, true, 64>);
 }
 
 }  // namespace mlxn::cuda

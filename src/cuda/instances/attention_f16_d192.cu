@@ -8,6 +8,8 @@ void add_attention_f16_d192(KernelTable& t) {
   t.add("attention", "f16.f16.f16.d192", &launch_attention<__half, __half, 192>);
   t.add("attention", "f16.bf16.f16.d192", &launch_attention<__half, __nv_bfloat16, 192>);
   t.add("attention", "f16.u8.f16.d192", &launch_attention_fp8<__half, 192>);
+  t.add("attention", "f16.q8_0.f16.d192", &launch_attention_q<__half, false, 192>);
+  t.add("attention", "f16.q4_0.f16.d192", &launch_attention_q<__half, true, 192>);
 }
 
 }  // namespace mlxn::cuda

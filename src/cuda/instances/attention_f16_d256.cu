@@ -8,6 +8,8 @@ void add_attention_f16_d256(KernelTable& t) {
   t.add("attention", "f16.f16.f16.d256", &launch_attention<__half, __half, 256>);
   t.add("attention", "f16.bf16.f16.d256", &launch_attention<__half, __nv_bfloat16, 256>);
   t.add("attention", "f16.u8.f16.d256", &launch_attention_fp8<__half, 256>);
+  t.add("attention", "f16.q8_0.f16.d256", &launch_attention_q<__half, false, 256>);
+  t.add("attention", "f16.q4_0.f16.d256", &launch_attention_q<__half, true, 256>);
 }
 
 }  // namespace mlxn::cuda

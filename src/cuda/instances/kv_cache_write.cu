@@ -14,6 +14,12 @@ void add_kv_cache_write(KernelTable& t) {
   t.add("kv_cache_write", "f32.f32.u8", &launch_kv_cache_write_fp8<float>);
   t.add("kv_cache_write", "f16.f16.u8", &launch_kv_cache_write_fp8<__half>);
   t.add("kv_cache_write", "bf16.bf16.u8", &launch_kv_cache_write_fp8<__nv_bfloat16>);
+  t.add("kv_cache_write", "f32.f32.q8_0", &launch_kv_cache_write_q<float, false>);
+  t.add("kv_cache_write", "f32.f32.q4_0", &launch_kv_cache_write_q<float, true>);
+  t.add("kv_cache_write", "f16.f16.q8_0", &launch_kv_cache_write_q<__half, false>);
+  t.add("kv_cache_write", "f16.f16.q4_0", &launch_kv_cache_write_q<__half, true>);
+  t.add("kv_cache_write", "bf16.bf16.q8_0", &launch_kv_cache_write_q<__nv_bfloat16, false>);
+  t.add("kv_cache_write", "bf16.bf16.q4_0", &launch_kv_cache_write_q<__nv_bfloat16, true>);
 }
 
 }  // namespace mlxn::cuda
