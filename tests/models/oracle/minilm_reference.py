@@ -5,7 +5,7 @@ float32) running the model folder that scripts/fetch_test_models.sh fetches.
 
 How the committed minilm_reference.txt was produced (once, on a machine with PyPI access):
   python3 -m venv /tmp/stref
-  /tmp/stref/bin/pip install torch sentence-transformers        # torch 2.x CPU execution, sentence-transformers
+  /tmp/stref/bin/pip install torch sentence-transformers        # PyPI wheels; the model runs on the CPU (float32)
   bash scripts/fetch_test_models.sh                              # -> ~/.cache/mlxn-models/st-all-minilm-l6-v2
   /tmp/stref/bin/python tests/models/oracle/minilm_reference.py ~/.cache/mlxn-models/st-all-minilm-l6-v2 \
       -o tests/models/oracle/minilm_reference.txt
