@@ -19,14 +19,16 @@ namespace {
 
 constexpr std::string_view kOp = "bert";
 
-// The smallest head dim >= d that this build's attention kernels take for (q, cache, out) of dtype t.
-int64_t supported_head_dim(const Device& dev, DType t, int64_t d) {
-  for (int64_t cand : {64, 80, 96, 128, 192, 256, 512}) {
-    if (cand < d) continue;
-    if (dev.kernels().supports("attention", KernelRegistry::key({t, t, t}) + ".d" + std::to_string(cand)))
-      return cand;
-  }
-  return d;  // none: attention reports what the build has
+// The head dim to pad to: d itself when this build has attention kernels for it on `dev`, else the smallest
+// larger size it has (CUDA has none below 64); d when none fits (attention then names what the build has).
+int64_t attention_head_dim(const Device& dev, DType act, DType kv, int64_t d) {
+  auto has = [&](int64_t hd) {
+    return dev.kernels().supports("attention", KernelRegistry::key({act, kv, act}) + ".d" + std::to_string(hd));
+  };
+  if (has(d)) return d;
+  for (int64_t cand : {32, 64, 80, 96, 128, 192, 256, 512})
+    if (cand > d && has(cand)) return cand;
+  return d;
 }
 
 Result<Buffer> rows_of(const Buffer& b, int64_t n) { return b.view(0, b.dtype(), Shape{n, b.shape()[1]}); }
@@ -57,9 +59,9 @@ Result<std::unique_ptr<BertModel>> BertModel::load(const std::string& path, cons
   namespace fs = std::filesystem;
   const bool cuda = dev.backend() == Backend::Cuda;
   const DType act = o.act_dtype.value_or(cuda ? DType::F16 : DType::F32);
+  const DType kv = act == DType::BF16 ? DType::BF16 : DType::F16;
   auto pad_for = [&](const BertConfig& c) -> int64_t {
-    if (o.pad_head_dim > 0) return o.pad_head_dim;
-    return cuda ? supported_head_dim(dev, act, c.head_dim) : c.head_dim;
+    return o.pad_head_dim > 0 ? o.pad_head_dim : attention_head_dim(dev, act, kv, c.head_dim);
   };
   std::error_code ec;
   if (fs::is_directory(path, ec)) {

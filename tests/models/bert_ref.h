@@ -22,13 +22,13 @@
 namespace mlxn::test::bert {
 
 struct TinyBert {
-  int64_t n_layer = 2, d = 32, n_head = 2, n_ff = 64, vocab = 50, n_pos = 24, n_type = 2;
+  int64_t n_layer = 2, d = 64, n_head = 2, n_ff = 128, vocab = 50, n_pos = 24, n_type = 2;
   float eps = 1e-12f;
   std::map<std::string, std::pair<Shape, std::vector<float>>> tensors;  // HF names
 
   int64_t head_dim() const { return d / n_head; }
 
-  explicit TinyBert(uint64_t seed, int64_t layers = 2, int64_t dim = 32, int64_t heads = 2) {
+  explicit TinyBert(uint64_t seed, int64_t layers = 2, int64_t dim = 64, int64_t heads = 2) {
     n_layer = layers;
     d = dim;
     n_head = heads;

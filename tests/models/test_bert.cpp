@@ -98,7 +98,7 @@ TEST(Bert, HeadDimPaddingIsExact) {
   const uint64_t seed = test::fresh_seed();
   SCOPED_TRACE(seed);
   TmpDir dir;
-  test::bert::TinyBert tb(seed, 2, 48, 3);  // head_dim 16
+  test::bert::TinyBert tb(seed, 2, 96, 3);  // head_dim 32
   tb.write_hf(dir.path / "hf");
   models::BertOptions o;
   o.pad_head_dim = 64;
@@ -106,7 +106,8 @@ TEST(Bert, HeadDimPaddingIsExact) {
   auto padded = load((dir.path / "hf").string(), o);
   ASSERT_TRUE(plain && padded);
   EXPECT_EQ(padded->weights().head_dim_padded, 64);
-  EXPECT_EQ(padded->weights().layers[0].wq.shape(), (Shape{3 * 64, 48}));
+  EXPECT_EQ(plain->weights().head_dim_padded, 32);
+  EXPECT_EQ(padded->weights().layers[0].wq.shape(), (Shape{3 * 64, 96}));
   const std::vector<std::vector<int32_t>> batch = {random_ids(9, tb.vocab, seed), random_ids(3, tb.vocab, seed + 7)};
   auto a = plain->embed(batch);
   auto b = padded->embed(batch);
@@ -115,6 +116,17 @@ TEST(Bert, HeadDimPaddingIsExact) {
     EXPECT_LT(test::rel_l2((*b)[i], std::vector<float>((*a)[i])), 1e-6);
     EXPECT_LT(test::rel_l2((*b)[i], test::bert::reference_embedding(tb, batch[i], Pooling::Mean, true)), 2e-5);
   }
+  // A head dim the CPU has no attention kernels for (16) is padded automatically (to 32).
+  TmpDir dir16;
+  test::bert::TinyBert t16(seed, 1, 32, 2);
+  t16.write_hf(dir16.path / "hf");
+  auto m16 = load((dir16.path / "hf").string());
+  ASSERT_TRUE(m16);
+  EXPECT_EQ(m16->weights().head_dim_padded, 32);
+  auto e16 = m16->embed(batch);
+  ASSERT_TRUE(e16.is_ok()) << e16.status().to_string();
+  for (size_t i = 0; i < batch.size(); ++i)
+    EXPECT_LT(test::rel_l2((*e16)[i], test::bert::reference_embedding(t16, batch[i], Pooling::Mean, true)), 2e-5);
 }
 
 // sentence-transformers' modules.json / 1_Pooling / sentence_bert_config.json, and task-head names ("bert.").
@@ -130,7 +142,7 @@ TEST(Bert, SentenceTransformersFiles) {
       << R"([{"idx":0,"name":"0","path":"","type":"sentence_transformers.models.Transformer"},)"
       << R"({"idx":1,"name":"1","path":"1_Pooling","type":"sentence_transformers.models.Pooling"}])";
   std::ofstream(hf / "1_Pooling" / "config.json")
-      << R"({"word_embedding_dimension":32,"pooling_mode_cls_token":true,"pooling_mode_mean_tokens":false,)"
+      << R"({"word_embedding_dimension":64,"pooling_mode_cls_token":true,"pooling_mode_mean_tokens":false,)"
       << R"("pooling_mode_max_tokens":false,"pooling_mode_mean_sqrt_len_tokens":false})";
   std::ofstream(hf / "sentence_bert_config.json") << R"({"max_seq_length":10,"do_lower_case":false})";
   auto m = load(hf.string());

@@ -16,8 +16,9 @@
 // Precision: the residual stream, LayerNorm and pooling are f32 on every backend; matmuls and attention run in the
 // activation dtype (f32 on the CPU, f16 on CUDA); K and V are stored f16 (the attention op's cache types), which
 // the CPU tests' reference models. CUDA attention has no kernels for head dims below 64 (MiniLM and bge-small use
-// 32): there the q / k / v projections get zero rows and Wo zero columns at load time so each head is padded to
-// a supported size; the dot products and outputs are unchanged and the scale stays 1 / sqrt(real head_dim).
+// 32): where the build lacks the head dim, the q / k / v projections get zero rows and Wo zero columns at load time
+// so each head is padded to a size it has; the dot products and outputs are unchanged and the scale stays
+// 1 / sqrt(real head_dim).
 #pragma once
 
 #include <cstdint>
@@ -61,7 +62,7 @@ struct BertConfig {
   std::string summary() const;  // "bert: 6 layers, d 384, 12 heads x 32, ff 1536, vocab 30522, mean pooling, l2"
 };
 
-// From a Hugging Face config.json (model_type "bert"; also "roberta"-free plain BERT variants that keep its names).
+// From a Hugging Face config.json (model_type "bert", absolute position embeddings).
 Result<BertConfig> bert_config_from_hf(const io::JsonConfig& c);
 // From GGUF metadata of llama.cpp's "bert" architecture (bert.block_count, bert.pooling_type: 1 mean, 2 cls, ...).
 Result<BertConfig> bert_config_from_gguf(const io::GgufFile& f);
@@ -88,8 +89,8 @@ struct BertWeights {
 
 struct BertOptions {
   std::optional<DType> act_dtype;  // default: f32 on the CPU, f16 on CUDA
-  // Head dim the projections are padded to: 0 picks (none on the CPU; on CUDA the smallest head dim with attention
-  // kernels in this build that is >= head_dim); a value >= head_dim forces it (tests of the padding on the CPU).
+  // Head dim the projections are padded to: 0 picks (head_dim when the device has attention kernels for it, else
+  // the smallest larger size it has: 64 for MiniLM on CUDA); a value >= head_dim forces it (tests on the CPU).
   int64_t pad_head_dim = 0;
   SessionOptions session;
 };
