@@ -8,13 +8,13 @@ namespace mlxn::tok {
 namespace {
 
 const std::vector<std::string> kVocab = {
-    "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]",                  // 0..4
-    "un",    "##aff", "##able", "hello", "world",                   // 5..9
-    "!",     "'",     "t",      "don",   ".",                       // 10..14
-    "a",     "##a",   "中",     "文",    "abc",                     // 15..19
-    "cafe",  "$",     "5",      "+",     "3",                       // 20..24
-    "que",   "¿",     "?",      "i",     "[",                       // 25..29
-    "mask",  "]",     "unaff",  "—",     "x",                       // 30..34
+    "[PAD]", "[UNK]", "[CLS]",  "[SEP]", "[MASK]",  // 0..4
+    "un",    "##aff", "##able", "hello", "world",   // 5..9
+    "!",     "'",     "t",      "don",   ".",       // 10..14
+    "a",     "##a",   "中",     "文",    "abc",     // 15..19
+    "cafe",  "$",     "5",      "+",     "3",       // 20..24
+    "que",   "¿",     "?",      "i",     "[",       // 25..29
+    "mask",  "]",     "unaff",  "—",     "x",       // 30..34
 };
 
 std::unique_ptr<WordPieceTokenizer> make(WordPieceSpec spec = {}) {
@@ -31,11 +31,17 @@ TEST(WordPieceNormalizer, CleanTextAccentsLowercaseChinese) {
   // \t -> ' '; é = e + U+0301 after NFD, the mark (Mn) dropped; then lower case.
   EXPECT_EQ(t->normalize("H\xC3\xA9llo WORLD\t!"), "hello world !");
   // U+0001 (Cc) and U+200B (Cf) are dropped, U+00A0 (White_Space) becomes a space, \n too.
-  EXPECT_EQ(t->normalize("a\x01" "b\xE2\x80\x8B" "c\xC2\xA0" "d\ne"), "abc d e");
+  EXPECT_EQ(t->normalize("a\x01"
+                         "b\xE2\x80\x8B"
+                         "c\xC2\xA0"
+                         "d\ne"),
+            "abc d e");
   // U+0000 and U+FFFD are dropped; invalid UTF-8 too.
   EXPECT_EQ(t->normalize(std::string("x\0y", 3) + "\xEF\xBF\xBD" + "z\xFF"), "xyz");
   // CJK ideographs get a space on each side; Hiragana does not.
-  EXPECT_EQ(t->normalize("\xE4\xB8\xAD\xE6\x96\x87" "abc"), " \xE4\xB8\xAD  \xE6\x96\x87 abc");
+  EXPECT_EQ(t->normalize("\xE4\xB8\xAD\xE6\x96\x87"
+                         "abc"),
+            " \xE4\xB8\xAD  \xE6\x96\x87 abc");
   EXPECT_EQ(t->normalize("\xE3\x81\x82"), "\xE3\x81\x82");
   // Accents are stripped before lower-casing: U+0130 (I with dot) -> NFD I + U+0307 -> I -> i.
   EXPECT_EQ(t->normalize("\xC4\xB0"), "i");
@@ -68,7 +74,9 @@ TEST(WordPiecePreTokenizer, WhitespaceAndPunctuation) {
   // ASCII symbols count as punctuation ($ + are category S), as do ¿ (Po) and — (Pd).
   EXPECT_EQ(t->pre_tokenize("$5+3"), (V{"$", "5", "+", "3"}));
   EXPECT_EQ(t->pre_tokenize("\xC2\xBFque?"), (V{"\xC2\xBF", "que", "?"}));
-  EXPECT_EQ(t->pre_tokenize("a\xE2\x80\x94" "b"), (V{"a", "\xE2\x80\x94", "b"}));
+  EXPECT_EQ(t->pre_tokenize("a\xE2\x80\x94"
+                            "b"),
+            (V{"a", "\xE2\x80\x94", "b"}));
   EXPECT_EQ(t->pre_tokenize("  many   spaces  "), (V{"many", "spaces"}));
   EXPECT_EQ(t->pre_tokenize(""), V{});
   // Non-ASCII symbols (category S, e.g. €) are not split off.
@@ -109,7 +117,10 @@ TEST(WordPieceEncode, SpecialTokensAddedTokensAndTruncation) {
   EXPECT_EQ(t->encode("hello [MASK] world", true), (V{2, 8, 4, 9, 3}));
   EXPECT_EQ(t->encode("hello[MASK]world", false), (V{8, 4, 9}));
   EXPECT_EQ(t->encode("[mask]", false), (V{29, 30, 31}));
-  EXPECT_EQ(t->encode("\xE4\xB8\xAD\xE6\x96\x87" "abc", false), (V{17, 18, 19}));
+  EXPECT_EQ(t->encode("\xE4\xB8\xAD\xE6\x96\x87"
+                      "abc",
+                      false),
+            (V{17, 18, 19}));
   EXPECT_EQ(t->encode("Caf\xC3\xA9", false), (V{20}));
   EXPECT_EQ(t->encode("", true), (V{2, 3}));
   // Truncation keeps room for [CLS] and [SEP].

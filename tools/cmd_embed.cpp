@@ -65,7 +65,8 @@ int cmd_embed(const Args& args) {
       return fail("embed", "unexpected argument '" + a + "'\n" + kUsage);
     }
   }
-  if (model_path.empty() || texts.empty()) return fail("embed", std::string("--model and --text are required\n") + kUsage);
+  if (model_path.empty() || texts.empty())
+    return fail("embed", std::string("--model and --text are required\n") + kUsage);
   if (tokenizer_dir.empty()) {
     if (!std::filesystem::is_directory(model_path))
       return fail("embed", "a .gguf model needs --tokenizer DIR (a folder with tokenizer.json or vocab.txt)");

@@ -147,8 +147,8 @@ Result<std::vector<std::vector<float>>> BertModel::embed(std::span<const std::ve
   return embed(batch, config_.pooling, config_.normalize);
 }
 
-Result<std::vector<std::vector<float>>> BertModel::embed(std::span<const std::vector<int32_t>> batch,
-                                                         Pooling pooling, bool normalize) {
+Result<std::vector<std::vector<float>>> BertModel::embed(std::span<const std::vector<int32_t>> batch, Pooling pooling,
+                                                         bool normalize) {
   const auto& c = config_;
   const auto B = static_cast<int64_t>(batch.size());
   if (B == 0) return std::vector<std::vector<float>>{};

@@ -1,9 +1,8 @@
 // BertConfig from config.json / GGUF metadata, and sentence-transformers' pooling and normalisation files.
 #include <filesystem>
 #include <fstream>
-#include <sstream>
-
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "mlxn/models/bert.h"
 

@@ -34,7 +34,8 @@ class Loader {
       return error(StatusCode::NotFound, kOp, "missing tensor '", name, "' in ", src_.file, " (bert needs it)");
     // Vectors may be stored as [n] or [1, n]; matrices must match exactly.
     const bool ok = want.rank() == 1 ? shape->numel() == want.numel() : *shape == want;
-    if (!ok) return invalid_argument(kOp, "tensor '", name, "' in ", src_.file, " has shape ", *shape, ", expected ", want);
+    if (!ok)
+      return invalid_argument(kOp, "tensor '", name, "' in ", src_.file, " has shape ", *shape, ", expected ", want);
     auto v = src_.to_f32(name);
     if (!v) return error(v.status().code(), kOp, "reading '", name, "': ", v.status().message());
     return v;
@@ -71,8 +72,7 @@ class Loader {
     MLXN_ASSIGN_OR_RETURN(auto v, read(name, Shape{H * D, d}));
     if (dp_ == D) return upload(v, mm_, Shape{H * D, d});
     std::vector<float> p(static_cast<size_t>(H * dp_ * d), 0.0f);
-    for (int64_t h = 0; h < H; ++h)
-      std::copy_n(v.begin() + h * D * d, D * d, p.begin() + h * dp_ * d);
+    for (int64_t h = 0; h < H; ++h) std::copy_n(v.begin() + h * D * d, D * d, p.begin() + h * dp_ * d);
     return upload(p, mm_, Shape{H * dp_, d});
   }
   // Its bias [H * D] padded the same way (f32).
@@ -90,8 +90,7 @@ class Loader {
     if (dp_ == D) return upload(v, mm_, Shape{d, H * D});
     std::vector<float> p(static_cast<size_t>(d * H * dp_), 0.0f);
     for (int64_t r = 0; r < d; ++r)
-      for (int64_t h = 0; h < H; ++h)
-        std::copy_n(v.begin() + r * H * D + h * D, D, p.begin() + r * H * dp_ + h * dp_);
+      for (int64_t h = 0; h < H; ++h) std::copy_n(v.begin() + r * H * D + h * D, D, p.begin() + r * H * dp_ + h * dp_);
     return upload(p, mm_, Shape{d, H * dp_});
   }
 
@@ -205,14 +204,12 @@ Result<BertWeights> load_bert_weights(const io::SafetensorsModel& m, const BertC
   n.type = prefix + "embeddings.token_type_embeddings.weight";
   n.embd_ln_w = prefix + (gamma_beta ? "embeddings.LayerNorm.gamma" : "embeddings.LayerNorm.weight");
   n.embd_ln_b = prefix + (gamma_beta ? "embeddings.LayerNorm.beta" : "embeddings.LayerNorm.bias");
-  n.layer = [prefix, gamma_beta](int64_t il, const char* part) {
-    return hf_layer_name(prefix, il, part, gamma_beta);
-  };
+  n.layer = [prefix, gamma_beta](int64_t il, const char* part) { return hf_layer_name(prefix, il, part, gamma_beta); };
   return assemble(src, c, dev, matmul_dtype, padded_head_dim, n);
 }
 
-Result<BertWeights> load_bert_weights(const io::GgufFile& f, const BertConfig& c, const Device& dev,
-                                      DType matmul_dtype, int64_t padded_head_dim) {
+Result<BertWeights> load_bert_weights(const io::GgufFile& f, const BertConfig& c, const Device& dev, DType matmul_dtype,
+                                      int64_t padded_head_dim) {
   Source src;
   src.file = f.path();
   src.shape = [&f](const std::string& n) -> std::optional<Shape> {

@@ -16,7 +16,8 @@ constexpr std::string_view kOp = "wordpiece";
 
 bool in_ranges(const wordpiece_tables::Range* r, size_t n, uint32_t cp) {
   const auto* end = r + n;
-  const auto* it = std::upper_bound(r, end, cp, [](uint32_t v, const wordpiece_tables::Range& x) { return v < x.first; });
+  const auto* it =
+      std::upper_bound(r, end, cp, [](uint32_t v, const wordpiece_tables::Range& x) { return v < x.first; });
   if (it == r) return false;
   --it;
   return cp <= it->last;
@@ -38,8 +39,8 @@ Result<std::string> read_file(const std::filesystem::path& p) {
 namespace wordpiece {
 
 bool is_punctuation(uint32_t cp) {
-  const bool ascii = (cp >= 33 && cp <= 47) || (cp >= 58 && cp <= 64) || (cp >= 91 && cp <= 96) ||
-                     (cp >= 123 && cp <= 126);
+  const bool ascii =
+      (cp >= 33 && cp <= 47) || (cp >= 58 && cp <= 64) || (cp >= 91 && cp <= 96) || (cp >= 123 && cp <= 126);
   return ascii || in_ranges(wordpiece_tables::kPunctuation, wordpiece_tables::kPunctuationCount, cp);
 }
 
@@ -66,9 +67,8 @@ void append_lower(uint32_t cp, std::vector<uint32_t>& out) {
   }
   using wordpiece_tables::kLower;
   const auto* end = kLower + wordpiece_tables::kLowerCount;
-  const auto* it = std::lower_bound(kLower, end, cp, [](const wordpiece_tables::LowerEntry& e, uint32_t v) {
-    return e.cp < v;
-  });
+  const auto* it =
+      std::lower_bound(kLower, end, cp, [](const wordpiece_tables::LowerEntry& e, uint32_t v) { return e.cp < v; });
   if (it != end && it->cp == cp) {
     out.insert(out.end(), wordpiece_tables::kLowerData + it->offset,
                wordpiece_tables::kLowerData + it->offset + it->size);
@@ -90,8 +90,8 @@ void append_nfd(uint32_t cp, std::vector<uint32_t>& out) {
   }
   using unicode::kDecompositions;
   const auto* end = kDecompositions + unicode::kDecompositionsCount;
-  const auto* it = std::lower_bound(kDecompositions, end, cp,
-                                    [](const unicode::Decomposition& d, uint32_t v) { return d.cp < v; });
+  const auto* it =
+      std::lower_bound(kDecompositions, end, cp, [](const unicode::Decomposition& d, uint32_t v) { return d.cp < v; });
   if (it != end && it->cp == cp) {
     out.insert(out.end(), unicode::kDecompositionData + it->offset,
                unicode::kDecompositionData + it->offset + it->size);
@@ -177,8 +177,9 @@ std::string WordPieceTokenizer::normalize(std::string_view text) const {
       }
       size_t j = i;
       while (j < d.size() && unicode::combining_class(d[j]) != 0) ++j;
-      std::stable_sort(d.begin() + static_cast<std::ptrdiff_t>(i), d.begin() + static_cast<std::ptrdiff_t>(j),
-                       [](uint32_t a, uint32_t b) { return unicode::combining_class(a) < unicode::combining_class(b); });
+      std::stable_sort(
+          d.begin() + static_cast<std::ptrdiff_t>(i), d.begin() + static_cast<std::ptrdiff_t>(j),
+          [](uint32_t a, uint32_t b) { return unicode::combining_class(a) < unicode::combining_class(b); });
       i = j;
     }
     cps.clear();

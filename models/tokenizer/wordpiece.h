@@ -79,9 +79,9 @@ class WordPieceTokenizer {
   // tokenize_chinese_chars; max_length from sentence_bert_config.json's max_seq_length where present.
   static Result<std::unique_ptr<WordPieceTokenizer>> from_hf_dir(const std::string& dir);
 
-  std::string normalize(std::string_view text) const;                  // step 2
+  std::string normalize(std::string_view text) const;                        // step 2
   std::vector<std::string> pre_tokenize(std::string_view normalized) const;  // step 3
-  std::vector<int32_t> word_pieces(std::string_view word) const;        // step 4 for one word
+  std::vector<int32_t> word_pieces(std::string_view word) const;             // step 4 for one word
   // Steps 1 to 5. max_length: 0 uses the spec's, < 0 none.
   std::vector<int32_t> encode(std::string_view text, bool add_special = true, int64_t max_length = 0) const;
 

@@ -48,8 +48,8 @@ struct TinyBert {
     rnd("embeddings.LayerNorm.bias", Shape{d}, 0.1f);
     for (int64_t il = 0; il < n_layer; ++il) {
       const std::string l = "encoder.layer." + std::to_string(il) + ".";
-      for (const char* m : {"attention.self.query", "attention.self.key", "attention.self.value",
-                            "attention.output.dense"}) {
+      for (const char* m :
+           {"attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense"}) {
         rnd(l + m + ".weight", Shape{d, d}, 2.0f * ws);
         rnd(l + m + ".bias", Shape{d}, 0.1f);
       }
@@ -70,8 +70,9 @@ struct TinyBert {
     std::ostringstream js;
     js << "{\"architectures\":[\"BertModel\"],\"model_type\":\"bert\",\"hidden_act\":\"gelu\",\"hidden_size\":" << d
        << ",\"intermediate_size\":" << n_ff << ",\"num_attention_heads\":" << n_head
-       << ",\"num_hidden_layers\":" << n_layer << ",\"vocab_size\":" << vocab << ",\"max_position_embeddings\":"
-       << n_pos << ",\"type_vocab_size\":" << n_type << ",\"layer_norm_eps\":1e-12,\"pad_token_id\":0}";
+       << ",\"num_hidden_layers\":" << n_layer << ",\"vocab_size\":" << vocab
+       << ",\"max_position_embeddings\":" << n_pos << ",\"type_vocab_size\":" << n_type
+       << ",\"layer_norm_eps\":1e-12,\"pad_token_id\":0}";
     return js.str();
   }
 
@@ -125,11 +126,14 @@ struct TinyBert {
     add("token_types.weight", "embeddings.token_type_embeddings.weight");
     add("token_embd_norm.weight", "embeddings.LayerNorm.weight");
     add("token_embd_norm.bias", "embeddings.LayerNorm.bias");
-    const std::vector<std::pair<std::string, std::string>> parts = {
-        {"attn_q", "attention.self.query"},         {"attn_k", "attention.self.key"},
-        {"attn_v", "attention.self.value"},         {"attn_output", "attention.output.dense"},
-        {"attn_output_norm", "attention.output.LayerNorm"}, {"ffn_up", "intermediate.dense"},
-        {"ffn_down", "output.dense"},               {"layer_output_norm", "output.LayerNorm"}};
+    const std::vector<std::pair<std::string, std::string>> parts = {{"attn_q", "attention.self.query"},
+                                                                    {"attn_k", "attention.self.key"},
+                                                                    {"attn_v", "attention.self.value"},
+                                                                    {"attn_output", "attention.output.dense"},
+                                                                    {"attn_output_norm", "attention.output.LayerNorm"},
+                                                                    {"ffn_up", "intermediate.dense"},
+                                                                    {"ffn_down", "output.dense"},
+                                                                    {"layer_output_norm", "output.LayerNorm"}};
     for (int64_t il = 0; il < n_layer; ++il)
       for (const auto& [g, h] : parts)
         for (const char* s : {".weight", ".bias"})
@@ -152,8 +156,7 @@ inline std::vector<double> reference_embedding(const TinyBert& m, const std::vec
     const double r = 1.0 / std::sqrt(var + m.eps);
     for (int64_t i = 0; i < d; ++i) x[i] = (x[i] - mean) * r * w[i] + b[i];
   };
-  auto linear = [](const std::vector<double>& x, const std::vector<float>& w, const std::vector<float>& b,
-                   int64_t n) {
+  auto linear = [](const std::vector<double>& x, const std::vector<float>& w, const std::vector<float>& b, int64_t n) {
     const size_t K = x.size();
     std::vector<double> y(static_cast<size_t>(n));
     for (int64_t r = 0; r < n; ++r) {

@@ -93,8 +93,9 @@ inline std::string model_dir() {
 // the similarity matrix in the reference's order, each similarity within cos_tol.
 inline void check_model(const Device& dev, double min_cos, double cos_tol) {
   const std::string dir = model_dir();
-  if (dir.empty()) GTEST_SKIP() << "MLXN_MINILM_DIR is not set to an all-MiniLM-L6-v2 folder "
-                                   "(scripts/fetch_test_models.sh fetches one; ctest's minilm_embeddings sets it)";
+  if (dir.empty())
+    GTEST_SKIP() << "MLXN_MINILM_DIR is not set to an all-MiniLM-L6-v2 folder "
+                    "(scripts/fetch_test_models.sh fetches one; ctest's minilm_embeddings sets it)";
   const Reference ref = load_reference();
   ASSERT_EQ(ref.sentences.size(), 6u);
   ASSERT_EQ(ref.vecs.size(), 6u);

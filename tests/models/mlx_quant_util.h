@@ -43,7 +43,8 @@ inline void write_safetensors(const std::filesystem::path& path, const std::vect
   const uint64_t hl = header.size();
   f.write(reinterpret_cast<const char*>(&hl), 8);
   f.write(header.data(), static_cast<std::streamsize>(header.size()));
-  for (const auto& t : ts) f.write(reinterpret_cast<const char*>(t.bytes.data()), static_cast<std::streamsize>(t.bytes.size()));
+  for (const auto& t : ts)
+    f.write(reinterpret_cast<const char*>(t.bytes.data()), static_cast<std::streamsize>(t.bytes.size()));
 }
 
 inline RawTensor f32_tensor(const std::string& name, const Shape& shape, const std::vector<float>& v) {

@@ -42,7 +42,8 @@ TEST_P(GpuBert, MatchesReferenceAndCpu) {
   EXPECT_EQ((*gpu)->act_dtype(), DType::F16);
   EXPECT_GE((*gpu)->weights().head_dim_padded, 64);
   const std::vector<std::vector<int32_t>> batch = {random_ids(19, tb.vocab, seed), random_ids(5, tb.vocab, seed + 1),
-                                                   random_ids(1, tb.vocab, seed + 2), random_ids(24, tb.vocab, seed + 3)};
+                                                   random_ids(1, tb.vocab, seed + 2),
+                                                   random_ids(24, tb.vocab, seed + 3)};
   for (auto [pooling, norm] : {std::pair{Pooling::Mean, true}, std::pair{Pooling::Cls, false}}) {
     auto g = (*gpu)->embed(batch, pooling, norm);
     auto c = (*cpu)->embed(batch, pooling, norm);

@@ -99,8 +99,8 @@ struct BertOptions {
 // type the matrices get; head dims are padded to `padded_head_dim` (>= c.head_dim).
 Result<BertWeights> load_bert_weights(const io::SafetensorsModel& m, const BertConfig& c, const Device& dev,
                                       DType matmul_dtype, int64_t padded_head_dim);
-Result<BertWeights> load_bert_weights(const io::GgufFile& f, const BertConfig& c, const Device& dev,
-                                      DType matmul_dtype, int64_t padded_head_dim);
+Result<BertWeights> load_bert_weights(const io::GgufFile& f, const BertConfig& c, const Device& dev, DType matmul_dtype,
+                                      int64_t padded_head_dim);
 
 class BertModel {
  public:
