@@ -5,7 +5,7 @@
 namespace mlxn {
 namespace {
 
-TEST(BertMiniLM, MatchesSentenceTransformers) { test::minilm::check_model(Device::cpu(), 0.9999, 2e-4); }
+TEST(BertMiniLM, MatchesSentenceTransformers) { test::minilm::check_model(Device::cpu(), 0.99999, 3e-4); }
 
 }  // namespace
 }  // namespace mlxn
