@@ -2,6 +2,10 @@
 // BertNormalizer, BertPreTokenizer and WordPiece (see wordpiece.h), not taken from the tokenizer's output.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
+#include "mlxn/io/gguf.h"
+#include "mlxn/io/gguf_writer.h"
 #include "tokenizer/wordpiece.h"
 
 namespace mlxn::tok {
@@ -164,6 +168,38 @@ TEST(WordPieceLoad, TokenizerJsonAndVocabTxt) {
   auto bad = WordPieceTokenizer::from_tokenizer_json(R"({"model":{"type":"WordPiece","unk_token":7,"vocab":{}}})");
   ASSERT_FALSE(bad.is_ok());
   EXPECT_EQ(bad.status().code(), StatusCode::FormatError);
+}
+
+// llama.cpp's "bert" GGUF vocabulary ("▁" + word-initial pieces, "##" dropped from continuations) maps back.
+TEST(WordPieceLoad, LlamaCppGguf) {
+  io::GgufWriter w;
+  w.set_string("general.architecture", "bert");
+  w.set_string("tokenizer.ggml.model", "bert");
+  std::vector<std::string> toks;
+  for (const auto& t : kVocab) {
+    if (t.size() >= 2 && t.front() == '[' && t.back() == ']')
+      toks.push_back(t);
+    else if (t.starts_with("##"))
+      toks.push_back(t.substr(2));
+    else
+      toks.push_back("\xE2\x96\x81" + t);
+  }
+  w.set_array_string("tokenizer.ggml.tokens", toks);
+  w.set_u32("tokenizer.ggml.unknown_token_id", 1);
+  w.set_u32("tokenizer.ggml.cls_token_id", 2);
+  w.set_u32("tokenizer.ggml.seperator_token_id", 3);
+  w.set_u32("bert.context_length", 6);
+  const auto path = std::filesystem::temp_directory_path() / "mlxn_wordpiece_test.gguf";
+  ASSERT_TRUE(w.write(path.string()).is_ok());
+  auto f = io::GgufFile::open(path.string());
+  ASSERT_TRUE(f.is_ok()) << f.status().to_string();
+  auto t = WordPieceTokenizer::from_gguf(*f);
+  ASSERT_TRUE(t.is_ok()) << t.status().to_string();
+  EXPECT_EQ((*t)->token_text(6), "##aff");
+  EXPECT_EQ((*t)->token_text(8), "hello");
+  EXPECT_EQ((*t)->encode("Unaffable, hello [MASK]", true, -1), (std::vector<int32_t>{2, 32, 7, 1, 8, 4, 3}));
+  EXPECT_EQ((*t)->encode("a a a a a a"), (std::vector<int32_t>{2, 15, 15, 15, 15, 3}));  // context_length 6
+  std::filesystem::remove(path);
 }
 
 TEST(WordPieceTables, CharacterClasses) {

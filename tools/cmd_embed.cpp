@@ -1,8 +1,9 @@
 // mlxn embed --model DIR|FILE.gguf --text A [--text B ...] [--tokenizer DIR] [--device cpu|cuda[:N]] [--ids]
 // Embeds texts with a BERT-style sentence encoder (all-MiniLM-L6-v2, bge-small-en-v1.5, ...): WordPiece tokens
 // ([CLS] ... [SEP], truncated to the model's max_seq_length), one padded batch, the model's pooling and L2
-// normalisation. One text: prints its vector as a JSON array. Two: the cosine similarity. More: the matrix of
-// pairwise cosine similarities. --ids prints the token ids of each text first.
+// normalisation. A .gguf model uses its own vocabulary unless --tokenizer names a folder. One text: prints its vector
+// as a JSON array. Two: the cosine similarity. More: the matrix of pairwise cosine similarities. --ids prints the token
+// ids of each text first.
 #include <charconv>
 #include <cstdio>
 #include <filesystem>
@@ -11,6 +12,7 @@
 
 #include "commands.h"
 #include "mlxn/core/device.h"
+#include "mlxn/io/gguf.h"
 #include "mlxn/models/bert.h"
 #include "tokenizer/wordpiece.h"
 
@@ -67,14 +69,17 @@ int cmd_embed(const Args& args) {
   }
   if (model_path.empty() || texts.empty())
     return fail("embed", std::string("--model and --text are required\n") + kUsage);
-  if (tokenizer_dir.empty()) {
-    if (!std::filesystem::is_directory(model_path))
-      return fail("embed", "a .gguf model needs --tokenizer DIR (a folder with tokenizer.json or vocab.txt)");
-    tokenizer_dir = model_path;
-  }
+  const bool gguf = !std::filesystem::is_directory(model_path);
   auto dev = open_device(device);
   if (!dev) return fail("embed", dev.status().to_string());
-  auto tok = tok::WordPieceTokenizer::from_hf_dir(tokenizer_dir);
+  Result<std::unique_ptr<tok::WordPieceTokenizer>> tok = unsupported("embed", "no tokenizer");
+  if (!tokenizer_dir.empty() || !gguf) {
+    tok = tok::WordPieceTokenizer::from_hf_dir(tokenizer_dir.empty() ? model_path : tokenizer_dir);
+  } else {
+    auto f = io::GgufFile::open(model_path);
+    if (!f) return fail("embed", f.status().to_string());
+    tok = tok::WordPieceTokenizer::from_gguf(*f);
+  }
   if (!tok) return fail("embed", tok.status().to_string());
   auto model = models::BertModel::load(model_path, *dev);
   if (!model) return fail("embed", model.status().to_string());

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "mlxn/io/gguf.h"
 #include "tokenizer/unicode.h"
 
 namespace mlxn::tok {
@@ -406,6 +407,42 @@ Result<std::unique_ptr<WordPieceTokenizer>> WordPieceTokenizer::from_hf_dir(cons
       t->set_max_length(c["max_seq_length"].get<int64_t>());
   }
   return t;
+}
+
+Result<std::unique_ptr<WordPieceTokenizer>> WordPieceTokenizer::from_gguf(const io::GgufFile& f) {
+  MLXN_ASSIGN_OR_RETURN(std::string model, f.get<std::string>("tokenizer.ggml.model"));
+  if (model != "bert") return unsupported(kOp, f.path(), ": tokenizer.ggml.model '", model, "' (expected bert)");
+  MLXN_ASSIGN_OR_RETURN(auto tokens, f.get<std::vector<std::string>>("tokenizer.ggml.tokens"));
+  WordPieceSpec spec;
+  constexpr std::string_view kWordStart = "\xE2\x96\x81";  // U+2581
+  for (const auto& t : tokens) {
+    if (t.starts_with(kWordStart)) {
+      spec.vocab.push_back(t.substr(kWordStart.size()));
+    } else if (t.size() >= 2 && t.front() == '[' && t.back() == ']') {
+      spec.vocab.push_back(t);
+      // Only BERT's five specials are added tokens in Hugging Face's file ([unusedN] are not).
+      for (const char* sp : {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"})
+        if (t == sp) spec.added.push_back(t);
+    } else {
+      spec.vocab.push_back("##" + t);
+    }
+  }
+  auto id_text = [&](const char* key, std::string& out) -> Status {
+    if (f.find(key) == nullptr) return Status::ok();
+    MLXN_ASSIGN_OR_RETURN(int64_t id, f.get<int64_t>(key));
+    if (id < 0 || id >= static_cast<int64_t>(spec.vocab.size()))
+      return invalid_argument(kOp, key, " = ", id, " is outside the vocabulary of ", spec.vocab.size());
+    out = spec.vocab[static_cast<size_t>(id)];
+    return Status::ok();
+  };
+  MLXN_TRY(id_text("tokenizer.ggml.unknown_token_id", spec.unk));
+  MLXN_TRY(id_text("tokenizer.ggml.cls_token_id", spec.cls));
+  MLXN_TRY(id_text("tokenizer.ggml.seperator_token_id", spec.sep));  // llama.cpp's spelling
+  MLXN_TRY(id_text("tokenizer.ggml.padding_token_id", spec.pad));
+  if (f.find("bert.context_length") != nullptr) {
+    MLXN_ASSIGN_OR_RETURN(spec.max_length, f.get<int64_t>("bert.context_length"));
+  }
+  return create(std::move(spec));
 }
 
 }  // namespace mlxn::tok
