@@ -129,6 +129,29 @@ TEST(Bert, HeadDimPaddingIsExact) {
     EXPECT_LT(test::rel_l2((*e16)[i], test::bert::reference_embedding(t16, batch[i], Pooling::Mean, true)), 2e-5);
 }
 
+// The CUDA configuration (f16 activations written straight into the f16 K / V, matrices in f16, heads padded to
+// 64) run by the CPU backend: the same code path as on the GPU, against the reference at f16 accuracy.
+TEST(Bert, HalfActivationsPathOnCpu) {
+  const uint64_t seed = test::fresh_seed();
+  SCOPED_TRACE(seed);
+  TmpDir dir;
+  test::bert::TinyBert tb(seed);
+  tb.write_hf(dir.path / "hf");
+  models::BertOptions o;
+  o.act_dtype = DType::F16;
+  o.pad_head_dim = 64;
+  auto m = load((dir.path / "hf").string(), o);
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->weights().layers[0].w_up.dtype(), DType::F16);
+  const std::vector<std::vector<int32_t>> batch = {random_ids(11, tb.vocab, seed), random_ids(2, tb.vocab, seed + 1)};
+  for (auto pooling : {Pooling::Mean, Pooling::Cls}) {
+    auto got = m->embed(batch, pooling, true);
+    ASSERT_TRUE(got.is_ok()) << got.status().to_string();
+    for (size_t i = 0; i < batch.size(); ++i)
+      EXPECT_LT(test::rel_l2((*got)[i], test::bert::reference_embedding(tb, batch[i], pooling, true)), 5e-3) << i;
+  }
+}
+
 // sentence-transformers' modules.json / 1_Pooling / sentence_bert_config.json, and task-head names ("bert.").
 TEST(Bert, SentenceTransformersFiles) {
   const uint64_t seed = test::fresh_seed();
