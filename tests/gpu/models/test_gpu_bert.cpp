@@ -59,11 +59,14 @@ TEST_P(GpuBert, MatchesReferenceAndCpu) {
   fs::remove_all(dir, ec);
 }
 
-INSTANTIATE_TEST_SUITE_P(Tiny, GpuBert, ::testing::Values(Dims{64, 2}, Dims{128, 2}));
+INSTANTIATE_TEST_SUITE_P(Tiny, GpuBert, ::testing::Values(Dims{64, 2}, Dims{128, 2}),
+                         [](const ::testing::TestParamInfo<Dims>& i) {
+                           return "d" + std::to_string(i.param.d) + "_h" + std::to_string(i.param.heads);
+                         });
 
 TEST(GpuBertMiniLM, MatchesSentenceTransformers) {
   MLXN_CUDA_DEVICE_OR_SKIP(dev);
-  test::minilm::check_model(dev, 0.999, 3e-3);
+  test::minilm::check_model(dev, 0.9999, 1e-3);  // the f16 path on the CPU: 0.9999997, 1.2e-4
 }
 
 }  // namespace
