@@ -50,7 +50,7 @@ struct TinyBert {
       const std::string l = "encoder.layer." + std::to_string(il) + ".";
       for (const char* m :
            {"attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense"}) {
-        rnd(l + m + ".weight", Shape{d, d}, 2.0f * ws);
+        rnd(l + m + ".weight", Shape{d, d}, ws);
         rnd(l + m + ".bias", Shape{d}, 0.1f);
       }
       rnd(l + "attention.output.LayerNorm.weight", Shape{d}, 0.1f, 1.0f);

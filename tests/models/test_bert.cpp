@@ -41,6 +41,9 @@ std::unique_ptr<models::BertModel> load(const std::string& path, const models::B
 }
 
 // A batch of three sequences of different lengths (one of length 1) against the reference, each pooling mode.
+// Tolerance 3e-4: the library rounds K / V to f16 from f32 values, the reference from float64 ones, so a few
+// elements land one f16 step apart (measured up to ~1e-4 over many seeds; a causal or unmasked attention is
+// off by O(1)).
 TEST(Bert, BatchMatchesFloat64Reference) {
   const uint64_t seed = test::fresh_seed();
   SCOPED_TRACE(seed);
@@ -63,7 +66,7 @@ TEST(Bert, BatchMatchesFloat64Reference) {
     for (size_t b = 0; b < batch.size(); ++b) {
       const auto want = test::bert::reference_embedding(tb, batch[b], pooling, norm);
       ASSERT_EQ((*got)[b].size(), want.size());
-      EXPECT_LT(test::rel_l2((*got)[b], want), 2e-5) << "sequence " << b;
+      EXPECT_LT(test::rel_l2((*got)[b], want), 3e-4) << "sequence " << b;
     }
   }
 }
@@ -114,7 +117,7 @@ TEST(Bert, HeadDimPaddingIsExact) {
   ASSERT_TRUE(a.is_ok() && b.is_ok());
   for (size_t i = 0; i < batch.size(); ++i) {
     EXPECT_LT(test::rel_l2((*b)[i], std::vector<float>((*a)[i])), 1e-6);
-    EXPECT_LT(test::rel_l2((*b)[i], test::bert::reference_embedding(tb, batch[i], Pooling::Mean, true)), 2e-5);
+    EXPECT_LT(test::rel_l2((*b)[i], test::bert::reference_embedding(tb, batch[i], Pooling::Mean, true)), 3e-4);
   }
   // A head dim the CPU has no attention kernels for (16) is padded automatically (to 32).
   TmpDir dir16;
@@ -126,7 +129,7 @@ TEST(Bert, HeadDimPaddingIsExact) {
   auto e16 = m16->embed(batch);
   ASSERT_TRUE(e16.is_ok()) << e16.status().to_string();
   for (size_t i = 0; i < batch.size(); ++i)
-    EXPECT_LT(test::rel_l2((*e16)[i], test::bert::reference_embedding(t16, batch[i], Pooling::Mean, true)), 2e-5);
+    EXPECT_LT(test::rel_l2((*e16)[i], test::bert::reference_embedding(t16, batch[i], Pooling::Mean, true)), 3e-4);
 }
 
 // The CUDA configuration (f16 activations written straight into the f16 K / V, matrices in f16, heads padded to
@@ -176,7 +179,7 @@ TEST(Bert, SentenceTransformersFiles) {
   const std::vector<std::vector<int32_t>> batch = {random_ids(6, tb.vocab, seed)};
   auto got = m->embed(batch);
   ASSERT_TRUE(got.is_ok()) << got.status().to_string();
-  EXPECT_LT(test::rel_l2((*got)[0], test::bert::reference_embedding(tb, batch[0], Pooling::Cls, false)), 2e-5);
+  EXPECT_LT(test::rel_l2((*got)[0], test::bert::reference_embedding(tb, batch[0], Pooling::Cls, false)), 3e-4);
   const std::vector<std::vector<int32_t>> too_long = {random_ids(11, tb.vocab, seed)};
   auto r = m->embed(too_long);
   ASSERT_FALSE(r.is_ok());
@@ -205,7 +208,7 @@ TEST(Bert, GgufMatchesReference) {
   auto got = m->embed(batch);
   ASSERT_TRUE(got.is_ok()) << got.status().to_string();
   for (size_t i = 0; i < batch.size(); ++i)
-    EXPECT_LT(test::rel_l2((*got)[i], test::bert::reference_embedding(tb, batch[i], Pooling::Cls, true)), 2e-5);
+    EXPECT_LT(test::rel_l2((*got)[i], test::bert::reference_embedding(tb, batch[i], Pooling::Cls, true)), 3e-4);
 }
 
 TEST(Bert, ErrorPaths) {
