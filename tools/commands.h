@@ -14,6 +14,7 @@ int cmd_quantize(const Args& args);
 int cmd_bench_load(const Args& args);
 int cmd_generate(const Args& args);
 int cmd_synth(const Args& args);
+int cmd_embed(const Args& args);
 // Makes models::load_tokenizer use the tokenizer library (tools/tokenizer_adapter.cpp).
 void install_tokenizer();
 

@@ -36,6 +36,9 @@ const Command kCommands[] = {
     {"synth", "synth --arch llama|qwen2|qwen3|gemma3 --preset NAME --type Q4_0|Q4_K|F16|... -o FILE.gguf   write a "
               "random-weight GGUF of a real architecture and size",
      cmd_synth},
+    {"embed", "embed --model DIR|FILE.gguf --text A [--text B ...] [--tokenizer DIR] [--device cpu|cuda]   "
+              "sentence embedding of A (or the cosine similarity of A and B) with a BERT encoder",
+     cmd_embed},
 };
 
 int usage(FILE* out) {

@@ -27,6 +27,11 @@ Result<Buffer> row(const Buffer& b, int64_t r) {
   return b.view(static_cast<size_t>(r * cols) * dtype_size(b.dtype()), b.dtype(), Shape{1, cols});
 }
 
+// y = x W^T with W plain / GGML blocks or, for MLX checkpoints, affine-quantized.
+Status linear(Session& s, const Buffer& x, const Buffer& w, const ops::AffineWeight& a, const Buffer& y) {
+  return a.packed.valid() ? ops::matmul_affine(s, x, a, y) : ops::matmul(s, x, w, y);
+}
+
 }  // namespace
 
 Model::Model(ModelConfig config, ModelWeights weights, Device dev, Session session, const ModelOptions& o)
@@ -46,10 +51,11 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& path, const Device
   if (fs::is_directory(path, ec)) {
     MLXN_ASSIGN_OR_RETURN(auto st, io::SafetensorsModel::open(path));
     if (!st.config()) return error(StatusCode::NotFound, kOp, path, " has no config.json");
-    if (st.mlx_quant()) return unsupported(kOp, path, " is MLX-quantized; only float checkpoints load for now");
     MLXN_ASSIGN_OR_RETURN(ModelConfig c, config_from_hf(*st.config()));
     MLXN_ASSIGN_OR_RETURN(ModelWeights w, load_weights(st, c, dev));
-    c.tied_embeddings = w.output.storage_id() == w.tok_embd.storage_id();
+    c.tied_embeddings = w.output_affine.packed.valid()
+                            ? w.output_affine.packed.storage_id() == w.tok_affine.packed.storage_id()
+                            : w.output.storage_id() == w.tok_embd.storage_id();
     if (!o.act_dtype && dev.backend() == Backend::Cuda && w.tok_embd.dtype() == DType::BF16) {
       ModelOptions oo = o;
       oo.act_dtype = DType::BF16;
@@ -173,9 +179,9 @@ Status Model::layer(int64_t il, int64_t n, const Buffer& positions, const Buffer
 
   // Attention block. The previous layer left x with its FFN output added; the norm runs here.
   MLXN_TRY(ops::rms_norm(s, x, L.attn_norm, xn, {c.rms_eps}));
-  MLXN_TRY(ops::matmul(s, xn, L.wq, q));
-  MLXN_TRY(ops::matmul(s, xn, L.wk, k));
-  MLXN_TRY(ops::matmul(s, xn, L.wv, v));
+  MLXN_TRY(linear(s, xn, L.wq, L.affine.wq, q));
+  MLXN_TRY(linear(s, xn, L.wk, L.affine.wk, k));
+  MLXN_TRY(linear(s, xn, L.wv, L.affine.wv, v));
   if (c.qkv_bias) {
     MLXN_TRY(ops::add(s, q, L.bq, q));
     MLXN_TRY(ops::add(s, k, L.bk, k));
@@ -219,7 +225,7 @@ Status Model::layer(int64_t il, int64_t n, const Buffer& positions, const Buffer
   ap.window = sliding ? c.sliding_window : 0;
   ap.softcap = c.attn_softcap;
   MLXN_TRY(ops::attention(s, q4, kc, lens, o4, ap, {}, {}, attn_ws_));
-  MLXN_TRY(ops::matmul(s, att, L.wo, o));
+  MLXN_TRY(linear(s, att, L.wo, L.affine.wo, o));
   if (c.post_norms) {
     MLXN_TRY(residual_norm_add(x, o, L.post_attn_norm, n));
     MLXN_TRY(ops::rms_norm(s, x, L.ffn_norm, xn, {c.rms_eps}));
@@ -228,10 +234,10 @@ Status Model::layer(int64_t il, int64_t n, const Buffer& positions, const Buffer
   }
 
   // Feed-forward block: act(gate) * up, written over gate.
-  MLXN_TRY(ops::matmul(s, xn, L.w_gate, gate));
-  MLXN_TRY(ops::matmul(s, xn, L.w_up, up));
+  MLXN_TRY(linear(s, xn, L.w_gate, L.affine.w_gate, gate));
+  MLXN_TRY(linear(s, xn, L.w_up, L.affine.w_up, up));
   MLXN_TRY(ops::glu(s, c.ffn_act, gate, up, gate));
-  MLXN_TRY(ops::matmul(s, gate, L.w_down, o));
+  MLXN_TRY(linear(s, gate, L.w_down, L.affine.w_down, o));
   if (c.post_norms) return residual_norm_add(x, o, L.post_ffn_norm, n);
   return residual_add_norm(x, o, Buffer{}, Buffer{});
 }
@@ -245,7 +251,7 @@ Status Model::forward(int64_t n, const Buffer& ids, const Buffer& positions, boo
   if (!want_logits) return Status::ok();
   MLXN_ASSIGN_OR_RETURN(Buffer last, row(resid_, n - 1));
   MLXN_TRY(ops::rms_norm(session_, last, weights_.output_norm, xf_, {c.rms_eps}));
-  MLXN_TRY(ops::matmul(session_, xf_, weights_.output, logits_));
+  MLXN_TRY(linear(session_, xf_, weights_.output, weights_.output_affine, logits_));
   if (c.final_softcap > 0.0f) MLXN_TRY(ops::softcap(session_, logits_, logits_, c.final_softcap));
   return Status::ok();
 }

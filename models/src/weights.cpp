@@ -19,6 +19,11 @@ struct Source {
   std::function<Result<Buffer>(const std::string&, const Device&)> load;
   std::function<Result<std::vector<float>>(const std::string&)> to_f32;
   std::string file;
+  // MLX affine-quantized checkpoints (safetensors only; empty otherwise): whether a tensor's module is quantized,
+  // its packed weight + scales + biases, and its dequantized f32 values.
+  std::function<bool(const std::string&)> is_affine;
+  std::function<Result<io::AffineWeight>(const std::string&, const Device&)> load_affine;
+  std::function<Result<std::vector<float>>(const std::string&)> affine_to_f32;
 };
 
 enum class Role {
@@ -130,6 +135,42 @@ class Loader {
     return b;
   }
   bool has(const std::string& name) const { return src_.shape(name).has_value(); }
+  bool affine(const std::string& name) const { return src_.is_affine && src_.is_affine(name); }
+
+  // A [rows, cols] linear weight: MLX affine-quantized into `a`, anything else into `w`.
+  Status linear(const std::string& name, int64_t rows, int64_t cols, Buffer& w, ops::AffineWeight& a) {
+    if (!affine(name)) {
+      MLXN_ASSIGN_OR_RETURN(w, matrix(name, rows, cols));
+      return Status::ok();
+    }
+    auto q = src_.load_affine(name, dev_);
+    if (!q) return error(q.status().code(), kOp, "loading '", name, "': ", q.status().message());
+    if (q->rows != rows || q->cols != cols)
+      return invalid_argument(kOp, "MLX-quantized '", name, "' in ", src_.file, " is [", q->rows, ", ", q->cols,
+                              "], expected [", rows, ", ", cols, "]");
+    a.packed = q->packed;
+    a.scales = q->scales;
+    a.biases = q->biases;
+    a.bits = q->spec.bits;
+    a.group_size = q->spec.group_size;
+    bytes += a.packed.nbytes() + a.scales.nbytes() + a.biases.nbytes();
+    return Status::ok();
+  }
+  // The dequantized copy of an MLX-quantized table in `t` (f32 or f16), for the embedding lookup.
+  Result<Buffer> dequantized_copy(const std::string& name, int64_t rows, int64_t cols, DType t) {
+    auto v = src_.affine_to_f32(name);
+    if (!v) return error(v.status().code(), kOp, "dequantizing '", name, "': ", v.status().message());
+    MLXN_ASSIGN_OR_RETURN(Buffer b, dev_.alloc(t, Shape{rows, cols}));
+    if (t == DType::F32) {
+      MLXN_TRY(b.upload(v->data(), v->size() * 4));
+    } else {
+      std::vector<uint16_t> h(v->size());
+      for (size_t i = 0; i < h.size(); ++i) h[i] = f32_to_f16((*v)[i]);
+      MLXN_TRY(b.upload(h.data(), h.size() * 2));
+    }
+    bytes += b.nbytes();
+    return b;
+  }
 
   Status missing(const std::string& name) const {
     return error(StatusCode::NotFound, kOp, "missing tensor '", name, "' in ", src_.file, " (", arch_name(c_.arch),
@@ -171,16 +212,25 @@ Result<ModelWeights> assemble(const Source& src, const ModelConfig& c, const Dev
   ModelWeights w;
   const int64_t d = c.n_embd, qd = c.n_head * c.head_dim, kvd = c.n_head_kv * c.head_dim;
   const float off = c.norm_weight_offset;
-  MLXN_ASSIGN_OR_RETURN(w.tok_embd, L.matrix(embd_name, c.n_vocab, d));
+  if (L.affine(embd_name)) {
+    // MLX quantizes the embedding too: the lookup reads a dequantized copy, a tied head the quantized matrix.
+    MLXN_TRY(L.linear(embd_name, c.n_vocab, d, w.tok_embd, w.tok_affine));
+    const DType t = dev.backend() == Backend::Cuda ? DType::F16 : DType::F32;
+    MLXN_ASSIGN_OR_RETURN(w.tok_embd, L.dequantized_copy(embd_name, c.n_vocab, d, t));
+  } else {
+    MLXN_ASSIGN_OR_RETURN(w.tok_embd, L.matrix(embd_name, c.n_vocab, d));
+  }
   w.tok_lookup = w.tok_embd;
   if (dev.backend() == Backend::Cuda && is_quantized(w.tok_embd.dtype())) {
     MLXN_ASSIGN_OR_RETURN(w.tok_lookup, L.f16_copy(embd_name, c.n_vocab, d));
   }
   MLXN_ASSIGN_OR_RETURN(w.output_norm, L.vec(out_norm_name, d, off));
-  if (!c.tied_embeddings && L.has(output_name)) {
-    MLXN_ASSIGN_OR_RETURN(w.output, L.matrix(output_name, c.n_vocab, d));
+  if (!c.tied_embeddings && (L.has(output_name) || L.affine(output_name))) {
+    MLXN_TRY(L.linear(output_name, c.n_vocab, d, w.output, w.output_affine));
   } else if (!c.tied_embeddings) {
     return L.missing(output_name);
+  } else if (w.tok_affine.packed.valid()) {
+    w.output_affine = w.tok_affine;
   } else {
     w.output = w.tok_embd;
   }
@@ -198,10 +248,10 @@ Result<ModelWeights> assemble(const Source& src, const ModelConfig& c, const Dev
     LayerWeights l;
     auto n = [&](Role r) { return name(r, il); };
     MLXN_ASSIGN_OR_RETURN(l.attn_norm, L.vec(n(Role::AttnNorm), d, off));
-    MLXN_ASSIGN_OR_RETURN(l.wq, L.matrix(n(Role::Wq), qd, d));
-    MLXN_ASSIGN_OR_RETURN(l.wk, L.matrix(n(Role::Wk), kvd, d));
-    MLXN_ASSIGN_OR_RETURN(l.wv, L.matrix(n(Role::Wv), kvd, d));
-    MLXN_ASSIGN_OR_RETURN(l.wo, L.matrix(n(Role::Wo), d, qd));
+    MLXN_TRY(L.linear(n(Role::Wq), qd, d, l.wq, l.affine.wq));
+    MLXN_TRY(L.linear(n(Role::Wk), kvd, d, l.wk, l.affine.wk));
+    MLXN_TRY(L.linear(n(Role::Wv), kvd, d, l.wv, l.affine.wv));
+    MLXN_TRY(L.linear(n(Role::Wo), d, qd, l.wo, l.affine.wo));
     if (c.qkv_bias) {
       MLXN_ASSIGN_OR_RETURN(l.bq, L.vec(n(Role::Bq), qd));
       MLXN_ASSIGN_OR_RETURN(l.bk, L.vec(n(Role::Bk), kvd));
@@ -216,9 +266,9 @@ Result<ModelWeights> assemble(const Source& src, const ModelConfig& c, const Dev
       MLXN_ASSIGN_OR_RETURN(l.post_ffn_norm, L.vec(n(Role::PostFfnNorm), d, off));
     }
     MLXN_ASSIGN_OR_RETURN(l.ffn_norm, L.vec(n(Role::FfnNorm), d, off));
-    MLXN_ASSIGN_OR_RETURN(l.w_gate, L.matrix(n(Role::Gate), c.n_ff, d));
-    MLXN_ASSIGN_OR_RETURN(l.w_up, L.matrix(n(Role::Up), c.n_ff, d));
-    MLXN_ASSIGN_OR_RETURN(l.w_down, L.matrix(n(Role::Down), d, c.n_ff));
+    MLXN_TRY(L.linear(n(Role::Gate), c.n_ff, d, l.w_gate, l.affine.w_gate));
+    MLXN_TRY(L.linear(n(Role::Up), c.n_ff, d, l.w_up, l.affine.w_up));
+    MLXN_TRY(L.linear(n(Role::Down), d, c.n_ff, l.w_down, l.affine.w_down));
     w.layers.push_back(std::move(l));
   }
   w.bytes = L.bytes;
@@ -248,6 +298,11 @@ Result<ModelWeights> load_weights(const io::SafetensorsModel& m, const ModelConf
   };
   src.load = [&m](const std::string& n, const Device& d) { return m.load_tensor(n, d); };
   src.to_f32 = [&m](const std::string& n) { return m.dequantize_tensor(n); };
+  if (m.mlx_quant()) {
+    src.is_affine = [&m](const std::string& n) { return m.is_affine(n); };
+    src.load_affine = [&m](const std::string& n, const Device& d) { return m.load_affine(n, d); };
+    src.affine_to_f32 = [&m](const std::string& n) { return m.dequantize_affine(n); };
+  }
   // The text model's prefix: plain causal LMs use "model.", Gemma 3 multimodal checkpoints nest it.
   std::string prefix = "model.";
   for (const char* p : {"model.", "language_model.model.", "model.language_model."}) {
@@ -261,7 +316,7 @@ Result<ModelWeights> load_weights(const io::SafetensorsModel& m, const ModelConf
   const Arch arch = c.arch;
   ModelConfig cc = c;
   // A checkpoint without lm_head.weight ties the head to the embedding whatever the config says.
-  if (m.tensor(head) == nullptr) cc.tied_embeddings = true;
+  if (m.tensor(head) == nullptr) cc.tied_embeddings = true;  // (MLX: the packed head is still "<head>.weight")
   auto name = [&prefix, arch](Role r, int64_t il) { return hf_name(r, il, prefix, arch); };
   return assemble(src, cc, dev, name, prefix + "embed_tokens.weight", prefix + "norm.weight", head);
 }

@@ -32,6 +32,7 @@
 #include "mlxn/io/safetensors.h"
 #include "mlxn/models/config.h"
 #include "mlxn/ops/attention.h"
+#include "mlxn/ops/matmul.h"
 #include "mlxn/ops/sample.h"
 
 namespace mlxn::models {
@@ -44,16 +45,24 @@ inline constexpr int kSlotSampleStep = 62;  // u32: the sampler's step (a fresh 
 struct LayerWeights {
   Buffer attn_norm, wq, wk, wv, wo, bq, bk, bv, q_norm, k_norm, post_attn_norm;
   Buffer ffn_norm, w_gate, w_up, w_down, post_ffn_norm;
+  // MLX affine-quantized checkpoints: a quantized matrix is held here and its Buffer above stays empty.
+  struct Affine {
+    ops::AffineWeight wq, wk, wv, wo, w_gate, w_up, w_down;
+  } affine;
 };
 
-// Matrices stay in their stored format (GGML blocks or f32 / f16 / bf16) as [out, in]; norm weights and biases are
-// f32 (the Gemma offset folded in).
+// Matrices stay in their stored format (GGML blocks, f32 / f16 / bf16, or MLX affine: packed u32 + scales + biases)
+// as [out, in]; norm weights and biases are f32 (the Gemma offset folded in).
 struct ModelWeights {
   Buffer tok_embd;    // [vocab, d] as stored
   Buffer tok_lookup;  // what the embedding lookup reads: tok_embd, or on CUDA an f16 copy of a block-type table
   Buffer output_norm;
   Buffer output;      // [vocab, d]; tok_embd when tied
   Buffer rope_freqs;  // f32 [rope_dim / 2] frequency factors (Llama 3.1 scaling), or empty
+  // MLX affine-quantized checkpoints: the quantized embedding (tok_embd / tok_lookup then hold its dequantized
+  // copy, f32 on the CPU and f16 on CUDA, for the lookup) and the quantized LM head (the embedding when tied;
+  // `output` then stays empty).
+  ops::AffineWeight tok_affine, output_affine;
   std::vector<LayerWeights> layers;
   uint64_t bytes = 0;  // device bytes allocated or mapped for the weights
 };
