@@ -40,24 +40,26 @@ N_PROMPTS = 3
 N_GREEDY = 32
 
 
+# RoPE bases differ from each architecture's default, so that a loader ignoring the saved one fails. Gemma 3's local
+# base stays 10000: GGUF has no key for it (llama.cpp hard-codes 10000).
 def make_config(arch):
     import transformers as tf
     common = dict(vocab_size=VOCAB, hidden_size=256, intermediate_size=512, num_attention_heads=4,
                   num_key_value_heads=2, max_position_embeddings=1024, bos_token_id=1, eos_token_id=2,
                   pad_token_id=0, attn_implementation="eager")
     if arch == "llama":
-        return tf.LlamaConfig(num_hidden_layers=4, rms_norm_eps=1e-5, rope_theta=10000.0, tie_word_embeddings=False,
+        return tf.LlamaConfig(num_hidden_layers=4, rms_norm_eps=1e-5, rope_theta=50000.0, tie_word_embeddings=False,
                               **common)
     if arch == "qwen2":
-        return tf.Qwen2Config(num_hidden_layers=4, rms_norm_eps=1e-6, rope_theta=1000000.0,
+        return tf.Qwen2Config(num_hidden_layers=4, rms_norm_eps=1e-6, rope_theta=300000.0,
                               tie_word_embeddings=False, use_sliding_window=False, **common)
     if arch == "qwen3":
-        return tf.Qwen3Config(num_hidden_layers=4, head_dim=64, rms_norm_eps=1e-6, rope_theta=1000000.0,
+        return tf.Qwen3Config(num_hidden_layers=4, head_dim=64, rms_norm_eps=1e-6, rope_theta=300000.0,
                               tie_word_embeddings=False, use_sliding_window=False, **common)
     if arch == "gemma3":
         c = dict(common, num_key_value_heads=1)
         return tf.Gemma3TextConfig(num_hidden_layers=6, head_dim=64, query_pre_attn_scalar=64, sliding_window=16,
-                                   rms_norm_eps=1e-6, rope_theta=1000000.0, rope_local_base_freq=10000.0,
+                                   rms_norm_eps=1e-6, rope_theta=200000.0, rope_local_base_freq=10000.0,
                                    tie_word_embeddings=True, final_logit_softcapping=None,
                                    attn_logit_softcapping=None, **c)
     raise ValueError(arch)
@@ -133,6 +135,16 @@ def gguf_name(hf, arch):
     return f"blk.{i}.{m[mod]}.{kind}"
 
 
+def rope_theta(cfg):
+    """The global RoPE base: rope_theta up to transformers 4, rope_parameters from 5 on (Gemma 3: per layer type)."""
+    rp = getattr(cfg, "rope_parameters", None)
+    if isinstance(rp, dict):
+        rp = rp.get("full_attention", rp)
+        if "rope_theta" in rp:
+            return float(rp["rope_theta"])
+    return float(cfg.rope_theta)
+
+
 def write_gguf(model, arch, path):
     import gguf
     cfg = model.config
@@ -148,7 +160,7 @@ def write_gguf(model, arch, path):
     w.add_key_length(head_dim)
     w.add_value_length(head_dim)
     w.add_rope_dimension_count(head_dim)
-    w.add_rope_freq_base(cfg.rope_theta)
+    w.add_rope_freq_base(rope_theta(cfg))
     w.add_layer_norm_rms_eps(cfg.rms_norm_eps)
     w.add_vocab_size(cfg.vocab_size)
     if arch == "gemma3":
