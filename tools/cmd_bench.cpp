@@ -198,7 +198,8 @@ int cmd_bench(const Args& args) {
   auto row = [&](const std::string& test, Stats s) {
     char ts[48];
     std::snprintf(ts, sizeof ts, "%.2f ± %.2f", s.mean, s.sd);
-    std::printf("| %-28s | %10s | %9s | %-7s | %8s | %20s |\n", name.substr(0, 28).c_str(),
+    // "±" takes two bytes and one column: one more byte of width keeps the column aligned.
+    std::printf("| %-28s | %10s | %9s | %-7s | %8s | %21s |\n", name.substr(0, 28).c_str(),
                 mib(m.memory().weights).c_str(), human_params(wb.params).c_str(), backend, test.c_str(), ts);
     std::fflush(stdout);
   };

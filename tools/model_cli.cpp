@@ -120,7 +120,7 @@ Result<std::unique_ptr<models::Model>> load_model(const std::string& path, const
   auto secs = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
   if (!quiet) {
     std::vector<char> block(size_t{16} << 20);
-    double last = -1;
+    double last = 0;
     for (const auto& f : files) {
       std::ifstream in(f, std::ios::binary);
       while (in) {
