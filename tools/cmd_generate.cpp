@@ -112,7 +112,7 @@ int cmd_generate(const Args& args) {
       auto t = tok->apply_chat_template(msgs, /*add_generation_prompt=*/true);
       if (!t) return fail("generate", "--chat: " + t.status().message());
       text = *t;
-      shown = text;
+      shown = prompt_text + "\n";  // the user's turn; the template's markup is not echoed
     }
     prompt = tok->encode(text, /*add_special=*/true, /*parse_special=*/chat);
   } else {

@@ -273,12 +273,19 @@ def main():
                         acts = ["bf16"]
                     for act in acts:
                         ours, greedy = [], None
-                        for k, p in enumerate(prompts):
-                            tag = f"{arch}-{src.replace(' ', '-')}-{dev}-{act or 'default'}-{k}"
-                            lg, g = run_mlxn(a.mlxn, path, p, dev, act, work, tag,
-                                             N_GREEDY if k == 0 and wdt == torch.float32 else 0)
-                            ours.append(lg)
-                            greedy = g if g is not None else greedy
+                        try:
+                            for k, p in enumerate(prompts):
+                                tag = f"{arch}-{src.replace(' ', '-')}-{dev}-{act or 'default'}-{k}"
+                                lg, g = run_mlxn(a.mlxn, path, p, dev, act, work, tag,
+                                                 N_GREEDY if k == 0 and wdt == torch.float32 else 0)
+                                ours.append(lg)
+                                greedy = g if g is not None else greedy
+                        except RuntimeError as e:  # one configuration that does not run fails its row only
+                            print(f"{arch} {src} {dev} {act or 'default'}: {e}", file=sys.stderr, flush=True)
+                            rows.append((arch, src, dev, act or "default", float("nan"), float("nan"), None, 0,
+                                         False))
+                            failed = True
+                            continue
                         ours_all = np.concatenate(ours)
                         err, top1 = compare(ours_all, np.concatenate(ref[wdt]))
                         exact = act == "f32"
@@ -292,7 +299,7 @@ def main():
                 if "cpu" in devices and "cuda" in devices:
                     cpu_bf16 = per_device.get(("cpu", "bf16"))
                     cuda = per_device.get(("cuda", "bf16")) if cpu_bf16 is not None else None
-                    if cpu_bf16 is None:
+                    if cpu_bf16 is None and ("cuda", "") in per_device:
                         # Run the CPU backend with CUDA's activation dtype for this model.
                         act = "bf16" if arch == "gemma3" else "f16"
                         cpu_bf16 = np.concatenate([run_mlxn(a.mlxn, path, p, "cpu", act, work,
