@@ -1,13 +1,15 @@
 // mlxn logits --model FILE.gguf|DIR --ids "1,2,3" --out LOGITS.f32 [--device cpu|cuda[:N]] [--dtype f32|f16|bf16]
-//             [--chunk N] [--all] [--greedy N --greedy-out IDS.txt]
+//             [--kv-dtype f32|f16|bf16] [--chunk N] [--all] [--greedy N --greedy-out IDS.txt]
 // For parity runs against another implementation (tests/models/parity/run_parity.py): prefills the token ids and
 // writes the last position's logits as raw little-endian f32 [n_vocab]; with --all, every position's logits
 // [n_ids, n_vocab] (the ids are then fed one at a time, so this also runs the single-token path at every KV
 // length); with --greedy N, then generates N tokens
 // greedily (captured decode graph, argmax on the device, no stop tokens) and writes their ids, comma-separated.
-// --dtype sets the activation dtype (default: the model's, f32 on the CPU).
+// --dtype sets the activation dtype (default: the model's, f32 on the CPU), --kv-dtype the KV cache's (default f16,
+// bf16 with bf16 activations).
 #include <cstdio>
 #include <fstream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,12 +23,12 @@ namespace {
 
 constexpr const char* kUsage =
     "usage: mlxn logits --model FILE.gguf|DIR --ids \"1,2,3\" --out LOGITS.f32 [--device cpu|cuda[:N]] "
-    "[--dtype f32|f16|bf16] [--chunk N] [--all] [--greedy N --greedy-out IDS.txt]";
+    "[--dtype f32|f16|bf16] [--kv-dtype f32|f16|bf16] [--chunk N] [--all] [--greedy N --greedy-out IDS.txt]";
 
 }  // namespace
 
 int cmd_logits(const Args& args) {
-  std::string model_spec, ids_text, out_path, greedy_out, device = default_device(), dtype;
+  std::string model_spec, ids_text, out_path, greedy_out, device = default_device(), dtype, kv_dtype;
   int64_t greedy = 0;
   bool all = false;
   models::ModelOptions mo;
@@ -45,6 +47,8 @@ int cmd_logits(const Args& args) {
       device = args[++i];
     else if (a == "--dtype" && v)
       dtype = args[++i];
+    else if (a == "--kv-dtype" && v)
+      kv_dtype = args[++i];
     else if (a == "--greedy-out" && v)
       greedy_out = args[++i];
     else if (a == "--greedy")
@@ -62,14 +66,16 @@ int cmd_logits(const Args& args) {
   if (model_spec.empty() || ids_text.empty() || out_path.empty())
     return fail("logits", std::string("--model, --ids and --out are required\n") + kUsage);
   if (greedy > 0 && greedy_out.empty()) return fail("logits", "--greedy needs --greedy-out FILE");
-  if (dtype == "f32")
-    mo.act_dtype = DType::F32;
-  else if (dtype == "f16")
-    mo.act_dtype = DType::F16;
-  else if (dtype == "bf16")
-    mo.act_dtype = DType::BF16;
-  else if (!dtype.empty())
+  auto float_type = [](const std::string& n) -> std::optional<DType> {
+    if (n == "f32") return DType::F32;
+    if (n == "f16") return DType::F16;
+    if (n == "bf16") return DType::BF16;
+    return std::nullopt;
+  };
+  if (!dtype.empty() && !(mo.act_dtype = float_type(dtype)))
     return fail("logits", "bad --dtype '" + dtype + "': f32, f16 or bf16");
+  if (!kv_dtype.empty() && !(mo.kv_dtype = float_type(kv_dtype)))
+    return fail("logits", "bad --kv-dtype '" + kv_dtype + "': f32, f16 or bf16");
 
   auto path = resolve_model(model_spec);
   if (!path) return fail("logits", path.status().message());
