@@ -13,8 +13,8 @@ bf16. Then, on the same token ids:
   - `mlxn logits --all` gives ours for every position (one token at a time through the decode path), and
     `mlxn logits --greedy 32` the greedy continuation (captured decode graph, argmax on the device);
   - the f32 weights are also written as a GGUF F32 file the way llama.cpp's converter does (tensor names, q / k row
-    permutation for llama, Gemma's 1 + w norms) with the `gguf` package, or with `mlxn quantize --type F32` where
-    that package is missing, and run again.
+    permutation for llama, Gemma's 1 + w norms) with the `gguf` package, or with a small writer of this script
+    where that package is missing, and run again.
 Checks (per row of the table; error = max |ours - ref| / max |ref| over all positions):
   - f32 activations (the CPU backend): error <= 1e-3 and the 32 greedy tokens equal (the KV cache is f16 even
     then, since kv_cache_write takes f16 / bf16 / fp8 only: that rounding is most of the ~2e-4 seen);
@@ -146,10 +146,76 @@ def rope_theta(cfg):
     return float(cfg.rope_theta)
 
 
-def write_gguf(model, arch, path):
-    import gguf
+class MiniGgufWriter:
+    """GGUF v3 with u32 / f32 / string metadata and f32 tensors only, for machines without the `gguf` package. (Not
+    `mlxn quantize --type F32`: the parity check should not depend on our own converter.)"""
+
+    def __init__(self, path, arch):
+        self.path, self.kv, self.tensors = path, [], []
+        self.s("general.architecture", arch)
+        self.arch = arch
+
+    def s(self, key, v):
+        self.kv.append((key, 8, v))
+
+    def u32(self, key, v):
+        self.kv.append((key, 4, int(v)))
+
+    def f32(self, key, v):
+        self.kv.append((key, 6, float(v)))
+
+    def __getattr__(self, name):  # the GGUFWriter.add_* calls write_gguf makes
+        keys = {"add_name": ("general.name", "s"), "add_block_count": ("{a}.block_count", "u32"),
+                "add_context_length": ("{a}.context_length", "u32"),
+                "add_embedding_length": ("{a}.embedding_length", "u32"),
+                "add_feed_forward_length": ("{a}.feed_forward_length", "u32"),
+                "add_head_count": ("{a}.attention.head_count", "u32"),
+                "add_head_count_kv": ("{a}.attention.head_count_kv", "u32"),
+                "add_key_length": ("{a}.attention.key_length", "u32"),
+                "add_value_length": ("{a}.attention.value_length", "u32"),
+                "add_rope_dimension_count": ("{a}.rope.dimension_count", "u32"),
+                "add_rope_freq_base": ("{a}.rope.freq_base", "f32"),
+                "add_layer_norm_rms_eps": ("{a}.attention.layer_norm_rms_epsilon", "f32"),
+                "add_vocab_size": ("{a}.vocab_size", "u32"),
+                "add_sliding_window": ("{a}.attention.sliding_window", "u32")}
+        if name not in keys:
+            raise AttributeError(name)
+        key, kind = keys[name]
+        return lambda v: getattr(self, kind)(key.format(a=self.arch), v)
+
+    def add_tensor(self, name, a):
+        self.tensors.append((name, np.ascontiguousarray(a, dtype=np.float32)))
+
+    def write(self):
+        import struct
+
+        def string(b):
+            b = b.encode()
+            return struct.pack("<Q", len(b)) + b
+        out = bytearray(b"GGUF" + struct.pack("<IQQ", 3, len(self.tensors), len(self.kv)))
+        for key, t, v in self.kv:
+            out += string(key) + struct.pack("<I", t)
+            out += string(v) if t == 8 else struct.pack("<I" if t == 4 else "<f", v)
+        offset = 0
+        for name, a in self.tensors:
+            out += string(name) + struct.pack("<I", a.ndim) + struct.pack(f"<{a.ndim}Q", *reversed(a.shape))
+            out += struct.pack("<IQ", 0, offset)  # type F32, offset in the data section
+            offset += (a.nbytes + 31) // 32 * 32
+        out += b"\0" * (-len(out) % 32)
+        with open(self.path, "wb") as f:
+            f.write(out)
+            for _, a in self.tensors:
+                f.write(a.tobytes())
+                f.write(b"\0" * (-a.nbytes % 32))
+
+
+def write_gguf(model, arch, path, use_package=True):
     cfg = model.config
-    w = gguf.GGUFWriter(path, arch)
+    if use_package:
+        import gguf
+        w = gguf.GGUFWriter(path, arch)
+    else:
+        w = MiniGgufWriter(path, arch)
     w.add_name(f"parity-{arch}")
     w.add_block_count(cfg.num_hidden_layers)
     w.add_context_length(cfg.max_position_embeddings)
@@ -178,10 +244,13 @@ def write_gguf(model, arch, path):
         if arch == "gemma3" and name.endswith("norm.weight"):
             a = a + 1.0  # llama.cpp stores Gemma's 1 + w
         w.add_tensor(gguf_name(name, arch), np.ascontiguousarray(a, dtype=np.float32))
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
+    if use_package:
+        w.write_header_to_file()
+        w.write_kv_data_to_file()
+        w.write_tensors_to_file()
+        w.close()
+    else:
+        w.write()
 
 
 # ---- running mlxn ---------------------------------------------------------------------------------------------------
@@ -219,6 +288,7 @@ def main():
     ap.add_argument("--work", default=None, help="folder for the models (default: a temporary one, removed)")
     ap.add_argument("--quick", action="store_true", help="one prompt per model, no bf16 rows")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--own-gguf-writer", action="store_true", help="write the GGUF without the gguf package")
     a = ap.parse_args()
 
     import torch
@@ -228,11 +298,13 @@ def main():
         import gguf  # noqa: F401
         gguf_writer = "gguf package"
     except ImportError:
-        gguf_writer = "mlxn quantize"
+        gguf_writer = "the script's own writer"
     work = a.work or tempfile.mkdtemp(prefix="mlxn_parity_")
     os.makedirs(work, exist_ok=True)
     devices = [d for d in a.devices.split(",") if d]
     n_prompts = 1 if a.quick else N_PROMPTS
+    if a.own_gguf_writer:
+        gguf_writer = "the script's own writer"
     print(f"transformers {transformers.__version__}, torch {torch.__version__}; GGUF written by {gguf_writer}; "
           f"work folder {work}", flush=True)
 
@@ -247,13 +319,7 @@ def main():
             model.save_pretrained(d32, safe_serialization=True)
             sources = [("safetensors f32", d32, torch.float32)]
             g32 = os.path.join(work, f"{arch}-f32.gguf")
-            if gguf_writer == "gguf package":
-                write_gguf(model, arch, g32)
-            else:
-                r = subprocess.run([a.mlxn, "quantize", d32, g32, "--type", "F32", "--recipe", "pure"],
-                                   capture_output=True, text=True)
-                if r.returncode != 0:
-                    raise RuntimeError("mlxn quantize --type F32: " + r.stderr.strip()[-400:])
+            write_gguf(model, arch, g32, use_package=gguf_writer == "gguf package" and not a.own_gguf_writer)
             sources.append(("gguf f32", g32, torch.float32))
             m16 = None
             if not a.quick:
