@@ -155,6 +155,7 @@ int cmd_generate(const Args& args) {
     for (size_t i = 0; i < r->tokens.size(); ++i) std::printf("%s%d", i ? "," : " ", r->tokens[i]);
     std::printf("\n");
   }
+  std::fflush(stdout);  // the text before the statistics on stderr, also when both go to one pipe
   const auto mem = m.memory();
   std::fprintf(stderr, "prompt:     %lld tokens, %.3f s, %.1f tokens/s\n", static_cast<long long>(r->n_prompt),
                r->prompt_seconds, r->prompt_tps());
