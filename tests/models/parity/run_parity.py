@@ -21,7 +21,9 @@ Checks (per row of the table; error = max |ours - ref| / max |ref| over all posi
   - f16 / bf16 activations (CUDA runs f16 or bf16, the CPU bf16 rows): error <= 2e-2 and top-1 agreement >= 99%
     over the positions (greedy tokens reported, not required: one near-tie changes all later ones); the bf16
     checkpoint is compared with transformers' f32 forward on the same bf16 weights (its bf16 forward, which rounds
-    the residual stream to bf16, is printed beside for information);
+    the residual stream to bf16, is printed beside for information). A random model has many near-tied top-1s, so
+    where transformers' own bf16 forward agrees with its f32 one on fewer than 99% of the positions, matching that
+    agreement passes too (without --quick);
   - CUDA against the CPU backend with the same activation dtype (where both devices run): error <= 2e-2, top-1
     >= 99%.
 Prints a table; exits 1 if a check fails, 2 if something could not run.
@@ -40,7 +42,7 @@ import numpy as np
 
 VOCAB = 1000
 PROMPT_LEN = 48  # > the Gemma 3 sliding window (16)
-N_PROMPTS = 3
+N_PROMPTS = 4
 N_GREEDY = 32
 
 
@@ -325,6 +327,7 @@ def main():
             write_gguf(model, arch, g32, use_package=gguf_writer == "gguf package" and not a.own_gguf_writer)
             sources.append(("gguf f32", g32, torch.float32))
             m16 = None
+            yardstick = None  # top-1 agreement of transformers' own bf16 forward with its f32 one
             if not a.quick:
                 m16 = make_model(arch, a.seed).to(torch.bfloat16)
                 d16 = os.path.join(work, f"{arch}-bf16")
@@ -341,6 +344,7 @@ def main():
                 ref[torch.bfloat16] = [hf_logits(m16_f32, p) for p in prompts]
                 hf_bf16 = np.concatenate([hf_logits(m16, p) for p in prompts])
                 e, t1 = compare(hf_bf16, np.concatenate(ref[torch.bfloat16]))
+                yardstick = t1
                 print(f"{arch}: transformers' own bf16 forward vs its f32 forward on the bf16 weights: error "
                       f"{e:.2e}, top-1 {100 * t1:.1f}%", flush=True)
             for src, path, wdt in sources:
@@ -371,7 +375,8 @@ def main():
                         exact = act == "f32"
                         limit = 1e-3 if exact else 2e-2
                         g_ok = greedy == ref_greedy if greedy is not None else None
-                        ok = err <= limit and (g_ok if exact else top1 >= 0.99)
+                        top1_ok = top1 >= 0.99 or (yardstick is not None and top1 >= yardstick)
+                        ok = err <= limit and (g_ok if exact else top1_ok)
                         rows.append((arch, src, dev, act or "default", err, top1, g_ok, limit, ok))
                         per_device[(dev, act)] = ours_all
                         failed |= not ok
