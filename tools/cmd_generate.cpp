@@ -1,79 +1,35 @@
-// mlxn generate --model FILE.gguf|DIR (--prompt-ids "1,2,3" | --prompt "text") [-n 128] [--temp T] [--top-k K]
-//               [--top-p P] [--min-p P] [--seed S] [--device cpu|cuda[:N]] [--ctx N] [--chunk N] [--eager]
+// mlxn generate [--model FILE.gguf|DIR|gemma3-270m] (--prompt TEXT | --prompt-ids "1,2,3") [-n 128] [--chat]
+//               [--system TEXT] [--temp T] [--top-k K] [--top-p P] [--min-p P] [--seed S] [--device cpu|cuda[:N]]
+//               [--ctx N] [--chunk N] [--eager] [--print-ids]
 // Prefills the prompt, then decodes with the captured decode graph (one replay per token, sampling on the device),
-// printing token ids (or text when a tokenizer is available) as they come, then prompt and generation tokens/s and
-// the device memory the model holds.
-#include <charconv>
+// streaming the text as it comes (token ids where the model has no tokenizer), then prompt and generation tokens/s
+// and the device memory the model holds. Without --model it runs the default model (Gemma 3 270M Q4_K_M, fetched
+// through pip on first use).
 #include <cstdio>
 #include <string>
 #include <vector>
 
 #include "commands.h"
-#include "mlxn/core/device.h"
 #include "mlxn/models/generate.h"
 #include "mlxn/models/model.h"
+#include "model_cli.h"
+#include "tokenizer/tokenizer.h"
 
 namespace mlxn::cli {
 namespace {
 
 constexpr const char* kUsage =
-    "usage: mlxn generate --model FILE.gguf|DIR (--prompt-ids \"1,2,3\" | --prompt TEXT) [-n 128] [--temp T] "
-    "[--top-k K] [--top-p P] [--min-p P] [--seed S] [--device cpu|cuda[:N]] [--ctx N] [--chunk N] [--eager]";
-
-template <typename T>
-bool parse_num(const std::string& s, T& out) {
-  if constexpr (std::is_floating_point_v<T>) {
-    try {
-      size_t n = 0;
-      out = static_cast<T>(std::stod(s, &n));
-      return n == s.size();
-    } catch (...) {
-      return false;
-    }
-  } else {
-    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-    return ec == std::errc() && p == s.data() + s.size();
-  }
-}
-
-Result<std::vector<int32_t>> parse_ids(const std::string& s) {
-  std::vector<int32_t> ids;
-  size_t i = 0;
-  while (i <= s.size()) {
-    size_t j = s.find(',', i);
-    if (j == std::string::npos) j = s.size();
-    std::string tok = s.substr(i, j - i);
-    while (!tok.empty() && tok.front() == ' ') tok.erase(tok.begin());
-    while (!tok.empty() && tok.back() == ' ') tok.pop_back();
-    int32_t v = 0;
-    if (!parse_num(tok, v)) return invalid_argument("generate", "bad token id '", tok, "' in --prompt-ids");
-    ids.push_back(v);
-    i = j + 1;
-  }
-  return ids;
-}
-
-Result<Device> open_device(const std::string& spec) {
-  if (spec == "cpu") return Device::cpu();
-  if (spec.rfind("cuda", 0) == 0) {
-    int ordinal = 0;
-    if (spec.size() > 4 && (spec[4] != ':' || !parse_num(spec.substr(5), ordinal)))
-      return invalid_argument("generate", "bad --device '", spec, "': cpu, cuda or cuda:N");
-    return Device::open(Backend::Cuda, ordinal);
-  }
-  return invalid_argument("generate", "bad --device '", spec, "': cpu, cuda or cuda:N");
-}
-
-std::string mib(uint64_t b) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.1f MiB", static_cast<double>(b) / (1 << 20));
-  return buf;
-}
+    "usage: mlxn generate [--model FILE.gguf|DIR|gemma3-270m] (--prompt TEXT | --prompt-ids \"1,2,3\") [-n 128] "
+    "[--chat] [--system TEXT] [--temp T] [--top-k K] [--top-p P] [--min-p P] [--seed S] [--device cpu|cuda[:N]] "
+    "[--ctx N] [--chunk N] [--eager] [--print-ids]\n"
+    "  --temp 0 is greedy; --chat wraps the prompt in the model's chat template (a user turn, then the assistant's "
+    "header); --print-ids prints the generated ids on a last line 'ids: ...'";
 
 }  // namespace
 
 int cmd_generate(const Args& args) {
-  std::string model_path, prompt_ids, prompt_text, device = Device::cuda_device_count() > 0 ? "cuda" : "cpu";
+  std::string model_spec, prompt_ids, prompt_text, system_text, device = default_device();
+  bool chat = false, print_ids = false;
   models::GenerateOptions go;
   go.sampling.temperature = 0.8f;
   go.sampling.top_k = 40;
@@ -93,11 +49,13 @@ int cmd_generate(const Args& args) {
     };
     bool ok = true;
     if (a == "--model" && v)
-      model_path = args[++i];
+      model_spec = args[++i];
     else if (a == "--prompt-ids" && v)
       prompt_ids = args[++i];
-    else if (a == "--prompt" && v)
+    else if ((a == "--prompt" || a == "-p") && v)
       prompt_text = args[++i];
+    else if (a == "--system" && v)
+      system_text = args[++i];
     else if (a == "--device" && v)
       device = args[++i];
     else if (a == "-n" || a == "--n-predict")
@@ -118,67 +76,96 @@ int cmd_generate(const Args& args) {
       ok = num(mo.max_chunk);
     else if (a == "--eager")
       go.use_graph = false;
+    else if (a == "--chat")
+      chat = true;
+    else if (a == "--print-ids")
+      print_ids = true;
     else if (a == "-h" || a == "--help")
       return std::printf("%s\n", kUsage), 0;
     else
       return fail("generate", "unknown argument '" + a + "'\n" + kUsage);
     if (!ok) return fail("generate", "bad or missing value for " + a);
   }
-  if (model_path.empty()) return fail("generate", std::string("--model is required\n") + kUsage);
   if (prompt_ids.empty() == prompt_text.empty())
-    return fail("generate", std::string("give exactly one of --prompt-ids and --prompt\n") + kUsage);
+    return fail("generate", std::string("give exactly one of --prompt and --prompt-ids\n") + kUsage);
+  if (chat && prompt_text.empty()) return fail("generate", "--chat needs --prompt TEXT");
 
-  auto dev = open_device(device);
+  auto model_path = resolve_model(model_spec);
+  if (!model_path) return fail("generate", model_path.status().message());
+  auto dev = open_device(device, "generate");
   if (!dev) return fail("generate", dev.status().to_string());
-  install_tokenizer();
-  std::unique_ptr<models::Tokenizer> tok;
-  if (auto t = models::load_tokenizer(model_path); t.is_ok()) {
+
+  std::unique_ptr<tok::Tokenizer> tok;
+  if (auto t = load_tok(*model_path); t.is_ok()) {
     tok = std::move(t).value();
   } else if (!prompt_text.empty()) {
     return fail("generate", "--prompt needs a tokenizer: " + t.status().message());
   }
   std::vector<int32_t> prompt;
+  std::string shown = prompt_text;  // what is echoed before the generated text
   if (!prompt_text.empty()) {
-    auto ids = tok->encode(prompt_text);
-    if (!ids) return fail("generate", ids.status().to_string());
-    prompt = std::move(ids).value();
+    std::string text = prompt_text;
+    if (chat) {
+      std::vector<tok::ChatMessage> msgs;
+      if (!system_text.empty()) msgs.push_back({"system", system_text});
+      msgs.push_back({"user", prompt_text});
+      auto t = tok->apply_chat_template(msgs, /*add_generation_prompt=*/true);
+      if (!t) return fail("generate", "--chat: " + t.status().message());
+      text = *t;
+      shown = prompt_text + "\n";  // the user's turn; the template's markup is not echoed
+    }
+    prompt = tok->encode(text, /*add_special=*/true, /*parse_special=*/chat);
   } else {
-    auto ids = parse_ids(prompt_ids);
+    auto ids = parse_ids(prompt_ids, "generate", "--prompt-ids");
     if (!ids) return fail("generate", ids.status().to_string());
     prompt = std::move(ids).value();
   }
+  if (prompt.empty()) return fail("generate", "the prompt has no tokens");
   mo.max_context = std::max<int64_t>(mo.max_context, static_cast<int64_t>(prompt.size()) + go.n_predict);
 
-  std::fprintf(stderr, "loading %s on %s ...\n", model_path.c_str(), dev->properties().name.c_str());
-  auto model = models::Model::load(model_path, *dev, mo);
+  auto model = load_model(*model_path, *dev, mo);
   if (!model) return fail("generate", model.status().to_string());
   auto& m = *model.value();
-  std::fprintf(stderr, "%s; activations %s, KV cache %s\n", m.config().summary().c_str(),
-               std::string(dtype_name(m.act_dtype())).c_str(), std::string(dtype_name(m.kv_dtype())).c_str());
-  if (tok) go.stop_ids = tok->stop_ids();
+  std::fprintf(stderr, "%s; activations %s, KV cache %s; prompt %zu tokens\n", m.config().summary().c_str(),
+               std::string(dtype_name(m.act_dtype())).c_str(), std::string(dtype_name(m.kv_dtype())).c_str(),
+               prompt.size());
+  if (tok) {
+    for (int32_t id = 0; id < tok->n_vocab(); ++id)
+      if (tok->is_end_of_generation(id)) go.stop_ids.push_back(id);
+  }
 
-  if (!prompt_text.empty()) std::printf("%s", prompt_text.c_str());
+  // Streaming: whole UTF-8 characters only, special tokens (the stop token) not shown.
+  std::unique_ptr<tok::StreamDecoder> stream;
+  if (tok) stream = std::make_unique<tok::StreamDecoder>(*tok, /*render_special=*/false);
+  std::printf("%s", shown.c_str());
   go.on_token = [&](int32_t t) {
-    if (tok) {
-      auto s = tok->decode(std::span<const int32_t>(&t, 1));
-      std::printf("%s", s.is_ok() ? s->c_str() : "?");
-    } else {
+    if (stream)
+      std::printf("%s", stream->push(t).c_str());
+    else
       std::printf("%d ", t);
-    }
     std::fflush(stdout);
     return true;
   };
   auto r = models::generate(m, prompt, go);
+  if (stream) std::printf("%s", stream->finish().c_str());
   std::printf("\n");
   if (!r) return fail("generate", r.status().to_string());
+  if (print_ids) {
+    std::printf("ids:");
+    for (size_t i = 0; i < r->tokens.size(); ++i) std::printf("%s%d", i ? "," : " ", r->tokens[i]);
+    std::printf("\n");
+  }
+  std::fflush(stdout);  // the text before the statistics on stderr, also when both go to one pipe
   const auto mem = m.memory();
-  std::fprintf(stderr, "prompt: %lld tokens, %.2f s, %.1f tokens/s\n", static_cast<long long>(r->n_prompt),
+  std::fprintf(stderr, "prompt:     %lld tokens, %.3f s, %.1f tokens/s\n", static_cast<long long>(r->n_prompt),
                r->prompt_seconds, r->prompt_tps());
-  std::fprintf(stderr, "generation: %zu tokens, %.2f s, %.1f tokens/s (%s)\n", r->tokens.size(), r->gen_seconds,
+  std::fprintf(stderr, "generation: %zu tokens, %.3f s, %.1f tokens/s (%s)\n", r->tokens.size(), r->gen_seconds,
                r->gen_tps(), go.use_graph ? "graph replay" : "eager");
-  std::fprintf(stderr, "device memory held by the model: %s (weights %s, KV cache %s, activations %s)\n",
-               mib(mem.total()).c_str(), mib(mem.weights).c_str(), mib(mem.kv_cache).c_str(),
-               mib(mem.activations).c_str());
+  // The model allocates everything up front (weights, KV cache, activations): what it holds is its peak.
+  std::fprintf(stderr, "peak device memory: %s (weights %s, KV cache %s, activations %s)", mib(mem.total()).c_str(),
+               mib(mem.weights).c_str(), mib(mem.kv_cache).c_str(), mib(mem.activations).c_str());
+  if (dev->backend() == Backend::Cpu) std::fprintf(stderr, "; peak RSS %s", mib(peak_rss_bytes()).c_str());
+  std::fprintf(stderr, "\n");
   return 0;
 }
 

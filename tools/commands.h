@@ -15,6 +15,8 @@ int cmd_bench_load(const Args& args);
 int cmd_generate(const Args& args);
 int cmd_synth(const Args& args);
 int cmd_embed(const Args& args);
+int cmd_bench(const Args& args);   // model throughput (pp / tg tokens/s, roofline)
+int cmd_logits(const Args& args);  // last-position logits for token ids (parity runs)
 // Makes models::load_tokenizer use the tokenizer library (tools/tokenizer_adapter.cpp).
 void install_tokenizer();
 

@@ -21,24 +21,38 @@ struct Command {
 };
 
 const Command kCommands[] = {
-    {"inspect", "inspect FILE|DIR [--json] [--dump NAME -o OUT.npy]   architecture, metadata, tensors of a GGUF "
-                "file or safetensors checkpoint",
+    {"inspect",
+     "inspect FILE|DIR [--json] [--dump NAME -o OUT.npy]   architecture, metadata, tensors of a GGUF "
+     "file or safetensors checkpoint",
      cmd_inspect},
-    {"quantize", "quantize IN OUT --type TYPE [--recipe pure|llama] [--threads N] [--allow-requantize] "
-                 "[--hf-names] [--dry-run]   quantize a float GGUF / safetensors model into a GGUF (Q4_K_M, Q8_0, ...)",
+    {"quantize",
+     "quantize IN OUT --type TYPE [--recipe pure|llama] [--threads N] [--allow-requantize] "
+     "[--hf-names] [--dry-run]   quantize a float GGUF / safetensors model into a GGUF (Q4_K_M, Q8_0, ...)",
      cmd_quantize},
-    {"bench-load", "bench-load FILE|DIR [--device cpu|cuda[:N]] [--runs N] | --synth GIB [--tmp DIR]   time loading "
-                   "every tensor onto a device (from page cache)",
+    {"bench-load",
+     "bench-load FILE|DIR [--device cpu|cuda[:N]] [--runs N] | --synth GIB [--tmp DIR]   time loading "
+     "every tensor onto a device (from page cache)",
      cmd_bench_load},
-    {"generate", "generate --model FILE.gguf|DIR (--prompt-ids \"1,2,3\" | --prompt TEXT) [-n 128] [--temp T] "
-                 "[--top-k K] [--top-p P] [--min-p P] [--seed S] [--device cpu|cuda]   generate tokens",
+    {"generate",
+     "generate [--model FILE.gguf|DIR] (--prompt TEXT | --prompt-ids \"1,2,3\") [-n 128] [--chat] "
+     "[--temp T] [--top-k K] [--top-p P] [--min-p P] [--seed S] [--device cpu|cuda]   generate text "
+     "(default model: Gemma 3 270M Q4_K_M, fetched on first use)",
      cmd_generate},
-    {"synth", "synth --arch llama|qwen2|qwen3|gemma3 --preset NAME --type Q4_0|Q4_K|F16|... -o FILE.gguf   write a "
-              "random-weight GGUF of a real architecture and size",
+    {"synth",
+     "synth --arch llama|qwen2|qwen3|gemma3 --preset NAME --type Q4_0|Q4_K|F16|... -o FILE.gguf   write a "
+     "random-weight GGUF of a real architecture and size",
      cmd_synth},
     {"embed", "embed --model DIR|FILE.gguf --text A [--text B ...] [--tokenizer DIR] [--device cpu|cuda]   "
               "sentence embedding of A (or the cosine similarity of A and B) with a BERT encoder",
      cmd_embed},
+    {"bench",
+     "bench [--model FILE.gguf|DIR] [-p 512] [-n 128] [-r 3] [--device cpu|cuda]   prompt and generation "
+     "tokens/s, generation against the bandwidth roofline, host time per token",
+     cmd_bench},
+    {"logits",
+     "logits --model FILE.gguf|DIR --ids \"1,2,3\" --out F.f32 [--dtype f32|bf16] [--greedy N --greedy-out "
+     "F]   last-position logits (raw f32) and greedy ids, for parity runs",
+     cmd_logits},
 };
 
 int usage(FILE* out) {

@@ -219,6 +219,17 @@ Result<ModelConfig> config_from_hf(const io::JsonConfig& root) {
   c.rms_eps = static_cast<float>(eps);
   MLXN_ASSIGN_OR_RETURN(double theta, jopt<double>(root, key("rope_theta"), static_cast<double>(c.rope_base)));
   c.rope_base = static_cast<float>(theta);
+  // transformers >= 5 saves rope_parameters ({rope_theta, rope_type, factor, ...}; Gemma 3 one such object per layer
+  // type) in place of rope_theta / rope_scaling / rope_local_base_freq.
+  std::string rope_params = key("rope_parameters"), rope_params_local;
+  if (root.has(rope_params + ".full_attention")) {
+    rope_params_local = rope_params + ".sliding_attention";
+    rope_params += ".full_attention";
+  }
+  if (root.has(rope_params + ".rope_theta")) {
+    MLXN_ASSIGN_OR_RETURN(theta, jopt<double>(root, rope_params + ".rope_theta", theta));
+    c.rope_base = static_cast<float>(theta);
+  }
   c.rope_dim = c.head_dim;
   if (root.has(key("partial_rotary_factor"))) {
     MLXN_ASSIGN_OR_RETURN(double prf, jopt<double>(root, key("partial_rotary_factor"), 1.0));
@@ -233,7 +244,7 @@ Result<ModelConfig> config_from_hf(const io::JsonConfig& root) {
   }
 
   // rope_scaling: {"rope_type" | "type": linear | llama3 | yarn | default, "factor", ...}
-  const std::string rs = key("rope_scaling");
+  const std::string rs = root.has(key("rope_scaling")) ? key("rope_scaling") : rope_params;
   if (root.has(rs + ".factor") || root.has(rs + ".rope_type") || root.has(rs + ".type")) {
     std::string type;
     MLXN_ASSIGN_OR_RETURN(type, jopt<std::string>(root, rs + ".rope_type", std::string()));
@@ -266,6 +277,9 @@ Result<ModelConfig> config_from_hf(const io::JsonConfig& root) {
                           jopt<double>(root, key("query_pre_attn_scalar"), static_cast<double>(c.head_dim)));
     c.attn_scale = static_cast<float>(1.0 / std::sqrt(qpas));
     MLXN_ASSIGN_OR_RETURN(double local, jopt<double>(root, key("rope_local_base_freq"), 10000.0));
+    if (!rope_params_local.empty()) {
+      MLXN_ASSIGN_OR_RETURN(local, jopt<double>(root, rope_params_local + ".rope_theta", local));
+    }
     c.rope_base_local = static_cast<float>(local);
     MLXN_ASSIGN_OR_RETURN(int64_t window, jopt<int64_t>(root, key("sliding_window"), int64_t{0}));
     c.sliding_window = static_cast<int32_t>(window);
