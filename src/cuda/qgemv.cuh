@@ -918,9 +918,13 @@ Status launch_mt(const kern::QMatmulParams& p, const F& fmt, const Route& route,
   const Plan pl = plan(p.N, nsteps, target);
   if (slots > 65535) return unsupported("matmul", "more than 65535 expert slots in one launch");
   const int64_t smem = smem_bytes<F>(MT, nsteps);
+  // The dynamic limit is the opt-in maximum less the kernel's static shared memory (a larger value is rejected and
+  // leaves the 48 KiB default in place).
   static const bool opted = [] {
+    cudaFuncAttributes fa{};
+    cudaFuncGetAttributes(&fa, qgemv_kernel<F, MT>);
     cudaFuncSetAttribute(qgemv_kernel<F, MT>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                         static_cast<int>(smem_optin()));
+                         static_cast<int>(smem_optin() - static_cast<int64_t>(fa.sharedSizeBytes)));
     return true;
   }();
   (void)opted;
