@@ -150,14 +150,10 @@ Status launch_rms_norm(const kern::RmsNormParams& p, const ExecContext& ctx) {
   int64_t blocks = (p.rows + r - 1) / r;
   void (*kernel)(kern::RmsNormParams) = rms_norm_any_kernel<Tx, Tw, Ty>;
   if (vec) {
-    if (vpt == 1)
-      kernel = rms_norm_vec_kernel<Tx, Tw, Ty, 1>;
-    else if (vpt == 2)
-      kernel = rms_norm_vec_kernel<Tx, Tw, Ty, 2>;
-    else if (vpt == 4)
-      kernel = rms_norm_vec_kernel<Tx, Tw, Ty, 4>;
-    else if constexpr (max_vpt >= 8)
-      kernel = rms_norm_vec_kernel<Tx, Tw, Ty, 8>;
+    if (vpt == 1) kernel = rms_norm_vec_kernel<Tx, Tw, Ty, 1>;
+    else if (vpt == 2) kernel = rms_norm_vec_kernel<Tx, Tw, Ty, 2>;
+    else if (vpt == 4) kernel = rms_norm_vec_kernel<Tx, Tw, Ty, 4>;
+    else if constexpr (max_vpt >= 8) kernel = rms_norm_vec_kernel<Tx, Tw, Ty, 8>;
     // The vectorized kernel loops over rows: as many blocks as stay resident (mode 1: occupancy query; mode 2:
     // 2048 threads per SM); mode 0: one block per row group.
     if (grid_mode == 1) {
@@ -202,8 +198,7 @@ __device__ __forceinline__ NormStats norm_scale(const kern::NormParams& p, float
 // elements of x (and of r) in registers, so each input is read once.
 template <typename Tx, typename Tw, typename Ty, int VPT>
 __global__ void __launch_bounds__(kNormMaxThreads) norm_vec_kernel(kern::NormParams p) {
-  __shared__ float scratch[32];
-  __shared__ float3 scratch3[32];
+  __shared__ float scratch[2][32];
   const int64_t n8 = p.cols >> 3;
   const int64_t row = static_cast<int64_t>(blockIdx.x) * blockDim.y + threadIdx.y;
   const bool live = row < p.rows;  // threads of rows past the end still take part in the reductions
@@ -237,45 +232,32 @@ __global__ void __launch_bounds__(kNormMaxThreads) norm_vec_kernel(kern::NormPar
       store_raw8(h + chunk(k) * 8, v[k]);
     }
   }
-  NormStats st;
-  if (p.kind == kern::NormKind::Layer) {
-    // Each thread's count, mean and centred sum of squares over its own chunks (two passes over registers), then
-    // one merged reduction: one block barrier instead of two (a sum, then the centred squares around its mean).
-    float n = 0.0f, sum = 0.0f;
+  const bool layer = p.kind == kern::NormKind::Layer;
+  float s1 = 0.0f, s2 = 0.0f;
+#pragma unroll
+  for (int k = 0; k < VPT; ++k) {
+    if (!live || chunk(k) >= n8) continue;
+    float a[8];
+    unpack8(v[k], a);
+#pragma unroll
+    for (int i = 0; i < 8; ++i) s1 = layer ? s1 + a[i] : fmaf(a[i], a[i], s1);
+  }
+  s1 = row_group_sum(s1, scratch[0]);
+  if (layer) {
+    // Variance from the centred values (a second pass over registers): no cancellation for large means.
+    const float mean = s1 / static_cast<float>(p.cols);
 #pragma unroll
     for (int k = 0; k < VPT; ++k) {
       if (!live || chunk(k) >= n8) continue;
       float a[8];
       unpack8(v[k], a);
 #pragma unroll
-      for (int i = 0; i < 8; ++i) sum += a[i];
-      n += 8.0f;
+      for (int i = 0; i < 8; ++i) s2 = fmaf(a[i] - mean, a[i] - mean, s2);
     }
-    const float mean = n > 0.0f ? sum / n : 0.0f;
-    float m2 = 0.0f;
-#pragma unroll
-    for (int k = 0; k < VPT; ++k) {
-      if (!live || chunk(k) >= n8) continue;
-      float a[8];
-      unpack8(v[k], a);
-#pragma unroll
-      for (int i = 0; i < 8; ++i) m2 = fmaf(a[i] - mean, a[i] - mean, m2);
-    }
-    const float3 t = row_group_mean_m2(make_float3(n, mean, m2), scratch3);
-    st = {t.y, rsqrtf(t.z / static_cast<float>(p.cols) + p.eps)};
-  } else {
-    float s1 = 0.0f;
-#pragma unroll
-    for (int k = 0; k < VPT; ++k) {
-      if (!live || chunk(k) >= n8) continue;
-      float a[8];
-      unpack8(v[k], a);
-#pragma unroll
-      for (int i = 0; i < 8; ++i) s1 = fmaf(a[i], a[i], s1);
-    }
-    st = norm_scale(p, row_group_sum(s1, scratch), 0.0f);
+    s2 = row_group_sum(s2, scratch[1]);
   }
   if (!live) return;
+  const NormStats st = norm_scale(p, s1, s2);
   const Tw* w = static_cast<const Tw*>(p.w);
   const Tw* b = static_cast<const Tw*>(p.b);
   Ty* y = static_cast<Ty*>(p.y) + row * p.cols;
@@ -374,12 +356,9 @@ Status launch_norm(const kern::NormParams& p, const ExecContext& ctx) {
   auto ok = [](const void* q) { return q == nullptr || aligned16(q); };
   const bool vec = p.cols % 8 == 0 && ok(p.x) && ok(p.r) && ok(p.w) && ok(p.b) && ok(p.h) && ok(p.y) &&
                    n8 <= static_cast<int64_t>(max_vpt) * kNormMaxThreads;
-  // 128 threads per row with up to max_vpt chunks each, as rms_norm (tuned on an H100 at 4096 columns;
-  // MLXN_TUNE_NORM_TPR for tuning runs). 16-bit rows of 128+ elements start at two chunks per thread: 32 bytes in
-  // flight per thread as f32's one chunk (the q/k group norms of 128-wide heads had 16 bytes per thread).
-  static const int64_t target_tpr = std::max(8, tune_knob("MLXN_TUNE_NORM_TPR", 128));
-  int vpt = sizeof(Tx) == 2 && n8 >= 16 ? 2 : 1;
-  while (vec && vpt < max_vpt && n8 > static_cast<int64_t>(vpt) * target_tpr) vpt *= 2;
+  // 128 threads per row with up to max_vpt chunks each, as rms_norm (tuned on an H100 at 4096 columns).
+  int vpt = 1;
+  while (vec && vpt < max_vpt && n8 > static_cast<int64_t>(vpt) * 128) vpt *= 2;
   const int64_t work = vec ? (n8 + vpt - 1) / vpt : (p.cols + 7) / 8;
   const int t = row_threads(work, vec ? kNormMaxThreads : 1024);
   const int r = t <= 32 ? 128 / t : 1;

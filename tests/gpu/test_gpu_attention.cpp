@@ -31,7 +31,11 @@ void expect_gpu_matches_cpu(const Device& gpu, test::AttnCase c, uint64_t seed) 
   ASSERT_TRUE(cpu.status.is_ok()) << cpu.status.to_string();
   ASSERT_TRUE(cuda.status.is_ok()) << cuda.status.to_string();
   EXPECT_TRUE(cuda.cache_ok) << cuda.cache_error;
-  EXPECT_LE(test::max_scaled_err(cuda.out, cpu.out, atol_for(c.tout), 2 * test::rtol_for(c.tout)), 1.0);
+  // q8_0 / q4_0 caches: CUDA rounds each dequantized K / V value once more, to f16, before the tensor-core
+  // products (include/mlxn/ops/attention.h): twice the relative allowance (measured up to 1.4x the plain one).
+  const bool block_kv = c.tkv == DType::Q8_0 || c.tkv == DType::Q4_0;
+  EXPECT_LE(test::max_scaled_err(cuda.out, cpu.out, atol_for(c.tout), (block_kv ? 4 : 2) * test::rtol_for(c.tout)),
+            1.0);
   EXPECT_LE(test::rel_l2(cuda.out, cpu.out), c.tout == DType::BF16 ? 8e-3 : 2e-3);
 }
 

@@ -2,7 +2,6 @@
 // dequantized dense checkpoint.
 #include <gtest/gtest.h>
 
-#include <algorithm>
 #include <filesystem>
 
 #include "mlxn/core/kernel_registry.h"
@@ -53,7 +52,9 @@ TEST_P(GpuMlxQuant, MatchesCpuDense) {
   const auto prompt = std::span(toks).first(34);
   ASSERT_TRUE((*gpu)->prefill(prompt).is_ok());
   ASSERT_TRUE((*cpu)->prefill(prompt).is_ok());
-  const double tol = act == DType::BF16 ? 4e-2 : 1.5e-2;
+  // The last-position LM head and the decode steps (M = 1) quantize x to int8 per 32 (include/mlxn/ops/matmul.h):
+  // up to 2.5e-2 measured.
+  const double tol = act == DType::BF16 ? 4e-2 : 3.5e-2;
   EXPECT_LT(test::rel_l2(logits_of(**gpu), logits_of(**cpu)), tol);
   auto graph = (*gpu)->capture_decode();
   ASSERT_TRUE(graph.is_ok()) << graph.status().to_string();
@@ -61,8 +62,7 @@ TEST_P(GpuMlxQuant, MatchesCpuDense) {
     ASSERT_TRUE((*cpu)->decode(toks[i]).is_ok());
     ASSERT_TRUE((*gpu)->set_token(toks[i]).is_ok());
     ASSERT_TRUE((*gpu)->replay_decode(*graph).is_ok());
-    // Decode steps quantize x to int8 per 32 (include/mlxn/ops/matmul.h): up to 2.5e-2 measured.
-    EXPECT_LT(test::rel_l2(logits_of(**gpu), logits_of(**cpu)), std::max(tol, 3.5e-2)) << "token " << i;
+    EXPECT_LT(test::rel_l2(logits_of(**gpu), logits_of(**cpu)), tol) << "token " << i;
   }
   std::error_code ec;
   fs::remove_all(dir, ec);

@@ -84,8 +84,9 @@ TEST_P(GpuModel, MatchesCpu) {
   ASSERT_TRUE(cpu && gpu);
   // bf16 keeps 8 bits of mantissa; quantized matmuls on CUDA also round x to f16.
   const double tol = c.act == DType::BF16 ? 4e-2 : 1.5e-2;
-  // Decode steps (M = 1) on quantized weights quantize x to int8 per 32 elements (the q8_1 scheme of ggml's mmvq;
-  // see include/mlxn/ops/matmul.h): measured up to 2.5e-2 over 6 decode steps of the tiny models.
+  // Decode steps and the prefill's last-position LM head (M = 1) on quantized weights quantize x to int8 per 32
+  // elements (the q8_1 scheme of ggml's mmvq; see include/mlxn/ops/matmul.h): measured up to 2.5e-2 on the tiny
+  // models.
   const double dec_tol = is_quantized(c.weights) ? std::max(tol, 3.5e-2) : tol;
   const auto toks = random_tokens(40, preset->n_vocab, seed);
   const auto prompt = std::span(toks).first(34);  // two chunks of 32, longer than Gemma's window
@@ -93,7 +94,7 @@ TEST_P(GpuModel, MatchesCpu) {
   ASSERT_TRUE(gpu->prefill(prompt).is_ok());
   {
     const auto a = logits_of(*gpu), b = logits_of(*cpu);
-    EXPECT_LT(test::rel_l2(a, b), tol);
+    EXPECT_LT(test::rel_l2(a, b), dec_tol);
   }
   auto g = gpu->capture_decode();
   ASSERT_TRUE(g.is_ok()) << g.status().to_string();
