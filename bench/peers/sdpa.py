@@ -14,7 +14,6 @@ backend read each KV head once; older torch has no GQA path, and the KV is expan
 Run on the GPU machine:  python3 bench/peers/sdpa.py [--quick] [--filter SUBSTRING] [--backend flash|efficient|cudnn|math]
 """
 import argparse
-import inspect
 import statistics
 import sys
 
@@ -66,7 +65,17 @@ def rotation(bytes_per_set):
     return max(1, min(int(4 * l2 / bytes_per_set) + 1, 64))
 
 
-HAS_GQA = "enable_gqa" in inspect.signature(F.scaled_dot_product_attention).parameters
+def _has_gqa():
+    # scaled_dot_product_attention is a builtin without an inspectable signature in some torch builds: probe it.
+    try:
+        t = torch.zeros(1, 2, 1, 8, device="cuda", dtype=torch.float16)
+        F.scaled_dot_product_attention(t, t[:, :1], t[:, :1], enable_gqa=True)
+        return True
+    except (TypeError, RuntimeError):
+        return False
+
+
+HAS_GQA = _has_gqa()
 
 
 def sdpa(q, k, v, causal):
