@@ -66,6 +66,22 @@ __device__ __forceinline__ void ldsm_x2(uint32_t& r0, uint32_t& r1, const void* 
   asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];\n" : "=r"(r0), "=r"(r1) : "r"(smem_u32(p)));
 }
 
+// 1 / l for a query row at the end of flash attention (rows g and g + 8 of a quad: the four partial sums of l are
+// added first), with the attention sink (base 2) as one more logit; zero for a row that saw no key.
+__device__ __forceinline__ float prefill_row_scale(float l, float m, bool has_sink, float sink) {
+  l += __shfl_xor_sync(0xffffffffu, l, 1);
+  l += __shfl_xor_sync(0xffffffffu, l, 2);
+  float scale_o = 1.0f;
+  if (has_sink) {
+    const float mf = fmaxf(m, sink);
+    if (mf != -INFINITY) {
+      scale_o = m == -INFINITY ? 0.0f : exp2_approx(m - mf);
+      l = l * scale_o + exp2_approx(sink - mf);
+    }
+  }
+  return l > 0.0f ? scale_o / l : 0.0f;
+}
+
 // 64 query rows (4 warps x 16); 64 keys per tile up to D = 128, 32 above (register budget: the O accumulator is D / 2
 // floats per thread). Rows padded by 16 bytes: ldmatrix's 8 row addresses then fall in distinct banks.
 template <int D>
@@ -311,19 +327,7 @@ __global__ void __launch_bounds__(128) attention_prefill_kernel(kern::AttentionP
   T* out = static_cast<T*>(p.out) + (static_cast<int64_t>(b) * p.q_len * p.n_heads + h) * D;
 #pragma unroll
   for (int hr = 0; hr < 2; ++hr) {
-    float l = l_run[hr];
-    l += __shfl_xor_sync(0xffffffffu, l, 1);
-    l += __shfl_xor_sync(0xffffffffu, l, 2);
-    const float m = m_run[hr];
-    float scale_o = 1.0f;
-    if (has_sink) {
-      const float mf = fmaxf(m, sink);
-      if (mf != -INFINITY) {
-        scale_o = m == -INFINITY ? 0.0f : exp2_approx(m - mf);
-        l = l * scale_o + exp2_approx(sink - mf);
-      }
-    }
-    const float inv = l > 0.0f ? scale_o / l : 0.0f;
+    const float inv = prefill_row_scale(l_run[hr], m_run[hr], has_sink, sink);
     const int32_t i = row_a + 8 * hr;
     if (i >= p.q_len) continue;
     T* orow = out + static_cast<int64_t>(i) * q_row_stride;

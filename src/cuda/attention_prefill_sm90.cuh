@@ -238,19 +238,7 @@ __global__ void __launch_bounds__(256, 1) attention_prefill_sm90_kernel(kern::At
   T* out = static_cast<T*>(p.out) + (static_cast<int64_t>(b) * p.q_len * p.n_heads + h) * D;
 #pragma unroll
   for (int hr = 0; hr < 2; ++hr) {
-    float l = l_run[hr];
-    l += __shfl_xor_sync(0xffffffffu, l, 1);
-    l += __shfl_xor_sync(0xffffffffu, l, 2);
-    const float m = m_run[hr];
-    float scale_o = 1.0f;
-    if (has_sink) {
-      const float mf = fmaxf(m, sink);
-      if (mf != -INFINITY) {
-        scale_o = m == -INFINITY ? 0.0f : exp2_approx(m - mf);
-        l = l * scale_o + exp2_approx(sink - mf);
-      }
-    }
-    const float inv = l > 0.0f ? scale_o / l : 0.0f;
+    const float inv = prefill_row_scale(l_run[hr], m_run[hr], has_sink, sink);
     const int32_t i = row_a + 8 * hr;
     if (i >= p.q_len) continue;
     T* orow = out + static_cast<int64_t>(i) * q_row_stride;
