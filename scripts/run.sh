@@ -8,6 +8,9 @@ cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 ./scripts/build.sh
 build="${MLXN_BUILD_DIR:-build}"
+# The CPU backend's OpenMP threads sleep rather than spin between ops: on a small or shared machine spinning threads
+# slowed token generation by an order of magnitude (measured on a 2-core machine).
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
 if ! model=$(./scripts/fetch_default_model.sh); then
   echo "run: the default model could not be fetched (see above); give one: $build/tools/mlxn generate --model FILE.gguf --prompt ..." >&2
   exit 1
