@@ -65,6 +65,27 @@ inline IndexRun run_weighted_reduce(const Device& dev, DType tx, DType to, int64
   return out;
 }
 
+// moe_reduce_norm_add: x [tokens, k, dim] in tx, w f32, norm weight f32 (empty: none), residual and out in `to`
+// (in_place: out is the residual buffer).
+inline IndexRun run_reduce_norm_add(const Device& dev, DType tx, DType to, int64_t tokens, int k, int64_t dim,
+                                    const std::vector<float>& x, const std::vector<float>& w,
+                                    const std::vector<float>& nw, const std::vector<float>& r, bool in_place,
+                                    const ops::RmsNormParams& p) {
+  IndexRun out;
+  auto s = Session::create(dev).value();
+  auto xb = upload_at(dev, tx, {tokens, k, dim}, x, 1);
+  auto wb = make_buffer(dev, DType::F32, {tokens, k}, w);
+  Buffer nb;
+  if (!nw.empty()) nb = make_buffer(dev, DType::F32, {dim}, nw);
+  auto rb = make_buffer(dev, to, {tokens, dim}, r);
+  auto ob = in_place ? rb : poisoned(dev, to, {tokens, dim});
+  out.status = ops::moe_reduce_norm_add(s, xb, wb, nb, rb, ob, p);
+  if (out.status.is_ok()) out.status = s.finish();
+  if (!out.status.is_ok()) return out;
+  out.val = read_f32(ob);
+  return out;
+}
+
 // Router configurations of real models (see include/mlxn/ops/moe.h).
 struct RouteConfig {
   const char* name;

@@ -128,6 +128,87 @@ TEST(MoeWeightedReduce, CpuMatchesReference) {
   }
 }
 
+// out = r + rms_norm(sum_j w_j x_j) * (nw + offset), in float64 from the rounded inputs.
+// The weighted sum is rounded to `ts` (the residual's dtype) before the norm, as the op documents.
+std::vector<float> reduce_norm_add_ref(int64_t tokens, int k, int64_t dim, const std::vector<float>& x,
+                                       const std::vector<float>& w, const std::vector<float>& nw,
+                                       const std::vector<float>& r, const ops::RmsNormParams& p, DType ts) {
+  std::vector<float> ref(static_cast<size_t>(tokens * dim));
+  std::vector<double> sum(static_cast<size_t>(dim));
+  for (int64_t t = 0; t < tokens; ++t) {
+    double ss = 0;
+    for (int64_t d = 0; d < dim; ++d) {
+      double acc = 0;
+      for (int j = 0; j < k; ++j)
+        acc += static_cast<double>(w[static_cast<size_t>(t * k + j)]) * x[static_cast<size_t>((t * k + j) * dim + d)];
+      acc = test::round_to(ts, static_cast<float>(acc));
+      sum[static_cast<size_t>(d)] = acc;
+      ss += acc * acc;
+    }
+    const double inv = 1.0 / std::sqrt(ss / static_cast<double>(dim) + p.eps);
+    for (int64_t d = 0; d < dim; ++d) {
+      const double g = (nw.empty() ? 1.0 : static_cast<double>(nw[static_cast<size_t>(d)])) + p.weight_offset;
+      ref[static_cast<size_t>(t * dim + d)] =
+          static_cast<float>(r[static_cast<size_t>(t * dim + d)] + sum[static_cast<size_t>(d)] * inv * g);
+    }
+  }
+  return ref;
+}
+
+TEST(MoeReduceNormAdd, CpuMatchesReference) {
+  const uint64_t seed = test::fresh_seed();
+  SCOPED_TRACE(detail::cat("seed ", seed));
+  uint64_t n = 0;
+  for (auto [tokens, k, dim] :
+       std::vector<std::tuple<int64_t, int, int64_t>>{{1, 1, 1}, {3, 2, 7}, {5, 8, 4096}, {2, 4, 1000}}) {
+    for (DType tx : test::float_dtypes()) {
+      for (DType to : test::float_dtypes()) {
+        for (int variant = 0; variant < 3; ++variant) {  // weight; no weight, in place; Gemma offset
+          SCOPED_TRACE(detail::cat(tokens, "x", k, "x", dim, " ", tx, "->", to, " variant ", variant));
+          const auto x = test::rounded(tx, test::randn(static_cast<size_t>(tokens * k * dim), seed + n));
+          const auto w = test::randn(static_cast<size_t>(tokens * k), seed + 77 + n, 0.3f);
+          const auto r = test::rounded(to, test::randn(static_cast<size_t>(tokens * dim), seed + 99 + n));
+          std::vector<float> nw;
+          if (variant != 1) nw = test::randn(static_cast<size_t>(dim), seed + 55 + n, 0.5f);
+          ops::RmsNormParams p;
+          p.eps = 1e-5f;
+          p.weight_offset = variant == 2 ? 1.0f : 0.0f;
+          ++n;
+          auto run = test::run_reduce_norm_add(Device::cpu(), tx, to, tokens, k, dim, x, w, nw, r, variant == 1, p);
+          ASSERT_TRUE(run.status.is_ok()) << run.status.to_string();
+          const auto ref = reduce_norm_add_ref(tokens, k, dim, x, w, nw, r, p, to);
+          // The sum's rounding (reproduced in the reference up to its own f32 accumulation) and the output's.
+          // Unit-scale values; the sum's rounding may differ by one ulp where f32 and float64 accumulations straddle
+          // a rounding boundary, and r + term can cancel: an absolute allowance at the unit scale.
+          EXPECT_LE(test::max_scaled_err(run.val, ref, 4 * test::rtol_for(to), 2 * test::rtol_for(to)), 1.0);
+        }
+      }
+    }
+  }
+}
+
+TEST(MoeReduceNormAdd, ErrorPaths) {
+  Device cpu = Device::cpu();
+  auto s = Session::create(cpu).value();
+  auto x = cpu.alloc(DType::F32, {4, 2, 64}).value();
+  auto w = cpu.alloc(DType::F32, {4, 2}).value();
+  auto nw = cpu.alloc(DType::F32, {64}).value();
+  auto r = cpu.alloc(DType::F32, {4, 64}).value();
+  auto out = cpu.alloc(DType::F32, {4, 64}).value();
+  auto bad = cpu.alloc(DType::F32, {4, 63}).value();
+  EXPECT_EQ(ops::moe_reduce_norm_add(s, x, w, nw, bad, out).code(), StatusCode::InvalidArgument);
+  EXPECT_EQ(ops::moe_reduce_norm_add(s, x, w, nw, r, bad).code(), StatusCode::InvalidArgument);
+  auto x2 = cpu.alloc(DType::F32, {4, 64}).value();
+  EXPECT_EQ(ops::moe_reduce_norm_add(s, x2, w, nw, r, out).code(), StatusCode::InvalidArgument);
+  auto w_bad = cpu.alloc(DType::F32, {4, 3}).value();
+  EXPECT_EQ(ops::moe_reduce_norm_add(s, x, w_bad, nw, r, out).code(), StatusCode::InvalidArgument);
+  auto nw_bad = cpu.alloc(DType::F32, {63}).value();
+  EXPECT_EQ(ops::moe_reduce_norm_add(s, x, w, nw_bad, r, out).code(), StatusCode::InvalidArgument);
+  // out overlapping x is refused.
+  auto xo = x.view(0, DType::F32, {4, 64}).value();
+  EXPECT_EQ(ops::moe_reduce_norm_add(s, x, w, nw, r, xo).code(), StatusCode::InvalidArgument);
+}
+
 TEST(Moe, ErrorPaths) {
   Device cpu = Device::cpu();
   auto s = Session::create(cpu).value();

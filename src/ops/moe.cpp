@@ -140,4 +140,32 @@ Status moe_weighted_reduce(Session& s, const Buffer& x, const Buffer& w, const B
                   [kp](const ExecContext& ctx) { return MLXN_BACKEND_CALL(moe_weighted_reduce, kp, ctx); });
 }
 
+Status moe_reduce_norm_add(Session& s, const Buffer& x, const Buffer& w, const Buffer& norm_w, const Buffer& residual,
+                           const Buffer& out, const RmsNormParams& p) {
+  constexpr std::string_view op = "moe_reduce_norm_add";
+  MLXN_TRY(check_buffer(op, "x", s, x));
+  if (x.rank() != 3) return invalid_argument(op, "x must be [tokens, k, dim], got ", x.shape());
+  const int64_t tokens = x.shape()[0], dim = x.shape()[2];
+  MLXN_TRY(check_buffer(op, "residual", s, residual));
+  MLXN_TRY(check_buffer(op, "out", s, out));
+  const Shape want{tokens, dim};
+  if (residual.shape() != want)
+    return invalid_argument(op, "residual has shape ", residual.shape(), ", expected ", want);
+  if (out.shape() != want) return invalid_argument(op, "out has shape ", out.shape(), ", expected ", want);
+  if (norm_w.valid() && norm_w.numel() != dim)
+    return invalid_argument(op, "norm_w has ", norm_w.numel(), " elements, expected ", dim);
+  MLXN_TRY(check_disjoint(op, {{"out", &out}}, {&x, &w}));
+  if (tokens == 0 || dim == 0) return Status::ok();
+  // The sum in the residual's dtype (the norm-and-add kernel takes r and x of one dtype).
+  MLXN_TRY(detail::check_float(op, "residual", residual));
+  MLXN_ASSIGN_OR_RETURN(Buffer raw, s.scratch(static_cast<size_t>(tokens * dim) * dtype_size(residual.dtype())));
+  MLXN_ASSIGN_OR_RETURN(Buffer sum, raw.view(0, residual.dtype(), want));
+  // The scratch is shared by the session's ops: in explicit hazard mode, barriers around this op's use of it.
+  const MemRange sr = sum.range();
+  s.barrier_between({}, {sr});
+  MLXN_TRY(moe_weighted_reduce(s, x, w, sum));
+  s.barrier_between({sr}, {});
+  return rms_norm_add(s, sum, norm_w, residual, out, p);
+}
+
 }  // namespace mlxn::ops

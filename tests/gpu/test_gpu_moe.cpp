@@ -147,5 +147,33 @@ TEST(GpuMoe, RegistryAgreesWithDispatch) {
   ASSERT_TRUE(s.finish().is_ok());
 }
 
+TEST(GpuMoeReduceNormAdd, MatchesCpu) {
+  MLXN_CUDA_DEVICE_OR_SKIP(gpu);
+  const uint64_t seed = test::fresh_seed();
+  SCOPED_TRACE(detail::cat("seed ", seed));
+  uint64_t n = 0;
+  for (auto [tokens, k, dim] :
+       std::vector<std::tuple<int64_t, int, int64_t>>{{1, 1, 1}, {3, 2, 7}, {5, 8, 4096}, {64, 8, 2048}}) {
+    for (DType tx : test::float_dtypes()) {
+      for (DType to : test::float_dtypes()) {
+        if (!gpu.kernels().supports("moe_weighted_reduce", KernelRegistry::key({tx, DType::F32}))) continue;
+        SCOPED_TRACE(detail::cat(tokens, "x", k, "x", dim, " ", tx, "->", to));
+        const auto x = test::rounded(tx, test::randn(static_cast<size_t>(tokens * k * dim), seed + n));
+        const auto w = test::randn(static_cast<size_t>(tokens * k), seed + 77 + n, 0.3f);
+        const auto r = test::rounded(to, test::randn(static_cast<size_t>(tokens * dim), seed + 99 + n));
+        const auto nw = test::randn(static_cast<size_t>(dim), seed + 55 + n, 0.5f);
+        ++n;
+        ops::RmsNormParams p;
+        p.weight_offset = n % 2 ? 1.0f : 0.0f;
+        auto cpu = test::run_reduce_norm_add(Device::cpu(), tx, to, tokens, k, dim, x, w, nw, r, n % 3 == 0, p);
+        auto cuda = test::run_reduce_norm_add(gpu, tx, to, tokens, k, dim, x, w, nw, r, n % 3 == 0, p);
+        ASSERT_TRUE(cpu.status.is_ok()) << cpu.status.to_string();
+        ASSERT_TRUE(cuda.status.is_ok()) << cuda.status.to_string();
+        EXPECT_LE(test::max_scaled_err(cuda.val, cpu.val, 4 * test::rtol_for(to), 2 * test::rtol_for(to)), 1.0);
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace mlxn

@@ -22,6 +22,7 @@
 
 #include "mlxn/core/buffer.h"
 #include "mlxn/core/session.h"
+#include "mlxn/ops/norm.h"
 
 namespace mlxn::ops {
 
@@ -50,5 +51,14 @@ Status moe_expert_lists(Session& s, const Buffer& ids, int n_experts, const Buff
 // out[t, :] = sum_j w[t, j] * x[t, j, :]: x [tokens, k, D] f32 / f16 / bf16 (the experts' outputs per slot),
 // w [tokens, k] f32, out [tokens, D] any float dtype. f32 accumulation in slot order.
 Status moe_weighted_reduce(Session& s, const Buffer& x, const Buffer& w, const Buffer& out);
+
+// The MoE block's tail with a post-FFN norm (Gemma-style sandwich norms, Llama 4 / Qwen3-MoE variants with a norm
+// after the experts): out[t, :] = residual[t, :] + rms_norm(sum_j w[t, j] * x[t, j, :]) * (norm_w + weight_offset).
+// The weighted sum goes to the session's scratch in the residual's dtype (rounded once, as the unfused sequence
+// stores it), then one kernel does the norm and the add (rms_norm_add): two kernels in place of three (weighted
+// reduce, norm, add). x, w as for moe_weighted_reduce; norm_w [D] (or an invalid Buffer: no weight);
+// residual and out [tokens, D] f32 / f16 / bf16; out may be residual (updating the residual stream in place).
+Status moe_reduce_norm_add(Session& s, const Buffer& x, const Buffer& w, const Buffer& norm_w, const Buffer& residual,
+                           const Buffer& out, const RmsNormParams& p = {});
 
 }  // namespace mlxn::ops
