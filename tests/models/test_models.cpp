@@ -100,7 +100,10 @@ TEST_P(ModelArch, ForwardMatchesFloat64Reference) {
   test::RefDecoder ref(*f, tiny(GetParam()));
   const auto want = ref.logits(toks);
   ASSERT_EQ(got.size(), want.size());
-  EXPECT_LT(test::rel_l2(got, want), 1e-4);  // f32 activations, f16 KV (modelled by the reference)
+  // f32 activations, f16 KV (modelled by the reference): where the f32 and float64 values of a K / V element fall on
+  // either side of an f16 rounding boundary they differ by a whole f16 ulp (2^-11): measured up to 1.9e-4 over 160
+  // seeds (the bound was 1e-4 and failed about one run in ten).
+  EXPECT_LT(test::rel_l2(got, want), 5e-4);
   std::vector<float> wf(want.begin(), want.end());
   EXPECT_EQ(argmax(got), argmax(wf));
 }
