@@ -97,6 +97,32 @@ Status bench_moe_route(Harness& h, DType t, int64_t tokens, int e, int k) {
   return Status::ok();
 }
 
+// MoE tail: weighted sum + RMSNorm + residual add (fused op) against the three ops it replaces. Bytes: x, w, the
+// residual read and out written once (the minimum; the op's scratch round trip is not counted).
+Status bench_reduce_norm_add(Harness& h, DType t, int64_t tokens, int k, int64_t dim) {
+  const double bytes = static_cast<double>(tokens * k * dim + 2 * tokens * dim) * static_cast<double>(dtype_size(t)) +
+                       static_cast<double>(tokens * k * 4 + dim * 4);
+  MLXN_ASSIGN_OR_RETURN(Buffer x, random_buffer(h, t, {tokens, k, dim}, 41));
+  MLXN_ASSIGN_OR_RETURN(Buffer w, random_buffer(h, DType::F32, {tokens, k}, 9));
+  MLXN_ASSIGN_OR_RETURN(Buffer nw, random_buffer(h, DType::F32, {dim}, 10));
+  MLXN_ASSIGN_OR_RETURN(Buffer r, random_buffer(h, t, {tokens, dim}, 11));
+  MLXN_ASSIGN_OR_RETURN(Buffer out, h.device().alloc(t, {tokens, dim}));
+  MLXN_ASSIGN_OR_RETURN(Buffer sum, h.device().alloc(t, {tokens, dim}));
+  MLXN_ASSIGN_OR_RETURN(Buffer normed, h.device().alloc(t, {tokens, dim}));
+  const std::string shape = std::to_string(tokens) + "x" + std::to_string(k) + "x" + std::to_string(dim);
+  MLXN_ASSIGN_OR_RETURN(double us, h.time_us([&](int) {
+    return ops::moe_reduce_norm_add(h.session(), x, w, nw, r, out);
+  }));
+  h.add({"moe_reduce_norm_add (fused)", shape, std::string(dtype_name(t)), "", us, bytes});
+  MLXN_ASSIGN_OR_RETURN(double us3, h.time_us([&](int) {
+    MLXN_TRY(ops::moe_weighted_reduce(h.session(), x, w, sum));
+    MLXN_TRY(ops::rms_norm(h.session(), sum, nw, normed));
+    return ops::add(h.session(), r, normed, out);
+  }));
+  h.add({"moe reduce + norm + add (3 ops)", shape, std::string(dtype_name(t)), "for comparison", us3, bytes});
+  return Status::ok();
+}
+
 Status bench_weighted_reduce(Harness& h, DType t, int64_t tokens, int k, int64_t dim) {
   const double bytes = static_cast<double>(tokens * k * dim + tokens * dim) * static_cast<double>(dtype_size(t)) +
                        static_cast<double>(tokens * k * 4);
@@ -154,6 +180,10 @@ const bool registered = [] {
   add_case(
       "moe_weighted_reduce", 40,
       [](Harness& h, const BenchEnv&) { return bench_weighted_reduce(h, DType::BF16, 512, 8, 4096); }, true);
+  for (int64_t tokens : {1, 512})
+    add_case("moe_reduce_norm_add", 40, [tokens](Harness& h, const BenchEnv&) {
+      return bench_reduce_norm_add(h, DType::BF16, tokens, 8, 4096);
+    }, tokens > 1);
   for (bool scan : {false, true})
     add_case(scan ? "cumsum" : "row_sum", 40, [scan](Harness& h, const BenchEnv& e) {
       return bench_row_reduce(h, DType::BF16, e.gpu ? 16384 : e.big_rows, 4096, scan);
