@@ -66,6 +66,31 @@ __device__ __forceinline__ void ldsm_x2(uint32_t& r0, uint32_t& r1, const void* 
   asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];\n" : "=r"(r0), "=r"(r1) : "r"(smem_u32(p)));
 }
 
+// The query rows one prefill block owns (rows i0 .. i0 + n_rows - 1 of the chunk) and the key positions [lo, hi)
+// any of them can see after the causal, window and ring clamps; tiles outside are never loaded.
+struct PrefillRows {
+  int64_t first_pos;     // position of the chunk's query row 0
+  int32_t n_rows;        // live rows of the block
+  int64_t lo, hi;        // visible key positions
+  int64_t t_min, t_max;  // positions of the block's first and last live row (t_max = t_min without live rows)
+};
+__device__ __forceinline__ PrefillRows prefill_rows(const kern::AttentionParams& p, const kern::SeqRange& sr,
+                                                    int32_t i0, int32_t rows_per_block) {
+  PrefillRows r;
+  r.first_pos = sr.kv_len - sr.n_q;
+  r.n_rows = max(0, min(rows_per_block, sr.n_q - i0));
+  r.t_min = r.first_pos + i0;
+  r.t_max = r.first_pos + i0 + max(r.n_rows, 1) - 1;
+  r.lo = 0;
+  r.hi = 0;
+  if (r.n_rows > 0) {
+    r.hi = p.causal ? r.t_max + 1 : sr.kv_len;
+    if (p.window > 0) r.lo = max(int64_t{0}, r.t_min - p.window + 1);
+    if (p.cache.layout == kern::kKvRing) r.lo = max(r.lo, sr.kv_len - p.cache.capacity);
+  }
+  return r;
+}
+
 // 1 / l for a query row at the end of flash attention (rows g and g + 8 of a quad: the four partial sums of l are
 // added first), with the attention sink (base 2) as one more logit; zero for a row that saw no key.
 __device__ __forceinline__ float prefill_row_scale(float l, float m, bool has_sink, float sink) {
@@ -120,15 +145,9 @@ __global__ void __launch_bounds__(128) attention_prefill_kernel(kern::AttentionP
 
   pdl_wait();
   const kern::SeqRange sr = kern::seq_range(p.kv_lens, p.q_lens, b, p.q_len, c);
-  const int64_t first_pos = sr.kv_len - sr.n_q;
-  const int32_t n_rows = max(0, min(C::kRowsQ, sr.n_q - i0));
-  int64_t lo = 0, hi = 0;
-  if (n_rows > 0) {
-    const int64_t t_min = first_pos + i0, t_max = first_pos + i0 + n_rows - 1;
-    hi = p.causal ? t_max + 1 : sr.kv_len;
-    if (p.window > 0) lo = max(int64_t{0}, t_min - p.window + 1);
-    if (c.layout == kern::kKvRing) lo = max(lo, sr.kv_len - c.capacity);
-  }
+  const PrefillRows pr = prefill_rows(p, sr, i0, C::kRowsQ);
+  const int64_t first_pos = pr.first_pos, lo = pr.lo, hi = pr.hi, t_min = pr.t_min, t_max = pr.t_max;
+  const int32_t n_rows = pr.n_rows;
   const int n_tiles = hi > lo ? static_cast<int>((hi - lo + C::kTile - 1) / C::kTile) : 0;
 
   // Q rows (zero past n_q).
@@ -189,7 +208,6 @@ __global__ void __launch_bounds__(128) attention_prefill_kernel(kern::AttentionP
   const int32_t row_a = i0 + warp * 16 + g;
   const int64_t t_row[2] = {first_pos + row_a, first_pos + row_a + 8};
   const bool row_ok[2] = {row_a - i0 < n_rows, row_a + 8 - i0 < n_rows};
-  const int64_t t_min = first_pos + i0, t_max = first_pos + i0 + max(n_rows, 1) - 1;
 
   bool bad_next = n_tiles > 0 ? compute_rows(0) : false;
   if (n_tiles > 0) issue_tile(0);

@@ -64,15 +64,9 @@ __global__ void __launch_bounds__(256, 1) attention_prefill_sm90_kernel(kern::At
 
   pdl_wait();
   const kern::SeqRange sr = kern::seq_range(p.kv_lens, p.q_lens, b, p.q_len, c);
-  const int64_t first_pos = sr.kv_len - sr.n_q;
-  const int32_t n_rows = max(0, min(C::kRowsQ, sr.n_q - i0));
-  int64_t lo = 0, hi = 0;
-  if (n_rows > 0) {
-    const int64_t t_min = first_pos + i0, t_max = first_pos + i0 + n_rows - 1;
-    hi = p.causal ? t_max + 1 : sr.kv_len;
-    if (p.window > 0) lo = max(int64_t{0}, t_min - p.window + 1);
-    if (c.layout == kern::kKvRing) lo = max(lo, sr.kv_len - c.capacity);
-  }
+  const PrefillRows pr = prefill_rows(p, sr, i0, C::kRowsQ);
+  const int64_t first_pos = pr.first_pos, lo = pr.lo, hi = pr.hi, t_min = pr.t_min, t_max = pr.t_max;
+  const int32_t n_rows = pr.n_rows;
   const int n_tiles = hi > lo ? static_cast<int>((hi - lo + C::kTile - 1) / C::kTile) : 0;
 
   // Q rows (zero past n_q), swizzled.
@@ -127,7 +121,6 @@ __global__ void __launch_bounds__(256, 1) attention_prefill_sm90_kernel(kern::At
   const int32_t row_a = i0 + wg * 64 + wq * 16 + g;
   const int64_t t_row[2] = {first_pos + row_a, first_pos + row_a + 8};
   const bool row_ok[2] = {row_a - i0 < n_rows, row_a + 8 - i0 < n_rows};
-  const int64_t t_min = first_pos + i0, t_max = first_pos + i0 + max(n_rows, 1) - 1;
   const uint32_t q_base = base + static_cast<uint32_t>(wg) * 64 * 128;
 
   bool bad_next = n_tiles > 0 ? compute_rows(0) : false;
