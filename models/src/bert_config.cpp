@@ -6,6 +6,8 @@
 
 #include "mlxn/models/bert.h"
 
+#include "config_keys.h"
+
 namespace mlxn::models {
 namespace {
 
@@ -13,32 +15,19 @@ constexpr std::string_view kOp = "bert_config";
 
 template <typename T>
 Result<T> jopt(const io::JsonConfig& c, std::string_view key, T dflt) {
-  if (!c.has(key)) return dflt;
-  auto v = c.get<T>(key);
-  if (!v && v.status().message().find("' is null") != std::string::npos) return dflt;
-  if (!v) return invalid_argument(kOp, v.status().message());
-  return v;
+  return detail::json_opt<T>(kOp, c, key, dflt);
 }
 template <typename T>
 Result<T> jreq(const io::JsonConfig& c, std::string_view key) {
-  if (!c.has(key)) return error(StatusCode::NotFound, kOp, c.name(), " has no '", key, "'");
-  auto v = c.get<T>(key);
-  if (!v) return invalid_argument(kOp, v.status().message());
-  return v;
+  return detail::json_req<T>(kOp, c, key);
 }
 template <typename T>
 Result<T> greq(const io::GgufFile& f, const std::string& key) {
-  if (f.find(key) == nullptr) return error(StatusCode::NotFound, kOp, "GGUF metadata has no '", key, "'");
-  auto v = f.get<T>(key);
-  if (!v) return invalid_argument(kOp, v.status().message());
-  return v;
+  return detail::gguf_req<T>(kOp, f, key);
 }
 template <typename T>
 Result<T> gopt(const io::GgufFile& f, const std::string& key, T dflt) {
-  if (f.find(key) == nullptr) return dflt;
-  auto v = f.get<T>(key);
-  if (!v) return invalid_argument(kOp, v.status().message());
-  return v;
+  return detail::gguf_opt<T>(kOp, f, key, dflt);
 }
 
 Result<ops::Activation> activation_from_hf(const std::string& a) {

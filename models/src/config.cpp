@@ -3,42 +3,29 @@
 #include <cmath>
 #include <sstream>
 
+#include "config_keys.h"
+
 namespace mlxn::models {
 namespace {
 
 constexpr std::string_view kOp = "model_config";
 
-// GGUF: a required integer / float key, an optional one with a default.
+// Typed key reads (models/src/config_keys.h) with this reader's name in the errors.
 template <typename T>
 Result<T> req(const io::GgufFile& f, const std::string& key) {
-  if (f.find(key) == nullptr) return error(StatusCode::NotFound, kOp, "GGUF metadata has no '", key, "'");
-  auto v = f.get<T>(key);
-  if (!v) return invalid_argument(kOp, v.status().message());
-  return v;
+  return detail::gguf_req<T>(kOp, f, key);
 }
 template <typename T>
 Result<T> opt(const io::GgufFile& f, const std::string& key, T dflt) {
-  if (f.find(key) == nullptr) return dflt;
-  auto v = f.get<T>(key);
-  if (!v) return invalid_argument(kOp, v.status().message());
-  return v;
+  return detail::gguf_opt<T>(kOp, f, key, dflt);
 }
-
-// config.json: absent or null keys take the default; a value of the wrong type is an error.
 template <typename T>
 Result<T> jopt(const io::JsonConfig& c, std::string_view key, T dflt) {
-  if (!c.has(key)) return dflt;
-  auto v = c.get<T>(key);
-  if (!v && v.status().message().find("' is null") != std::string::npos) return dflt;
-  if (!v) return invalid_argument(kOp, v.status().message());
-  return v;
+  return detail::json_opt<T>(kOp, c, key, dflt);
 }
 template <typename T>
 Result<T> jreq(const io::JsonConfig& c, std::string_view key) {
-  if (!c.has(key)) return error(StatusCode::NotFound, kOp, c.name(), " has no '", key, "'");
-  auto v = c.get<T>(key);
-  if (!v) return invalid_argument(kOp, v.status().message());
-  return v;
+  return detail::json_req<T>(kOp, c, key);
 }
 
 // Gemma 3: layer i (0-based) is global when (i + 1) % pattern == 0 (HF sliding_window_pattern, llama.cpp's
