@@ -1,6 +1,7 @@
 // Quantized matmul cases: decode sizes (m = 1, 2, 4, 8, 16) as weight bandwidth against the copy ceiling, for every
 // GGML format and MLX affine on the Llama-3-8B / Qwen3-8B projection shapes; and the expert-routed matmul of a
 // 128-expert MoE layer (top 8, one token), counting the selected experts' bytes.
+#include <cstdlib>
 #include <map>
 
 #include "harness.h"
@@ -24,7 +25,17 @@ std::map<std::string, double>& m1_times() {
   return t;
 }
 
+// MLXN_BENCH_QCASE="q4_0 m=1 14336x4096" (a substring of "<format> m=<M> <N>x<K>") runs only the matching cases:
+// for profiling one kernel under ncu.
+bool selected(const QCase& c) {
+  const char* f = std::getenv("MLXN_BENCH_QCASE");
+  if (f == nullptr || *f == 0) return true;
+  const std::string key = qname(c) + " m=" + std::to_string(c.M) + " " + std::to_string(c.N) + "x" + std::to_string(c.K);
+  return key.find(f) != std::string::npos;
+}
+
 Status bench_qmatmul(Harness& h, const QCase& c) {
+  if (!selected(c)) return Status::ok();
   const bool affine = c.tw == DType::U32;
   constexpr int kGroup = 64;
   const double w_bytes = affine ? static_cast<double>(c.N * c.K) * c.bits / 8 + static_cast<double>(c.N * c.K / kGroup) * 4
