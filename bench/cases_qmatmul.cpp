@@ -109,6 +109,44 @@ Status bench_experts(Harness& h, DType tw, int64_t N, int64_t K) {
   return Status::ok();
 }
 
+// The gate / up half of a MoE decode step: one gated routed matmul against two routed matmuls and a glu (the
+// unfused sequence a model would otherwise record), bytes counted over both weights' selected experts.
+Status bench_experts_glu(Harness& h, DType tw, int64_t N, int64_t K) {
+  constexpr int64_t kE = 128, kTop = 8, kSets = kE / kTop;
+  MLXN_ASSIGN_OR_RETURN(Buffer wg, h.device().alloc(tw, {kE, N, K}));
+  MLXN_ASSIGN_OR_RETURN(Buffer wu, h.device().alloc(tw, {kE, N, K}));
+  MLXN_TRY(fill_random(wg, 902));
+  MLXN_TRY(fill_random(wu, 903));
+  MLXN_ASSIGN_OR_RETURN(Buffer x, h.device().alloc(DType::BF16, {1, K}));
+  MLXN_TRY(fill_random(x, 904));
+  MLXN_ASSIGN_OR_RETURN(Buffer y, h.device().alloc(DType::BF16, {1, kTop, N}));
+  MLXN_ASSIGN_OR_RETURN(Buffer yu, h.device().alloc(DType::BF16, {1, kTop, N}));
+  std::vector<int32_t> perm(kE);
+  for (int64_t i = 0; i < kE; ++i) perm[static_cast<size_t>(i)] = static_cast<int32_t>((i * 37) % kE);
+  std::vector<Buffer> ids;
+  for (int64_t s = 0; s < kSets; ++s) {
+    MLXN_ASSIGN_OR_RETURN(Buffer b, h.device().alloc(DType::I32, {1, kTop}));
+    MLXN_TRY(b.upload(perm.data() + s * kTop, kTop * 4));
+    ids.push_back(b);
+  }
+  const double bytes = 2.0 * static_cast<double>(dtype_storage_bytes(tw, N * K).value()) * kTop;
+  const std::string shape = "128x2x" + std::to_string(N) + "x" + std::to_string(K) + " top8";
+  const std::string type = std::string(dtype_name(tw)) + " x bf16";
+  MLXN_ASSIGN_OR_RETURN(double fused, h.time_us([&](int k) -> Status {
+    return ops::matmul_experts_glu(h.session(), ops::Activation::Silu, x, wg, wu, ids[static_cast<size_t>(k) % ids.size()], y);
+  }));
+  MLXN_ASSIGN_OR_RETURN(double unfused, h.time_us([&](int k) -> Status {
+    const Buffer& id = ids[static_cast<size_t>(k) % ids.size()];
+    MLXN_TRY(ops::matmul_experts(h.session(), x, wg, id, y));
+    MLXN_TRY(ops::matmul_experts(h.session(), x, wu, id, yu));
+    return ops::glu(h.session(), ops::Activation::Silu, y, yu, y);
+  }));
+  char note[64];
+  std::snprintf(note, sizeof(note), "unfused (2 matmuls + glu): %.2f us", unfused);
+  h.add({"matmul_experts_glu m=1", shape, type, note, fused, bytes});
+  return Status::ok();
+}
+
 const bool registered = [] {
   const DType all[] = {DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q8_0,   DType::Q2_K,   DType::Q3_K,
                        DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::IQ4_NL, DType::IQ4_XS, DType::MXFP4};
@@ -129,6 +167,9 @@ const bool registered = [] {
   for (DType t : {DType::Q4_0, DType::Q4_K, DType::Q8_0, DType::Q6_K, DType::BF16})
     for (auto [N, K] : {std::pair<int64_t, int64_t>{768, 2048}, {2048, 768}})
       add_case("matmul_experts", 32, [=](Harness& h, const BenchEnv&) { return bench_experts(h, t, N, K); }, true);
+  for (DType t : {DType::Q4_0, DType::Q4_K, DType::Q8_0, DType::Q6_K, DType::BF16})
+    add_case("matmul_experts_glu", 33, [=](Harness& h, const BenchEnv&) { return bench_experts_glu(h, t, 768, 2048); },
+             true);
   return true;
 }();
 

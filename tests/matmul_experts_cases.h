@@ -58,6 +58,26 @@ struct ExpertsRun {
   Status status;
 };
 
+// The float64 product of slot z's x row with expert row n, and the terms of its error bound.
+struct RowRef {
+  double acc = 0, axw = 0, ax_wmax = 0, xq = 0;
+};
+inline RowRef row_ref(const ExpertsCase& c, const ExpertsData& d, int64_t z, int64_t e, int64_t n) {
+  const float* xr = d.x.data() + (c.per_slot ? z : z / c.k) * c.K;
+  const float* wr = d.w.data() + (e * c.N + n) * c.K;
+  RowRef r;
+  double ax = 0, wmax = 0;
+  for (int64_t kk = 0; kk < c.K; ++kk) {
+    r.acc += static_cast<double>(xr[kk]) * wr[kk];
+    r.axw += std::abs(static_cast<double>(xr[kk]) * wr[kk]);
+    ax += std::abs(static_cast<double>(xr[kk]));
+    wmax = std::max(wmax, std::abs(static_cast<double>(wr[kk])));
+  }
+  r.ax_wmax = ax * wmax;
+  r.xq = int8_x_bound(xr, wr, c.K);
+  return r;
+}
+
 inline ExpertsRun run_experts(const Device& dev, const ExpertsCase& c, const ExpertsData& d) {
   ExpertsRun out;
   auto w = dev.alloc(c.tw, {c.E, c.N, c.K}).value();
@@ -80,24 +100,102 @@ inline ExpertsRun run_experts(const Device& dev, const ExpertsCase& c, const Exp
   for (int64_t z = 0; z < c.T * c.k; ++z) {
     const int64_t e = d.ids[static_cast<size_t>(z)];
     if (e < 0 || e >= c.E) continue;
-    const float* xr = d.x.data() + (c.per_slot ? z : z / c.k) * c.K;
     for (int64_t n = 0; n < c.N; ++n) {
-      const float* wr = d.w.data() + (e * c.N + n) * c.K;
-      double acc = 0, axw = 0, ax = 0, wmax = 0;
-      for (int64_t kk = 0; kk < c.K; ++kk) {
-        acc += static_cast<double>(xr[kk]) * wr[kk];
-        axw += std::abs(static_cast<double>(xr[kk]) * wr[kk]);
-        ax += std::abs(static_cast<double>(xr[kk]));
-        wmax = std::max(wmax, std::abs(static_cast<double>(wr[kk])));
-      }
+      const RowRef r = row_ref(c, d, z, e, n);
       const size_t i = static_cast<size_t>(z * c.N + n);
-      out.ref[i] = acc;
-      out.sum_xw[i] = axw;
-      out.sum_x_wmax[i] = ax * wmax;
-      out.xq_bound[i] = int8_x_bound(xr, wr, c.K);
+      out.ref[i] = r.acc;
+      out.sum_xw[i] = r.axw;
+      out.sum_x_wmax[i] = r.ax_wmax;
+      out.xq_bound[i] = r.xq;
     }
   }
   return out;
+}
+
+// Gated routed matmul: y = act(x . W_gate) * (x . W_up). The activations here are written independently of the
+// library's (closed forms in double).
+inline double glu_ref_act(ops::Activation a, double g) {
+  switch (a) {
+    case ops::Activation::Silu:
+      return g / (1.0 + std::exp(-g));
+    case ops::Activation::Gelu:
+      return 0.5 * g * (1.0 + std::erf(g / std::sqrt(2.0)));
+    case ops::Activation::GeluTanh:
+      return 0.5 * g * (1.0 + std::tanh(0.7978845608028654 * (g + 0.044715 * g * g * g)));
+    case ops::Activation::Sigmoid:
+      return 1.0 / (1.0 + std::exp(-g));
+  }
+  return 0.0;
+}
+
+struct GluRun {
+  std::vector<float> y;
+  std::vector<double> ref, bound;  // bound: what |y - ref| may reach
+  Status status;
+};
+
+// `up` holds the up projection's weights; x and ids are taken from `gate`. `exact_x`: the backend does not quantize
+// x (the CPU). Each product's error bound (as experts_err) goes through the product rule with |act'| <= 1.2 (SiLU and
+// both GELUs peak near 1.1, the sigmoid at 0.25).
+inline GluRun run_experts_glu(const Device& dev, const ExpertsCase& c, const ExpertsData& gate, const ExpertsData& up,
+                              ops::Activation act, bool exact_x) {
+  GluRun out;
+  auto wg = dev.alloc(c.tw, {c.E, c.N, c.K}).value();
+  auto wu = dev.alloc(c.tw, {c.E, c.N, c.K}).value();
+  EXPECT_TRUE(wg.upload(gate.wbytes.data(), gate.wbytes.size()).is_ok());
+  EXPECT_TRUE(wu.upload(up.wbytes.data(), up.wbytes.size()).is_ok());
+  const Shape xs = c.per_slot ? Shape{c.T, c.k, c.K} : Shape{c.T, c.K};
+  auto x = make_buffer(dev, c.tx, xs, gate.x);
+  auto ids = dev.alloc(DType::I32, {c.T, c.k}).value();
+  EXPECT_TRUE(ids.upload(gate.ids.data(), gate.ids.size() * 4).is_ok());
+  auto y = dev.alloc(c.tx, {c.T, c.k, c.N}).value();
+  poison(y);
+  auto s = Session::create(dev).value();
+  out.status = ops::matmul_experts_glu(s, act, x, wg, wu, ids, y);
+  if (out.status.is_ok()) out.status = s.finish();
+  if (out.status.is_ok()) out.y = read_f32(y);
+  const size_t n_out = static_cast<size_t>(c.T * c.k * c.N);
+  out.ref.assign(n_out, 0.0);
+  out.bound.assign(n_out, 0.0);
+  const double rout = rtol_for(c.tx);
+  for (int64_t z = 0; z < c.T * c.k; ++z) {
+    const int64_t e = gate.ids[static_cast<size_t>(z)];
+    if (e < 0 || e >= c.E) continue;
+    for (int64_t n = 0; n < c.N; ++n) {
+      const RowRef g = row_ref(c, gate, z, e, n), u = row_ref(c, up, z, e, n);
+      auto err = [&](const RowRef& r) {
+        return (exact_x || dense_dtype(c.tw) ? 0.0 : r.xq + 1e-5 * r.ax_wmax) + 1e-5 * r.axw;
+      };
+      const double eg = err(g), eu = err(u), ag = glu_ref_act(act, g.acc);
+      const size_t i = static_cast<size_t>(z * c.N + n);
+      out.ref[i] = ag * u.acc;
+      out.bound[i] = 1.2 * eg * (std::abs(u.acc) + eu) + std::abs(ag) * eu + rout * std::abs(out.ref[i]) + 1e-30;
+    }
+  }
+  return out;
+}
+
+// Largest |y - ref| / bound of a gated run; rows of bad ids must be exactly zero.
+inline double glu_err(const ExpertsCase& c, const ExpertsData& d, const GluRun& r) {
+  double worst = 0;
+  for (size_t i = 0; i < r.ref.size(); ++i) {
+    if (!std::isfinite(r.y[i])) return INFINITY;
+    const int64_t e = d.ids[i / static_cast<size_t>(c.N)];
+    if (e < 0 || e >= c.E) {
+      if (r.y[i] != 0.0f) return INFINITY;
+      continue;
+    }
+    worst = std::max(worst, std::abs(r.y[i] - r.ref[i]) / r.bound[i]);
+  }
+  return worst;
+}
+
+// The up projection's data for a gated case: its own weights, gate's x and ids.
+inline ExpertsData make_up_data(const ExpertsCase& c, const ExpertsData& gate, uint64_t seed) {
+  ExpertsData u = make_experts_data(c, seed + 1000);
+  u.x = gate.x;
+  u.ids = gate.ids;
+  return u;
 }
 
 // Largest |y - ref| / bound; zero rows (bad ids) must be exactly zero. Quantized w: the int8 kernel's bound

@@ -17,6 +17,47 @@ TEST(MatmulExperts, CpuMatchesReference) {
   }
 }
 
+// Gated form: act(gate) * up against the float64 reference, for each activation.
+TEST(MatmulExperts, CpuGluMatchesReference) {
+  const uint64_t seed = test::fresh_seed();
+  SCOPED_TRACE(detail::cat("seed ", seed));
+  const ops::Activation acts[] = {ops::Activation::Silu, ops::Activation::Gelu, ops::Activation::GeluTanh,
+                                  ops::Activation::Sigmoid};
+  int i = 0;
+  for (const auto& c : test::experts_cases(false)) {
+    const ops::Activation act = acts[i++ % 4];
+    SCOPED_TRACE(detail::cat(test::describe(c), " act ", static_cast<int>(act)));
+    const auto g = test::make_experts_data(c, seed);
+    const auto u = test::make_up_data(c, g, seed);
+    const auto run = test::run_experts_glu(Device::cpu(), c, g, u, act, true);
+    ASSERT_TRUE(run.status.is_ok()) << run.status.to_string();
+    EXPECT_LE(test::glu_err(c, g, run), 1.0);
+  }
+}
+
+TEST(MatmulExperts, GluErrorPaths) {
+  Device cpu = Device::cpu();
+  auto s = Session::create(cpu).value();
+  auto x = cpu.alloc(DType::F32, {2, 64}).value();
+  auto wg = cpu.alloc(DType::Q8_0, {4, 8, 64}).value();
+  auto wu = cpu.alloc(DType::Q8_0, {4, 8, 64}).value();
+  auto ids = cpu.alloc(DType::I32, {2, 2}).value();
+  auto y = cpu.alloc(DType::F32, {2, 2, 8}).value();
+  ASSERT_TRUE(wg.upload(std::vector<uint8_t>(wg.nbytes(), 0).data(), wg.nbytes()).is_ok());
+  ASSERT_TRUE(wu.upload(std::vector<uint8_t>(wu.nbytes(), 0).data(), wu.nbytes()).is_ok());
+  ASSERT_TRUE(ids.upload(std::vector<int32_t>{0, 1, 2, 3}.data(), 16).is_ok());
+  EXPECT_TRUE(ops::matmul_experts_glu(s, ops::Activation::Silu, x, wg, wu, ids, y).is_ok());
+  auto other = cpu.alloc(DType::Q4_0, {4, 8, 64}).value();
+  Status st = ops::matmul_experts_glu(s, ops::Activation::Silu, x, wg, other, ids, y);
+  EXPECT_EQ(st.code(), StatusCode::InvalidArgument);
+  EXPECT_NE(st.message().find("w_up"), std::string::npos) << st.message();
+  auto narrow = cpu.alloc(DType::Q8_0, {4, 4, 64}).value();
+  EXPECT_EQ(ops::matmul_experts_glu(s, ops::Activation::Silu, x, wg, narrow, ids, y).code(),
+            StatusCode::InvalidArgument);
+  Status ov = ops::matmul_experts_glu(s, ops::Activation::Silu, x, wg, wu, ids, x.view(0, DType::F32, {2, 2, 8}).value());
+  EXPECT_FALSE(ov.is_ok());
+}
+
 // Each slot's row equals ops::matmul of its x row with its expert's [N, K] slice of w, which is how a model without the
 // routed op would run it.
 TEST(MatmulExperts, CpuEqualsPerExpertMatmul) {

@@ -7,9 +7,8 @@
 #include "cpu/common.h"
 
 namespace mlxn::cpu {
-namespace {
 
-double act(kern::ActOp op, double x, double cap) {
+double act_value(kern::ActOp op, double x, double cap) {
   switch (op) {
     case kern::ActOp::Silu:
       return x / (1.0 + std::exp(-x));
@@ -28,12 +27,10 @@ double act(kern::ActOp op, double x, double cap) {
   return 0.0;
 }
 
-}  // namespace
-
 Status activation(const kern::ActivationParams& p, const ExecContext&) {
   parallel_for(p.rows, 1, [&](int64_t r) {
     for (int64_t c = 0; c < p.cols; ++c) {
-      double o = act(p.op, load_f32(p.x, p.tx, r * p.x_stride + c), p.cap);
+      double o = act_value(p.op, load_f32(p.x, p.tx, r * p.x_stride + c), p.cap);
       if (p.u != nullptr) o *= static_cast<double>(load_f32(p.u, p.tx, r * p.u_stride + c));
       store_f32(p.y, p.ty, r * p.cols + c, static_cast<float>(o));
     }

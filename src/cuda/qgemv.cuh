@@ -35,6 +35,7 @@
 
 #include <algorithm>
 
+#include "cuda/activation.cuh"
 #include "cuda/qmatmul.cuh"
 
 namespace mlxn::cuda::qgv {
@@ -559,10 +560,12 @@ __device__ __forceinline__ void block_dot(const Dec& w, const uint4& xa, const u
     acc = fmaf(w.m[0], xi.z, acc);
     acc = fmaf(w.m[1], xi.w, acc);
   } else {
-    s0 = dp4<F::kSigned>(w.q[4], xb.x, s0);
-    s0 = dp4<F::kSigned>(w.q[5], xb.y, s0);
-    s0 = dp4<F::kSigned>(w.q[6], xb.z, s0);
-    s0 = dp4<F::kSigned>(w.q[7], xb.w, s0);
+    // Two chains of four (half the dependent latency of one chain of eight).
+    int s1 = dp4<F::kSigned>(w.q[4], xb.x, 0);
+    s1 = dp4<F::kSigned>(w.q[5], xb.y, s1);
+    s1 = dp4<F::kSigned>(w.q[6], xb.z, s1);
+    s1 = dp4<F::kSigned>(w.q[7], xb.w, s1);
+    s0 += s1;
     acc = fmaf(w.d[0], xi.x * static_cast<float>(s0), acc);
     if constexpr (F::kHasMin) acc = fmaf(w.m[0], xi.y, acc);
   }
@@ -676,7 +679,24 @@ struct Route {
   int64_t n_experts = 0;
   int64_t expert_bytes = 0;  // bytes of one expert's W (affine: unused)
   int64_t x_div = 1;         // x row of slot z is z / x_div
+  // Gated (matmul_experts_glu): W is the gate, w_up the up projection stacked the same way; a warp's two rows are
+  // gate row n and up row n, and y[n] = act(gate . x) * (up . x).
+  const uint8_t* w_up = nullptr;
+  kern::ActOp act = kern::ActOp::Silu;
 };
+
+__device__ __forceinline__ float glu_act(kern::ActOp op, float g) {
+  switch (op) {
+    case kern::ActOp::GeluErf:
+      return act_fn<kern::ActOp::GeluErf>(g, 0.0f);
+    case kern::ActOp::GeluTanh:
+      return act_fn<kern::ActOp::GeluTanh>(g, 0.0f);
+    case kern::ActOp::Sigmoid:
+      return act_fn<kern::ActOp::Sigmoid>(g, 0.0f);
+    default:
+      return act_fn<kern::ActOp::Silu>(g, 0.0f);
+  }
+}
 
 template <typename Tx>
 __device__ __forceinline__ void store_y(void* y, int64_t i, float v) {
@@ -704,7 +724,8 @@ __global__ void __launch_bounds__(kThreads, 1) qgemv_kernel(kern::QMatmulParams 
   const int nsteps = static_cast<int>((p.K + kStep - 1) / kStep);
   const int64_t nblk = p.K / 32;
   const int ipr = kslot < nsteps ? (nsteps - kslot + ks - 1) / ks : 0;  // steps per round of this warp
-  const int64_t rowgroups = (p.N + kRows - 1) / kRows;
+  const bool glu = route.w_up != nullptr;  // routed only, with MT = 1
+  const int64_t rowgroups = glu ? p.N : (p.N + kRows - 1) / kRows;
   const int64_t brounds = (rowgroups + gpb - 1) / gpb;
   const int rounds = static_cast<int>((brounds - blockIdx.x + gridDim.x - 1) / gridDim.x);
   const int nitems = rounds * ipr;
@@ -714,18 +735,62 @@ __global__ void __launch_bounds__(kThreads, 1) qgemv_kernel(kern::QMatmulParams 
   const int64_t z = blockIdx.z;
 
   const uint8_t* wbase = static_cast<const uint8_t*>(p.w);
+  const uint8_t* wbase_up = route.w_up;
+  // Row r of row group rg, and the weights it lives in (rows past N repeat the last; never stored).
+  auto row_of = [&](int64_t rg, int r) { return glu ? rg : min(rg * kRows + r, p.N - 1); };
+  auto base_of = [&](int r) { return glu && r == 1 ? wbase_up : wbase; };
   auto group_of = [&](int round) { return (static_cast<int64_t>(round) * gridDim.x + blockIdx.x) * gpb + gslot; };
   // Copies the rows of item i (round i / ipr, step kslot + (i % ipr) ks) into ring slot i % S.
+#if MLXN_HAS_BULK_COPY
+  // One mbarrier per ring slot of the warp: lane 0 copies a stage's byte ranges with bulk copies (one instruction
+  // per range, where 16-byte cp.async needed every lane and ~30 address instructions per row) and the lanes wait on
+  // the slot's barrier. The slot's k-th use completes phase k: parity k & 1.
+  __shared__ uint64_t bars[kWarps][S];
+  if (lane == 0) {
+#pragma unroll
+    for (int i = 0; i < S; ++i) mbar_init(&bars[warp][i], 1);
+    fence_barrier_init();
+  }
+  __syncwarp();
+#endif
   auto stage = [&](int round, int j, int slot) {
     const int64_t rg = group_of(round);
-    if (rg >= rowgroups) return;
     const int64_t step = kslot + static_cast<int64_t>(j) * ks;
     uint8_t* dst0 = ring + slot * G::kStageWarp;
+#if MLXN_HAS_BULK_COPY
+    if (lane != 0) return;
+    uint64_t* bar = &bars[warp][slot];
+    if (rg >= rowgroups) {
+      mbar_arrive_expect(bar, 0);
+      return;
+    }
+    // Each range from its 16-byte aligned start, rounded up to whole 16-byte pieces (the region has room for both).
+    const uint8_t* src[kRows][F::kRanges];
+    uint32_t len[kRows][F::kRanges];
+    uint32_t total = 0;
 #pragma unroll
     for (int r = 0; r < kRows; ++r) {
-      const int64_t row = min(rg * kRows + r, p.N - 1);  // rows past N repeat the last; never stored
       Range rr[F::kRanges];
-      fmt.ranges(p, wbase, row, step, rr);
+      fmt.ranges(p, base_of(r), row_of(rg, r), step, rr);
+#pragma unroll
+      for (int t = 0; t < F::kRanges; ++t) {
+        const uint32_t mis = static_cast<uint32_t>(reinterpret_cast<uintptr_t>(rr[t].src)) & 15u;
+        src[r][t] = rr[t].src - mis;
+        len[r][t] = (mis + static_cast<uint32_t>(rr[t].bytes) + 15u) & ~15u;
+        total += len[r][t];
+      }
+    }
+    mbar_arrive_expect(bar, total);
+#pragma unroll
+    for (int r = 0; r < kRows; ++r)
+#pragma unroll
+      for (int t = 0; t < F::kRanges; ++t) bulk_copy(dst0 + r * G::kRegion + G::offset(t), src[r][t], len[r][t], bar);
+#else
+    if (rg >= rowgroups) return;
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) {
+      Range rr[F::kRanges];
+      fmt.ranges(p, base_of(r), row_of(rg, r), step, rr);
 #pragma unroll
       for (int t = 0; t < F::kRanges; ++t) {
         const uint8_t* a = reinterpret_cast<const uint8_t*>(reinterpret_cast<uintptr_t>(rr[t].src) & ~uintptr_t{15});
@@ -735,9 +800,9 @@ __global__ void __launch_bounds__(kThreads, 1) qgemv_kernel(kern::QMatmulParams 
           if (a + 16 * q < end) cp_async16(dst + 16 * q, a + 16 * q, true);
       }
     }
+#endif
   };
 
-  // The expert of this slot: ids come from an earlier kernel, so the weight prefetch waits for them.
   const bool routed = route.ids != nullptr;
   int64_t expert = 0;
   auto prefetch = [&] {
@@ -747,7 +812,9 @@ __global__ void __launch_bounds__(kThreads, 1) qgemv_kernel(kern::QMatmulParams 
         stage(rs, js, i);
         if (++js == ipr) js = 0, ++rs;
       }
+#if !MLXN_HAS_BULK_COPY
       cp_async_commit();
+#endif
     }
   };
   if (!routed) prefetch();
@@ -763,12 +830,13 @@ __global__ void __launch_bounds__(kThreads, 1) qgemv_kernel(kern::QMatmulParams 
       // Out-of-range ids give zero rows (documented in matmul.h); the whole block takes this branch.
       for (int round = 0; round < rounds; ++round) {
         const int64_t rg = group_of(round);
-        if (kslot == 0 && lane < kRows && rg < rowgroups && rg * kRows + lane < p.N)
-          store_any(p.y, p.tx, ybase + rg * kRows + lane, 0.0f);
+        const int64_t n = glu ? rg : rg * kRows + lane;
+        if (kslot == 0 && lane < (glu ? 1 : kRows) && rg < rowgroups && n < p.N) store_any(p.y, p.tx, ybase + n, 0.0f);
       }
       return;
     }
     wbase += expert * route.expert_bytes;
+    if (glu) wbase_up += expert * route.expert_bytes;
     xsrc += (z / route.x_div) * p.ldx * static_cast<int64_t>(p.tx == DType::F32 ? 4 : 2);
     rows = 1;
     prefetch();
@@ -789,14 +857,23 @@ __global__ void __launch_bounds__(kThreads, 1) qgemv_kernel(kern::QMatmulParams 
   int item = 0;
   for (int round = 0; round < rounds; ++round) {
     const int64_t rg = group_of(round);
+    uint32_t row_lo[kRows];  // low 32 bits of each row's address
+#pragma unroll
+    for (int r = 0; r < kRows; ++r)
+      row_lo[r] = static_cast<uint32_t>(reinterpret_cast<uintptr_t>(base_of(r))) +
+                  static_cast<uint32_t>(row_of(rg, r)) * static_cast<uint32_t>(p.row_bytes);
     for (int j = 0; j < ipr; ++j, ++item) {
       if (item + S - 1 < nitems) {
         stage(rs, js, (item + S - 1) % S);
         if (++js == ipr) js = 0, ++rs;
       }
+#if MLXN_HAS_BULK_COPY
+      mbar_wait(&bars[warp][item % S], static_cast<uint32_t>(item / S) & 1u);
+#else
       cp_async_commit();
       cp_async_wait<S - 1>();
       __syncwarp();
+#endif
       const int64_t step = kslot + static_cast<int64_t>(j) * ks;
       const int64_t blk = step * 32 + lane;
       if (rg < rowgroups && blk < nblk) {
@@ -804,13 +881,18 @@ __global__ void __launch_bounds__(kThreads, 1) qgemv_kernel(kern::QMatmulParams 
         Dec dec[kRows];
 #pragma unroll
         for (int r = 0; r < kRows; ++r) {
-          const int64_t row = min(rg * kRows + r, p.N - 1);
-          Range rr[F::kRanges];
-          fmt.ranges(p, wbase, row, step, rr);
           Staged st;
+          if constexpr (F::kRanges == 1) {
+            // Where the row's step starts within its 16-byte piece: low address bits only (32-bit arithmetic).
+            const uint32_t mis = (row_lo[r] + static_cast<uint32_t>(step) * static_cast<uint32_t>(F::kChunk)) & 15u;
+            st.p[0] = slot + r * G::kRegion + mis;
+          } else {
+            Range rr[F::kRanges];
+            fmt.ranges(p, base_of(r), row_of(rg, r), step, rr);
 #pragma unroll
-          for (int t = 0; t < F::kRanges; ++t)
-            st.p[t] = slot + r * G::kRegion + G::offset(t) + (reinterpret_cast<uintptr_t>(rr[t].src) & 15);
+            for (int t = 0; t < F::kRanges; ++t)
+              st.p[t] = slot + r * G::kRegion + G::offset(t) + (reinterpret_cast<uintptr_t>(rr[t].src) & 15);
+          }
           st.step = step;
           dec[r] = fmt.decode(st, lane);
         }
@@ -824,7 +906,7 @@ __global__ void __launch_bounds__(kThreads, 1) qgemv_kernel(kern::QMatmulParams 
           for (int r = 0; r < kRows; ++r) block_dot<F>(dec[r], xa, xb, xi, acc[r][m]);
         }
       }
-      __syncwarp();  // every lane is done with this slot before a later iteration's copies refill it
+      __syncwarp();  // every lane is done with this slot before lane 0's next copies refill it
     }
     // End of the round: lanes, then (KS > 1) the group's warps in a fixed order.
     float v[NV];
@@ -836,23 +918,35 @@ __global__ void __launch_bounds__(kThreads, 1) qgemv_kernel(kern::QMatmulParams 
     const int idx = lane >> (5 - log2i<NV>());
     const bool writer = (lane & ((32 >> log2i<NV>()) - 1)) == 0;
     if (ks == 1) {
-      const int r = idx / MT, m = idx % MT;
-      const int64_t n = rg * kRows + r;
-      if (writer && rg < rowgroups && n < p.N && m < rows) store_any(p.y, p.tx, ybase + m * p.ldy + n, sum);
+      if (glu) {  // lanes 0-15 hold the gate's sum, 16-31 the up projection's
+        const float up = __shfl_sync(0xffffffffu, sum, 16);
+        if (lane == 0 && rg < rowgroups) store_any(p.y, p.tx, ybase + rg, glu_act(route.act, sum) * up);
+      } else {
+        const int r = idx / MT, m = idx % MT;
+        const int64_t n = rg * kRows + r;
+        if (writer && rg < rowgroups && n < p.N && m < rows) store_any(p.y, p.tx, ybase + m * p.ldy + n, sum);
+      }
     } else {
       if (writer) partial[warp][idx] = sum;
       __syncthreads();
       if (kslot == 0 && lane < NV && rg < rowgroups) {
         float t = 0.0f;
         for (int k = 0; k < ks; ++k) t += partial[warp + k][lane];
-        const int r = lane / MT, m = lane % MT;
-        const int64_t n = rg * kRows + r;
-        if (n < p.N && m < rows) store_any(p.y, p.tx, ybase + m * p.ldy + n, t);
+        if (glu) {
+          const float up = __shfl_sync((1u << NV) - 1, t, 1);
+          if (lane == 0) store_any(p.y, p.tx, ybase + rg, glu_act(route.act, t) * up);
+        } else {
+          const int r = lane / MT, m = lane % MT;
+          const int64_t n = rg * kRows + r;
+          if (n < p.N && m < rows) store_any(p.y, p.tx, ybase + m * p.ldy + n, t);
+        }
       }
       __syncthreads();
     }
   }
+#if !MLXN_HAS_BULK_COPY
   cp_async_wait<0>();
+#endif
 }
 
 // ---- host side ----
@@ -915,7 +1009,7 @@ template <typename F, int MT>
 Status launch_mt(const kern::QMatmulParams& p, const F& fmt, const Route& route, int64_t slots, cudaStream_t stream) {
   const int64_t nsteps = (p.K + kStep - 1) / kStep;
   const int64_t target = std::max<int64_t>(1, sm_count() / std::max<int64_t>(1, slots));
-  const Plan pl = plan(p.N, nsteps, target);
+  const Plan pl = plan(route.w_up != nullptr ? 2 * p.N : p.N, nsteps, target);  // gated: one row group per n
   if (slots > 65535) return unsupported("matmul", "more than 65535 expert slots in one launch");
   const int64_t smem = smem_bytes<F>(MT, nsteps);
   // The dynamic limit is the opt-in maximum less the kernel's static shared memory (a larger value is rejected and
@@ -959,7 +1053,26 @@ Status launch_routed(const kern::QMatmulParams& p, const F& fmt, const Route& ro
 
 namespace mlxn::cuda::qgv {
 
-// ---- expert-routed matmul with float weights: one warp per output row, 16-byte loads of W and x ----
+// ---- expert-routed matmul with float weights: one warp per output row, 16-byte loads of W and x; gated
+// (p.w_up set): the warp also takes the up projection's row and writes act(gate) * up ----
+template <typename Tw, typename Tx>
+__device__ __forceinline__ float dense_row_dot(const Tw* w, const Tx* x, int64_t K, int lane) {
+  float acc = 0.0f;
+  if (aligned16(w) && aligned16(x) && K % 8 == 0) {
+#pragma unroll 4
+    for (int64_t k = 8 * lane; k < K; k += 256) {
+      float wv[8], xv[8];
+      load8(w + k, wv);
+      load8(x + k, xv);
+#pragma unroll
+      for (int i = 0; i < 8; ++i) acc = fmaf(wv[i], xv[i], acc);
+    }
+  } else {
+    for (int64_t k = lane; k < K; k += 32) acc = fmaf(to_f32(w[k]), to_f32(x[k]), acc);
+  }
+  return warp_sum(acc);
+}
+
 template <typename Tw, typename Tx>
 __global__ void __launch_bounds__(256) dense_experts_kernel(kern::ExpertsParams p) {
   pdl_wait();
@@ -974,23 +1087,11 @@ __global__ void __launch_bounds__(256) dense_experts_kernel(kern::ExpertsParams 
     if (lane == 0) y[n] = from_f32<Tx>(0.0f);
     return;
   }
-  const Tw* w = static_cast<const Tw*>(p.w) + (e * p.N + n) * p.K;
+  const int64_t off = (e * p.N + n) * p.K;
   const Tx* x = static_cast<const Tx*>(p.x) + (p.x_per_slot ? z : z / p.top_k) * p.ldx;
-  float acc = 0.0f;
-  if (aligned16(w) && aligned16(x) && p.K % 8 == 0) {
-#pragma unroll 4
-    for (int64_t k = 8 * lane; k < p.K; k += 256) {
-      float wv[8], xv[8];
-      load8(w + k, wv);
-      load8(x + k, xv);
-#pragma unroll
-      for (int i = 0; i < 8; ++i) acc = fmaf(wv[i], xv[i], acc);
-    }
-  } else {
-    for (int64_t k = lane; k < p.K; k += 32) acc = fmaf(to_f32(w[k]), to_f32(x[k]), acc);
-  }
-  acc = warp_sum(acc);
-  if (lane == 0) y[n] = from_f32<Tx>(acc);
+  float v = dense_row_dot(static_cast<const Tw*>(p.w) + off, x, p.K, lane);
+  if (p.w_up != nullptr) v = glu_act(p.act, v) * dense_row_dot(static_cast<const Tw*>(p.w_up) + off, x, p.K, lane);
+  if (lane == 0) y[n] = from_f32<Tx>(v);
 }
 
 }  // namespace mlxn::cuda::qgv
@@ -1051,6 +1152,8 @@ Status launch_experts_ggml(const kern::ExpertsParams& e, const ExecContext& ctx)
   r.n_experts = e.E;
   r.expert_bytes = e.N * e.row_bytes;
   r.x_div = e.x_per_slot ? 1 : e.top_k;
+  r.w_up = static_cast<const uint8_t*>(e.w_up);
+  r.act = e.act;
   if (!qgv::fits<qgv::Ggml<T>>(p, 1))
     return unsupported("matmul_experts", "K = ", e.K, " needs more shared memory than this device has");
   return qgv::launch_routed(p, qgv::Ggml<T>{}, r, slots, static_cast<cudaStream_t>(ctx.stream));

@@ -34,6 +34,8 @@ struct ActivationParams {
 
 namespace mlxn::cpu {
 Status activation(const kern::ActivationParams& p, const ExecContext& ctx);
+// The element function in double (the reference's arithmetic; `cap` only for Softcap).
+double act_value(kern::ActOp op, double x, double cap = 0.0);
 }
 namespace mlxn::cuda {
 Status activation(const kern::ActivationParams& p, const ExecContext& ctx);

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 
+#include "kernels/activation.h"
 #include "kernels/exec.h"
 
 namespace mlxn::kern {
@@ -46,6 +47,10 @@ struct ExpertsParams {
   int64_t ldx = 0;          // elements between consecutive x rows
   bool x_per_slot = false;  // x is [T, top_k, K] rather than [T, K]
   int64_t row_bytes = 0;    // bytes of one row of one expert
+  // Gated (matmul_experts_glu): w is the gate projection, w_up the up projection (same type and shape), and
+  // y = act(x . w_gate) * (x . w_up).
+  const void* w_up = nullptr;
+  ActOp act = ActOp::Silu;
 };
 
 }  // namespace mlxn::kern

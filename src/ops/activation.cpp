@@ -12,7 +12,9 @@ using detail::check_buffer;
 using detail::check_contiguous;
 using detail::check_float;
 
-kern::ActOp act_op(Activation a) {
+}  // namespace
+
+kern::ActOp detail::act_op(Activation a) {
   switch (a) {
     case Activation::Silu:
       return kern::ActOp::Silu;
@@ -25,6 +27,10 @@ kern::ActOp act_op(Activation a) {
   }
   return kern::ActOp::Silu;
 }
+
+namespace {
+
+using detail::act_op;
 
 // Registry names, one per (function, unary / gated) pair.
 const char* unary_name(kern::ActOp op) {

@@ -3,8 +3,10 @@
 
 #include <string_view>
 
+#include "kernels/activation.h"
 #include "mlxn/core/buffer.h"
 #include "mlxn/core/session.h"
+#include "mlxn/ops/activation.h"
 
 namespace mlxn::ops::detail {
 
@@ -17,6 +19,8 @@ Status check_contiguous(std::string_view op, std::string_view arg, const Buffer&
 Status check_no_partial_overlap(std::string_view op, std::string_view in_arg, const Buffer& in, const Buffer& out);
 // Step-parameter slot in range (or -1 for none).
 Status check_step_slot(std::string_view op, int slot);
+// The kernels' element function of a public activation.
+kern::ActOp act_op(Activation a);
 
 }  // namespace mlxn::ops::detail
 

@@ -131,8 +131,11 @@ Status matmul_affine(Session& s, const Buffer& x, const AffineWeight& w, const B
                         y);
 }
 
-Status matmul_experts(Session& s, const Buffer& x, const Buffer& w, const Buffer& ids, const Buffer& y) {
-  constexpr std::string_view op = "matmul_experts";
+namespace {
+
+// Validation and parameters shared by matmul_experts and matmul_experts_glu.
+Status prepare_experts(std::string_view op, Session& s, const Buffer& x, const Buffer& w, const Buffer& ids,
+                       const Buffer& y, kern::ExpertsParams& kp) {
   MLXN_TRY(detail::check_buffer(op, "x", s, x));
   MLXN_TRY(detail::check_buffer(op, "w", s, w));
   MLXN_TRY(detail::check_buffer(op, "ids", s, ids));
@@ -161,7 +164,6 @@ Status matmul_experts(Session& s, const Buffer& x, const Buffer& w, const Buffer
   if (ids.dtype() != DType::I32) return invalid_argument(op, "ids have dtype ", ids.dtype(), "; expected i32");
   if (ids.rank() != 2) return invalid_argument(op, "ids must be [T, k], got ", ids.shape());
   const int64_t T = ids.shape()[0], k = ids.shape()[1];
-  kern::ExpertsParams kp;
   if (x.rank() == 2) {
     if (x.shape()[0] != T) return invalid_argument(op, "x has ", x.shape()[0], " rows, ids ", T);
     MLXN_ASSIGN_OR_RETURN(auto xr, rows_of(op, "x", x));
@@ -193,8 +195,37 @@ Status matmul_experts(Session& s, const Buffer& x, const Buffer& w, const Buffer
   kp.N = N;
   kp.K = K;
   kp.row_bytes = dense ? K * static_cast<int64_t>(dtype_size(tw)) : K / info.block_elems * info.block_bytes;
-  MLXN_TRY(s.device().kernels().require(op, KernelRegistry::key({tw, x.dtype()})));
+  // One registry entry for both ops: the gated form runs in the same kernels.
+  return s.device().kernels().require("matmul_experts", KernelRegistry::key({tw, x.dtype()}));
+}
+
+}  // namespace
+
+Status matmul_experts(Session& s, const Buffer& x, const Buffer& w, const Buffer& ids, const Buffer& y) {
+  constexpr std::string_view op = "matmul_experts";
+  kern::ExpertsParams kp;
+  MLXN_TRY(prepare_experts(op, s, x, w, ids, y, kp));
   const MemRange reads[3] = {x.range(), w.range(), ids.range()};
+  const MemRange writes[1] = {y.range()};
+  return s.record(op, reads, writes,
+                  [kp](const ExecContext& ctx) { return MLXN_BACKEND_CALL(matmul_experts, kp, ctx); });
+}
+
+Status matmul_experts_glu(Session& s, Activation act, const Buffer& x, const Buffer& w_gate, const Buffer& w_up,
+                          const Buffer& ids, const Buffer& y) {
+  constexpr std::string_view op = "matmul_experts_glu";
+  kern::ExpertsParams kp;
+  MLXN_TRY(prepare_experts(op, s, x, w_gate, ids, y, kp));
+  MLXN_TRY(detail::check_buffer(op, "w_up", s, w_up));
+  MLXN_TRY(detail::check_contiguous(op, "w_up", w_up));
+  if (w_up.dtype() != w_gate.dtype() || w_up.shape() != w_gate.shape())
+    return invalid_argument(op, "w_up is ", w_up.dtype(), " ", w_up.shape(), "; expected w_gate's ", w_gate.dtype(),
+                            " ", w_gate.shape());
+  if (reinterpret_cast<uintptr_t>(w_up.data()) % 4 != 0) return invalid_argument(op, "w_up data is not 4-byte aligned");
+  if (y.range().overlaps(w_up.range())) return invalid_argument(op, "y overlaps w_up");
+  kp.w_up = w_up.data();
+  kp.act = detail::act_op(act);
+  const MemRange reads[4] = {x.range(), w_gate.range(), w_up.range(), ids.range()};
   const MemRange writes[1] = {y.range()};
   return s.record(op, reads, writes,
                   [kp](const ExecContext& ctx) { return MLXN_BACKEND_CALL(matmul_experts, kp, ctx); });

@@ -18,6 +18,25 @@ TEST(GpuMatmulExperts, MatchesReference) {
   }
 }
 
+// Gated form on CUDA (the int8 kernel's paired gate / up rows, or the float kernel) against the float64 reference.
+TEST(GpuMatmulExperts, GluMatchesReference) {
+  MLXN_CUDA_DEVICE_OR_SKIP(gpu);
+  const uint64_t seed = test::fresh_seed();
+  SCOPED_TRACE(detail::cat("seed ", seed));
+  const ops::Activation acts[] = {ops::Activation::Silu, ops::Activation::Gelu, ops::Activation::GeluTanh,
+                                  ops::Activation::Sigmoid};
+  int i = 0;
+  for (const auto& c : test::experts_cases(true)) {
+    const ops::Activation act = acts[i++ % 4];
+    SCOPED_TRACE(detail::cat(test::describe(c), " act ", static_cast<int>(act)));
+    const auto g = test::make_experts_data(c, seed);
+    const auto u = test::make_up_data(c, g, seed);
+    const auto run = test::run_experts_glu(gpu, c, g, u, act, false);
+    ASSERT_TRUE(run.status.is_ok()) << run.status.to_string();
+    EXPECT_LE(test::glu_err(c, g, run), 1.0);
+  }
+}
+
 // Each slot equals ops::matmul of its x row with its expert's slice on the same device (same int8 quantization of
 // x and the same integer products; only the f32 summation order may differ).
 TEST(GpuMatmulExperts, EqualsPerExpertMatmul) {

@@ -3,6 +3,7 @@
 
 #include "mlxn/core/buffer.h"
 #include "mlxn/core/session.h"
+#include "mlxn/ops/activation.h"
 
 namespace mlxn::ops {
 
@@ -49,5 +50,15 @@ Status matmul_affine(Session& s, const Buffer& x, const AffineWeight& w, const B
 // contiguous. Accuracy: quantized w as matmul at M = 1 on CUDA (x quantized to int8 per 32-element block); float
 // w accumulates in f32; the CPU reference dequantizes exactly and accumulates in float64.
 Status matmul_experts(Session& s, const Buffer& x, const Buffer& w, const Buffer& ids, const Buffer& y);
+
+// Gated expert-routed matmul (the gate / up half of a MoE feed-forward block in one op):
+//   y[t, j, n] = act(sum_k xr[k] W_gate[e, n, k]) * sum_k xr[k] W_up[e, n, k],  e = ids[t, j],
+// with x, ids and y as for matmul_experts, w_gate and w_up of one type and shape [E, N, K]. On CUDA one kernel
+// computes both products of a row (each warp takes gate row n and up row n, so x is quantized once and the
+// activation is applied before the single store): the decode step of a MoE layer saves the second matmul launch,
+// the [T, k, 2N] intermediate and the glu kernel. act(g) uses the same functions as ops::glu; an id outside [0, E)
+// gives a zero row.
+Status matmul_experts_glu(Session& s, Activation act, const Buffer& x, const Buffer& w_gate, const Buffer& w_up,
+                          const Buffer& ids, const Buffer& y);
 
 }  // namespace mlxn::ops
