@@ -179,12 +179,14 @@ inline GluRun run_experts_glu(const Device& dev, const ExpertsCase& c, const Exp
 inline double glu_err(const ExpertsCase& c, const ExpertsData& d, const GluRun& r) {
   double worst = 0;
   for (size_t i = 0; i < r.ref.size(); ++i) {
-    if (!std::isfinite(r.y[i])) return INFINITY;
+    const bool out_of_range = c.tx == DType::F16 && std::abs(r.ref[i]) > 6.0e4;
+    if (!std::isfinite(r.y[i]) && !out_of_range) return INFINITY;
     const int64_t e = d.ids[i / static_cast<size_t>(c.N)];
     if (e < 0 || e >= c.E) {
       if (r.y[i] != 0.0f) return INFINITY;
       continue;
     }
+    if (c.tx == DType::F16 && std::abs(r.ref[i]) > 6.0e4) continue;  // the product leaves f16's range (65504)
     worst = std::max(worst, std::abs(r.y[i] - r.ref[i]) / r.bound[i]);
   }
   return worst;
