@@ -39,7 +39,7 @@ const Command kCommands[] = {
      "(default model: Gemma 3 270M Q4_K_M, fetched on first use)",
      cmd_generate},
     {"synth",
-     "synth --arch llama|qwen2|qwen3|gemma3 --preset NAME --type Q4_0|Q4_K|F16|... -o FILE.gguf   write a "
+     "synth --arch llama|qwen2|qwen3|gemma3 --preset NAME --type Q4_0|Q4_K_M|F16|... -o FILE.gguf   write a "
      "random-weight GGUF of a real architecture and size",
      cmd_synth},
     {"embed", "embed --model DIR|FILE.gguf --text A [--text B ...] [--tokenizer DIR] [--device cpu|cuda]   "

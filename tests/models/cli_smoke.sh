@@ -27,6 +27,17 @@ out=$("$mlxn" generate --model "$tmp/m.gguf" --prompt-ids 5,6,7 -n 4 --temp 0 --
 ids=$(grep '^ids: ' <<<"$out" | cut -c6-)
 [[ "$ids" == "$(cat "$tmp/g.txt")" ]] || { echo "FAIL: generate gave '$ids', logits --greedy '$(cat "$tmp/g.txt")'"; exit 1; }
 
+# synth: a mixture name types tensors per llama.cpp (reported on stderr), --help lists the accepted types, and an
+# unknown type is an error listing them.
+"$mlxn" synth --arch llama --preset tiny --type Q4_K_M -o "$tmp/mix.gguf" >/dev/null 2>"$tmp/mix.txt" ||
+  { cat "$tmp/mix.txt"; echo "FAIL: synth Q4_K_M"; exit 1; }
+grep -q "Q4_K_M (llama recipe, file type 15)" "$tmp/mix.txt" || { cat "$tmp/mix.txt"; echo "FAIL: synth summary"; exit 1; }
+"$mlxn" synth --help | grep -q "Q5_K_S" || { echo "FAIL: synth --help does not list the mixtures"; exit 1; }
+if "$mlxn" synth --arch llama --preset tiny --type Q9_K -o "$tmp/bad.gguf" 2>"$tmp/err.txt"; then
+  echo "FAIL: synth accepted --type Q9_K"; exit 1
+fi
+grep -q "Q4_K_M" "$tmp/err.txt" || { cat "$tmp/err.txt"; echo "FAIL: the error does not list the types"; exit 1; }
+
 # A missing model file is an error that names it, not a crash.
 if "$mlxn" bench --model "$tmp/none.gguf" 2>"$tmp/err.txt"; then echo "FAIL: bench of a missing file succeeded"; exit 1; fi
 grep -q "none.gguf" "$tmp/err.txt" || { cat "$tmp/err.txt"; echo "FAIL: the error does not name the file"; exit 1; }

@@ -7,12 +7,15 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <optional>
 #include <sstream>
 
 #include "mlxn/io/gguf_writer.h"
 #include "mlxn/models/generate.h"
 #include "mlxn/models/model.h"
 #include "mlxn/models/synth.h"
+#include "mlxn/quant/ggml_type.h"
 #include "model_ref.h"
 #include "test_util.h"
 
@@ -279,6 +282,292 @@ TEST(ModelSynth, PresetsOfRealSizes) {
   auto bad = models::synth_preset(Arch::Qwen3, "13b");
   ASSERT_FALSE(bad.is_ok());
   EXPECT_NE(bad.status().message().find("0.6b"), std::string::npos) << bad.status().message();
+}
+
+// ---- synth: llama.cpp's mixtures (Q4_K_M and friends) ---------------------------------------------------------------
+
+// A 16-layer tiny llama: with 16 layers llama.cpp's "more bits" layers are a real pattern, and n_ff = 544 (17 x 32)
+// makes ffn_down's rows not whole 256-element blocks, so the shape fallback shows.
+models::ModelConfig mixture_llama() {
+  auto c = tiny(Arch::Llama);
+  c.n_layer = 16;
+  c.n_ff = 544;
+  return c;
+}
+
+// The layers of a 16-layer model that Q4_K_M / Q5_K_M give more bits, worked out by hand from llama.cpp's
+// use_more_bits (i < n/8, i >= 7n/8, (i - n/8) % 3 == 2 with n/8 = 2, 7n/8 = 14).
+bool more_bits_16(int64_t layer) {
+  for (int64_t l : {0, 1, 4, 7, 10, 13, 14, 15})
+    if (l == layer) return true;
+  return false;
+}
+
+int64_t layer_in(const std::string& name) {
+  if (name.rfind("blk.", 0) != 0) return -1;
+  return std::stoll(name.substr(4, name.find('.', 4) - 4));
+}
+
+bool has(const std::string& name, const char* part) { return name.find(part) != std::string::npos; }
+
+// Q4_K_M on mixture_llama(), as llama-quantize types it: untied token_embd Q4_K, output Q6_K, attn_v Q6_K in the
+// more-bits layers, ffn_down likewise but its 544-wide rows fall back (Q6_K -> Q8_0, Q4_K -> Q5_0), the rest Q4_K.
+DType q4_k_m_want(const std::string& name, const Shape& shape) {
+  if (shape.rank() == 1) return DType::F32;
+  if (name == "output.weight") return DType::Q6_K;
+  const int64_t l = layer_in(name);
+  if (has(name, "attn_v.")) return more_bits_16(l) ? DType::Q6_K : DType::Q4_K;
+  if (has(name, "ffn_down.")) return more_bits_16(l) ? DType::Q8_0 : DType::Q5_0;
+  return DType::Q4_K;
+}
+
+std::map<std::string, models::SynthTensor> by_name(const models::SynthPlan& p) {
+  std::map<std::string, models::SynthTensor> m;
+  for (const auto& t : p.tensors) m.emplace(t.name, t);
+  return m;
+}
+
+TEST(ModelSynth, Q4KMPlanFollowsLlamaCppRules) {
+  models::SynthOptions o;
+  o.type_name = "q4_k_m";  // case-insensitive
+  auto p = models::synth_plan(mixture_llama(), o);
+  ASSERT_TRUE(p.is_ok()) << p.status().to_string();
+  EXPECT_EQ(p->target.name, "Q4_K_M");
+  EXPECT_EQ(p->target.file_type, 15u);
+  EXPECT_EQ(p->target.recipe, io::QuantRecipe::Llama);
+  int v6 = 0;
+  for (const auto& t : p->tensors) {
+    SCOPED_TRACE(t.name);
+    EXPECT_EQ(t.type, q4_k_m_want(t.name, t.shape));
+    if (has(t.name, "attn_v.") && t.type == DType::Q6_K) ++v6;
+  }
+  EXPECT_EQ(v6, 8);
+  const auto m = by_name(*p);
+  ASSERT_TRUE(m.count("blk.4.ffn_down.weight"));
+  EXPECT_NE(m.at("blk.4.ffn_down.weight").note.find("544"), std::string::npos) << m.at("blk.4.ffn_down.weight").note;
+
+  // Tied embeddings (Qwen3 tiny, 2 layers: layer 1 >= 7n/8 gets more bits, layer 0 does not): the token embedding
+  // doubles as the output matrix and gets its Q6_K.
+  auto q = models::synth_plan(tiny(Arch::Qwen3), o);
+  ASSERT_TRUE(q.is_ok()) << q.status().to_string();
+  const auto qm = by_name(*q);
+  EXPECT_EQ(qm.count("output.weight"), 0u);
+  EXPECT_EQ(qm.at("token_embd.weight").type, DType::Q6_K);
+  EXPECT_EQ(qm.at("blk.0.attn_v.weight").type, DType::Q4_K);
+  EXPECT_EQ(qm.at("blk.1.attn_v.weight").type, DType::Q6_K);
+  EXPECT_EQ(qm.at("blk.0.ffn_down.weight").type, DType::Q4_K);
+  EXPECT_EQ(qm.at("blk.1.ffn_down.weight").type, DType::Q6_K);
+  EXPECT_EQ(qm.at("blk.1.ffn_up.weight").type, DType::Q4_K);
+
+  // Tied output rows that are not whole Q4_K blocks (width 320 = 10 x 32) are Q8_0 (llama.cpp's output rule), other
+  // 320-wide matrices fall back Q4_K -> Q5_0; attn_output reads qd = 256 and stays Q4_K.
+  auto g = tiny(Arch::Gemma3);
+  g.n_embd = 320;
+  auto gp = models::synth_plan(g, o);
+  ASSERT_TRUE(gp.is_ok()) << gp.status().to_string();
+  const auto gm = by_name(*gp);
+  EXPECT_EQ(gm.at("token_embd.weight").type, DType::Q8_0);
+  EXPECT_EQ(gm.at("blk.2.attn_q.weight").type, DType::Q5_0);
+  EXPECT_EQ(gm.at("blk.2.attn_output.weight").type, DType::Q4_K);
+}
+
+TEST(ModelSynth, OtherMixturesAndPureTypes) {
+  auto plan = [](const std::string& type, std::optional<io::QuantRecipe> recipe = std::nullopt) {
+    models::SynthOptions o;
+    o.type_name = type;
+    o.recipe = recipe;
+    auto p = models::synth_plan(mixture_llama(), o);
+    EXPECT_TRUE(p.is_ok()) << type << ": " << p.status().to_string();
+    return p.is_ok() ? std::move(p).value() : models::SynthPlan{};
+  };
+  // llama_ftype numbers of llama.cpp's llama.h.
+  const std::pair<const char*, uint32_t> ftypes[] = {{"Q4_K_M", 15}, {"Q4_K_S", 14}, {"Q5_K_M", 17},
+                                                     {"Q5_K_S", 16}, {"Q3_K_M", 12}, {"Q6_K", 18},
+                                                     {"Q8_0", 7},    {"Q4_0", 2},    {"F16", 1}};
+  for (const auto& [name, ft] : ftypes) EXPECT_EQ(plan(name).target.file_type, ft) << name;
+
+  // Q4_K_S: attn_v Q5_K in the first 4 layers, ffn_down Q5_K in the first n/8 = 2 (544-wide: Q5_K -> Q5_1).
+  auto s = by_name(plan("Q4_K_S"));
+  EXPECT_EQ(s.at("output.weight").type, DType::Q6_K);
+  EXPECT_EQ(s.at("blk.3.attn_v.weight").type, DType::Q5_K);
+  EXPECT_EQ(s.at("blk.4.attn_v.weight").type, DType::Q4_K);
+  EXPECT_EQ(s.at("blk.1.ffn_down.weight").type, DType::Q5_1);
+  EXPECT_EQ(s.at("blk.2.ffn_down.weight").type, DType::Q5_0);
+  // Q5_K_M: as Q4_K_M one step up.
+  auto m5 = by_name(plan("Q5_K_M"));
+  EXPECT_EQ(m5.at("blk.4.attn_v.weight").type, DType::Q6_K);
+  EXPECT_EQ(m5.at("blk.5.attn_v.weight").type, DType::Q5_K);
+  EXPECT_EQ(m5.at("blk.5.ffn_down.weight").type, DType::Q5_1);
+  EXPECT_EQ(m5.at("blk.5.attn_q.weight").type, DType::Q5_K);
+  // Q3_K_M: attn_v Q5_K for the first 2, then Q4_K; ffn_down Q5_K for i < n/16 = 1, then Q4_K; attn_output Q4_K.
+  auto m3 = by_name(plan("Q3_K_M"));
+  EXPECT_EQ(m3.at("blk.1.attn_v.weight").type, DType::Q5_K);
+  EXPECT_EQ(m3.at("blk.2.attn_v.weight").type, DType::Q4_K);
+  EXPECT_EQ(m3.at("blk.0.ffn_down.weight").type, DType::Q5_1);
+  EXPECT_EQ(m3.at("blk.1.ffn_down.weight").type, DType::Q5_0);
+  EXPECT_EQ(m3.at("blk.1.attn_output.weight").type, DType::Q4_K);
+  EXPECT_EQ(m3.at("blk.1.attn_q.weight").type, DType::Q3_K);
+  // Every matrix `rest`, except ffn_down (544-wide rows) `down`.
+  auto uniform = [](const models::SynthPlan& p, DType down, DType rest) {
+    for (const auto& t : p.tensors) {
+      if (t.shape.rank() == 2) {
+        EXPECT_EQ(t.type, has(t.name, "ffn_down.") ? down : rest) << t.name;
+      }
+    }
+  };
+  // Q6_K and Q8_0: every matrix (Q6_K's 544-wide rows: Q8_0).
+  uniform(plan("Q6_K"), DType::Q8_0, DType::Q6_K);
+  uniform(plan("Q8_0"), DType::Q8_0, DType::Q8_0);
+  // A single type is pure (output included), but the shape fallback still applies, as llama-quantize --pure does.
+  uniform(plan("Q4_K"), DType::Q5_0, DType::Q4_K);
+  // ... and the recipe can be chosen either way.
+  EXPECT_EQ(by_name(plan("Q4_0", io::QuantRecipe::Llama)).at("output.weight").type, DType::Q6_K);
+  uniform(plan("Q4_K_M", io::QuantRecipe::Pure), DType::Q5_0, DType::Q4_K);
+  // Float types: every matrix, no rules.
+  for (const auto& t : plan("F16").tensors) EXPECT_EQ(t.type, t.shape.rank() == 2 ? DType::F16 : DType::F32);
+}
+
+// `mlxn quantize` implements the same llama.cpp rules separately (src/io/quantize_model.cpp): quantizing an F32 synth
+// file must type every tensor as synth would have.
+TEST(ModelSynth, MixturesAgreeWithQuantizeTool) {
+  TmpDir dir;
+  models::SynthOptions f32;
+  f32.type = DType::F32;
+  f32.threads = 2;
+  const std::string path = dir.file("f32.gguf");
+  ASSERT_TRUE(models::write_synth_gguf(mixture_llama(), path, f32).is_ok());
+  for (const char* type : {"Q4_K_M", "Q4_K_S", "Q5_K_M", "Q5_K_S", "Q3_K_S", "Q3_K_M", "Q3_K_L", "Q6_K", "Q8_0", "Q4_0",
+                           "Q2_K", "IQ4_NL", "MXFP4_MOE"}) {
+    SCOPED_TRACE(type);
+    io::QuantizeOptions qo;
+    qo.type = type;
+    qo.recipe = io::QuantRecipe::Llama;
+    qo.dry_run = true;
+    auto q = io::quantize_model(path, "", qo);
+    ASSERT_TRUE(q.is_ok()) << q.status().to_string();
+    models::SynthOptions so;
+    so.type_name = type;
+    so.recipe = io::QuantRecipe::Llama;
+    auto p = models::synth_plan(mixture_llama(), so);
+    ASSERT_TRUE(p.is_ok()) << p.status().to_string();
+    const auto m = by_name(*p);
+    ASSERT_EQ(q->tensors.size(), p->tensors.size());
+    for (const auto& t : q->tensors) {
+      ASSERT_TRUE(m.count(t.name)) << t.name;
+      EXPECT_EQ(t.ggml_type, quant::ggml_from_dtype(m.at(t.name).type).value()) << t.name << " " << t.note;
+    }
+  }
+}
+
+// The written Q4_K_M file: every tensor as planned, llama.cpp's file type, and a forward pass that matches the float64
+// reference on the same (dequantized) weights as closely as an F32 model does: the CPU matmuls dequantize exactly.
+TEST(ModelSynth, WrittenMixtureLoadsAndRuns) {
+  const uint64_t seed = test::fresh_seed();
+  SCOPED_TRACE(seed);
+  TmpDir dir;
+  const auto c = mixture_llama();
+  models::SynthOptions o;
+  o.type_name = "Q4_K_M";
+  o.seed = seed;
+  o.threads = 2;
+  const std::string path = dir.file("q4km.gguf");
+  auto r = models::write_synth_gguf(c, path, o);
+  ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+  auto f = io::GgufFile::open(path);
+  ASSERT_TRUE(f.is_ok()) << f.status().to_string();
+  EXPECT_EQ(f->get<uint32_t>("general.file_type").value(), 15u);
+  EXPECT_EQ(f->get<uint32_t>("general.quantization_version").value(), 2u);
+  size_t n = 0;
+  for (const auto& t : f->tensors()) {
+    SCOPED_TRACE(t.name);
+    ASSERT_TRUE(t.dtype.has_value());
+    EXPECT_EQ(*t.dtype, q4_k_m_want(t.name, t.shape));
+    ++n;
+  }
+  EXPECT_EQ(n, 2 + 1 + 16 * 9 + 1);  // token_embd, output(_norm), 9 per layer, rope_freqs
+
+  auto m = load(path);
+  ASSERT_TRUE(m);
+  const auto toks = random_tokens(9, c.n_vocab, seed);
+  ASSERT_TRUE(m->prefill(toks).is_ok());
+  const auto got = logits_of(*m);
+  test::RefDecoder ref(*f, c);
+  const auto want = ref.logits(toks);
+  ASSERT_EQ(got.size(), want.size());
+  for (float x : got) ASSERT_TRUE(std::isfinite(x));
+  EXPECT_LT(test::rel_l2(got, want), 5e-4);
+}
+
+TEST(ModelSynth, UnknownTypeListsTheAcceptedOnes) {
+  models::SynthOptions o;
+  o.type_name = "Q4_K_X";
+  auto p = models::synth_plan(tiny(Arch::Llama), o);
+  ASSERT_FALSE(p.is_ok());
+  EXPECT_EQ(p.status().code(), StatusCode::InvalidArgument);
+  const std::string msg = p.status().message();
+  for (const char* part : {"[synth]", "Q4_K_X", "Q4_K_M", "Q5_K_S", "Q6_K", "Q8_0", "F16"})
+    EXPECT_NE(msg.find(part), std::string::npos) << part << " not in: " << msg;
+  // Nothing is written for a bad type.
+  TmpDir dir;
+  const std::string path = dir.file("bad.gguf");
+  auto w = models::write_synth_gguf(tiny(Arch::Llama), path, o);
+  ASSERT_FALSE(w.is_ok());
+  EXPECT_NE(w.status().message().find("Q4_K_M"), std::string::npos) << w.status().message();
+  EXPECT_FALSE(fs::exists(path));
+  // Names that exist but are not weight formats say why.
+  o.type_name = "Q8_K";
+  auto a = models::synth_plan(tiny(Arch::Llama), o);
+  ASSERT_FALSE(a.is_ok());
+  EXPECT_NE(a.status().message().find("activation"), std::string::npos) << a.status().message();
+}
+
+TEST(ModelSynth, GemmaPresetsOfRealSizes) {
+  auto g12 = models::synth_preset(Arch::Gemma3, "12b");
+  ASSERT_TRUE(g12.is_ok()) << g12.status().to_string();
+  EXPECT_EQ(g12->n_layer, 48);
+  EXPECT_EQ(g12->n_embd, 3840);
+  EXPECT_EQ(g12->n_head, 16);
+  EXPECT_EQ(g12->n_head_kv, 8);
+  EXPECT_EQ(g12->head_dim, 256);
+  EXPECT_EQ(g12->n_ff, 15360);
+  EXPECT_EQ(g12->n_vocab, 262208);
+  EXPECT_EQ(g12->sliding_window, 1024);
+  EXPECT_EQ(g12->attn_scale, 0.0f);  // query_pre_attn_scalar = head_dim
+  EXPECT_EQ(std::count(g12->layer_sliding.begin(), g12->layer_sliding.end(), false), 8);
+  auto g27 = models::synth_preset(Arch::Gemma3, "27b");
+  ASSERT_TRUE(g27.is_ok()) << g27.status().to_string();
+  EXPECT_EQ(g27->n_layer, 62);
+  EXPECT_EQ(g27->n_embd, 5376);
+  EXPECT_EQ(g27->n_head, 32);
+  EXPECT_EQ(g27->n_head_kv, 16);
+  EXPECT_EQ(g27->head_dim, 128);
+  EXPECT_EQ(g27->n_ff, 21504);
+  EXPECT_FLOAT_EQ(g27->attn_scale, 1.0f / std::sqrt(168.0f));                              // query_pre_attn_scalar 168
+  EXPECT_EQ(std::count(g27->layer_sliding.begin(), g27->layer_sliding.end(), false), 10);  // 6, 12, ..., 60
+  for (const auto* g : {&*g12, &*g27}) {
+    EXPECT_EQ(g->rope_scaling, models::RopeScaling::Linear);
+    EXPECT_EQ(g->rope_factor, 8.0f);
+    EXPECT_EQ(g->rope_base, 1000000.0f);
+    EXPECT_EQ(g->rope_base_local, 10000.0f);
+    EXPECT_TRUE(g->tied_embeddings);
+  }
+  const auto names = models::synth_preset_names(Arch::Gemma3);
+  EXPECT_NE(std::find(names.begin(), names.end(), "27b"), names.end());
+  EXPECT_NE(std::find(names.begin(), names.end(), "12b"), names.end());
+  // Q4_K_M on the 27B: every shape is whole 256-blocks (5376 = 21 x 256, 21504 = 84 x 256, qd 4096), so no
+  // fallback; the tied embedding is Q6_K; with n = 62 (n/8 = 7, 7n/8 = 54) attn_v is Q6_K in layers 0..6, 54..61
+  // and 9, 12, ..., 51.
+  models::SynthOptions o;
+  o.type_name = "Q4_K_M";
+  auto p = models::synth_plan(*g27, o);
+  ASSERT_TRUE(p.is_ok()) << p.status().to_string();
+  int q6 = 0;
+  for (const auto& t : p->tensors) {
+    EXPECT_TRUE(t.note.empty() || t.note == "llama.cpp rule") << t.name << ": " << t.note;
+    if (has(t.name, "attn_v.") && t.type == DType::Q6_K) ++q6;
+  }
+  EXPECT_EQ(by_name(*p).at("token_embd.weight").type, DType::Q6_K);
+  EXPECT_EQ(q6, 7 + 8 + 15);
 }
 
 TEST(ModelConfig, HuggingFaceConfigs) {
