@@ -154,8 +154,7 @@ TEST(ModelFuse, DecodeStepOpCounts) {
   for (Arch arch : {Arch::Llama, Arch::Qwen3}) {
     size_t counts[2][2] = {};  // [fuse][layers 2, 3]
     for (int layers = 2; layers <= 3; ++layers) {
-      const std::string path =
-          write_model(dir, tiny(arch, layers), DType::Q4_0, 7, "m" + std::to_string(layers) + ".gguf");
+      const std::string path = write_model(dir, tiny(arch, layers), DType::Q4_0, 7, layers == 2 ? "m2.gguf" : "m3.gguf");
       for (bool fuse : {false, true}) {
         auto m = load(path, fuse);
         ASSERT_TRUE(m);
