@@ -9,6 +9,7 @@
 
 #include "mlxn/models/model.h"
 #include "mlxn/models/synth.h"
+#include "mlx_quant_util.h"
 #include "test_util.h"
 
 namespace mlxn {
@@ -146,6 +147,44 @@ INSTANTIATE_TEST_SUITE_P(Tiny, ModelFuse,
                            return std::string(models::arch_name(i.param.arch)) + "_" +
                                   std::string(dtype_name(i.param.type));
                          });
+
+// Hugging Face folders: a dense f32 checkpoint (safetensors bytes fused as read) and an MLX affine one (packed
+// weights, scales and biases each fused), fused against unfused.
+TEST(ModelFuse, SafetensorsDenseAndMlxAffine) {
+  const uint64_t seed = test::fresh_seed();
+  SCOPED_TRACE(seed);
+  TmpDir dir;
+  test::mlxq::write_pair(dir.path, Arch::Qwen2, {4, 64}, seed);
+  for (const char* kind : {"dense", "mlx"}) {
+    SCOPED_TRACE(kind);
+    const std::string path = (dir.path / kind).string();
+    auto plain = load(path, false), fused = load(path, true);
+    ASSERT_TRUE(plain && fused);
+    const auto& L = fused->weights().layers[1];
+    if (std::string(kind) == "mlx") {
+      ASSERT_TRUE(L.affine.wqkv.packed.valid() && L.affine.w_gate_up.packed.valid());
+      EXPECT_EQ(L.affine.wk.packed.storage_id(), L.affine.wqkv.packed.storage_id());
+      EXPECT_EQ(L.affine.wv.scales.storage_id(), L.affine.wqkv.scales.storage_id());
+      EXPECT_EQ(L.affine.w_up.biases.storage_id(), L.affine.w_gate_up.biases.storage_id());
+      EXPECT_EQ(L.affine.wqkv.packed.shape()[0], L.affine.wq.packed.shape()[0] + 2 * L.affine.wk.packed.shape()[0]);
+      EXPECT_FALSE(plain->weights().layers[1].affine.wqkv.packed.valid());
+      // The separately loaded parts were released: the fused model holds no more weight bytes than the plain one.
+      EXPECT_EQ(fused->weights().bytes, plain->weights().bytes);
+    } else {
+      ASSERT_TRUE(L.wqkv.valid() && L.w_gate_up.valid() && L.bqkv.valid());
+      EXPECT_EQ(L.w_up.storage_id(), L.w_gate_up.storage_id());
+    }
+    const std::vector<int32_t> toks = {1, 5, 9, 200, 3, 77, 12, 40, 8};
+    ASSERT_TRUE(plain->prefill(std::span(toks).first(6)).is_ok());
+    ASSERT_TRUE(fused->prefill(std::span(toks).first(6)).is_ok());
+    EXPECT_LE(max_abs_diff(logits_of(*fused), logits_of(*plain)), 4e-3);
+    for (size_t i = 6; i < toks.size(); ++i) {
+      ASSERT_TRUE(plain->decode(toks[i]).is_ok());
+      ASSERT_TRUE(fused->decode(toks[i]).is_ok());
+      EXPECT_LE(max_abs_diff(logits_of(*fused), logits_of(*plain)), 4e-3) << "token " << i;
+    }
+  }
+}
 
 // Ops recorded for one decode step (graph capture), fused and not: per layer from models of 2 and 3 layers, then
 // Llama-3-8B's count as fixed + 32 x per layer (the 8b preset has the tiny one's structure: no bias, no q/k norm).
