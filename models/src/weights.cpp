@@ -376,8 +376,8 @@ Result<ModelWeights> assemble(const Source& src, const ModelConfig& c, const Dev
     }
     MLXN_TRY(L.linear(n(Role::Wo), d, qd, l.wo, l.affine.wo));
     if (c.qkv_bias && fuse) {
-      MLXN_ASSIGN_OR_RETURN(l.bqkv, L.fused_vec({n(Role::Bq), n(Role::Bk), n(Role::Bv)}, {qd, kvd, kvd},
-                                                {&l.bq, &l.bk, &l.bv}));
+      MLXN_ASSIGN_OR_RETURN(
+          l.bqkv, L.fused_vec({n(Role::Bq), n(Role::Bk), n(Role::Bv)}, {qd, kvd, kvd}, {&l.bq, &l.bk, &l.bv}));
     } else if (c.qkv_bias) {
       MLXN_ASSIGN_OR_RETURN(l.bq, L.vec(n(Role::Bq), qd));
       MLXN_ASSIGN_OR_RETURN(l.bk, L.vec(n(Role::Bk), kvd));
@@ -424,8 +424,7 @@ Result<ModelWeights> load_weights(const io::GgufFile& f, const ModelConfig& c, c
   return assemble(src, c, dev, gguf_name, "token_embd.weight", "output_norm.weight", "output.weight", fuse);
 }
 
-Result<ModelWeights> load_weights(const io::SafetensorsModel& m, const ModelConfig& c, const Device& dev,
-                                  bool fuse) {
+Result<ModelWeights> load_weights(const io::SafetensorsModel& m, const ModelConfig& c, const Device& dev, bool fuse) {
   Source src;
   src.file = m.shards().empty() ? std::string("checkpoint") : m.shards().front().path();
   src.shape = [&m](const std::string& n) -> std::optional<Shape> {

@@ -7,9 +7,9 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "mlx_quant_util.h"
 #include "mlxn/models/model.h"
 #include "mlxn/models/synth.h"
-#include "mlx_quant_util.h"
 #include "test_util.h"
 
 namespace mlxn {
@@ -193,7 +193,8 @@ TEST(ModelFuse, DecodeStepOpCounts) {
   for (Arch arch : {Arch::Llama, Arch::Qwen3}) {
     size_t counts[2][2] = {};  // [fuse][layers 2, 3]
     for (int layers = 2; layers <= 3; ++layers) {
-      const std::string path = write_model(dir, tiny(arch, layers), DType::Q4_0, 7, layers == 2 ? "m2.gguf" : "m3.gguf");
+      const std::string path =
+          write_model(dir, tiny(arch, layers), DType::Q4_0, 7, layers == 2 ? "m2.gguf" : "m3.gguf");
       for (bool fuse : {false, true}) {
         auto m = load(path, fuse);
         ASSERT_TRUE(m);
@@ -205,11 +206,11 @@ TEST(ModelFuse, DecodeStepOpCounts) {
     }
     const auto per_layer = [&](int f) { return static_cast<int64_t>(counts[f][1] - counts[f][0]); };
     const auto fixed = [&](int f) { return static_cast<int64_t>(counts[f][0]) - 2 * per_layer(f); };
-    std::printf("[fuse] %s decode step: unfused %lld + %lld per layer, fused %lld + %lld per layer; 32 layers: %lld -> %lld\n",
-                std::string(models::arch_name(arch)).c_str(), static_cast<long long>(fixed(0)),
-                static_cast<long long>(per_layer(0)), static_cast<long long>(fixed(1)),
-                static_cast<long long>(per_layer(1)), static_cast<long long>(fixed(0) + 32 * per_layer(0)),
-                static_cast<long long>(fixed(1) + 32 * per_layer(1)));
+    std::printf(
+        "[fuse] %s decode step: unfused %lld + %lld per layer, fused %lld + %lld per layer; 32 layers: %lld -> %lld\n",
+        std::string(models::arch_name(arch)).c_str(), static_cast<long long>(fixed(0)),
+        static_cast<long long>(per_layer(0)), static_cast<long long>(fixed(1)), static_cast<long long>(per_layer(1)),
+        static_cast<long long>(fixed(0) + 32 * per_layer(0)), static_cast<long long>(fixed(1) + 32 * per_layer(1)));
     if (arch == Arch::Llama) {
       // rms_norm, q, k, v, rope x2, kv write, attention, o, add, rms_norm, gate, up, glu, down, add: 16 ->
       // qkv, rope, kv write, attention, o, add_rms_norm, gate_up, glu_split, down, add_rms_norm (next norm): 10.
