@@ -60,6 +60,26 @@ Status bench_add_rms_norm(Harness& h, DType t, int64_t rows, int64_t cols, bool 
       fused ? "" : "unfused: add then rms_norm");
 }
 
+// The models' residual step: an f16 / bf16 block output r added to the f32 stream x (h = x + r, f32) and normed into
+// y in r's dtype, fused (one add_rms_norm) or as add then rms_norm (what the models ran before).
+Status bench_add_rms_norm_wide(Harness& h, DType tr, int64_t rows, int64_t cols, bool fused) {
+  const DType f32 = DType::F32;
+  MLXN_ASSIGN_OR_RETURN(Buffer w, h.device().alloc(f32, {cols}));
+  MLXN_TRY(fill_random(w, 5));
+  // Minimum traffic: read x (f32) and r, write h (f32) and y (r's dtype).
+  const double bytes = static_cast<double>(rows * cols) * (8 + 2 * sz(tr)) + static_cast<double>(cols) * 4;
+  const std::vector<std::tuple<DType, int64_t, int64_t>> specs = {
+      {f32, rows, cols}, {tr, rows, cols}, {f32, rows, cols}, {tr, rows, cols}};
+  return run(
+      h, fused ? "add_rms_norm" : "add+rms_norm", rows, cols, tr, bytes, specs,
+      [&](Session& s, const Set& q) -> Status {
+        if (fused) return ops::add_rms_norm(s, q.b[0], q.b[1], w, q.b[2], q.b[3]);
+        MLXN_TRY(ops::add(s, q.b[0], q.b[1], q.b[2]));
+        return ops::rms_norm(s, q.b[2], w, q.b[3]);
+      },
+      fused ? "x, h f32; r, y in the dtype" : "x, h f32; unfused: add then rms_norm");
+}
+
 Status bench_rms_norm_add(Harness& h, DType t, int64_t rows, int64_t cols) {
   MLXN_ASSIGN_OR_RETURN(Buffer w, h.device().alloc(t, {cols}));
   MLXN_TRY(fill_random(w, 5));
@@ -180,6 +200,14 @@ const bool registered = [] {
            [](Harness& h, const BenchEnv&) { return bench_add_rms_norm(h, DType::F32, 1, 4096, true); });
   add_case("add_rms_norm", 20,
            [](Harness& h, const BenchEnv&) { return bench_add_rms_norm(h, DType::F32, 1, 4096, false); });
+  for (bool fused : {true, false}) {
+    add_case("add_rms_norm", 20, [fused](Harness& h, const BenchEnv& e) {
+      return bench_add_rms_norm_wide(h, DType::BF16, big(e), 4096, fused);
+    });
+    add_case("add_rms_norm", 20, [fused](Harness& h, const BenchEnv&) {
+      return bench_add_rms_norm_wide(h, DType::F16, 1, 4096, fused);
+    });
+  }
   add_case("rms_norm_add", 20, [](Harness& h, const BenchEnv&) { return bench_rms_norm_add(h, DType::BF16, 1, 4096); });
   add_case("layer_norm", 20, [](Harness& h, const BenchEnv&) { return bench_layer_norm(h, DType::BF16, 1, 4096); });
   add_case("group_rms_norm", 20,

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <numeric>
 
@@ -34,12 +35,21 @@ Status linear(Session& s, const Buffer& x, const Buffer& w, const ops::AffineWei
 
 }  // namespace
 
+bool fusion_default() {
+  static const bool on = [] {
+    const char* v = std::getenv("MLXN_MODEL_FUSE");
+    return v == nullptr || std::string_view(v) != "0";
+  }();
+  return on;
+}
+
 Model::Model(ModelConfig config, ModelWeights weights, Device dev, Session session, const ModelOptions& o)
     : config_(std::move(config)),
       weights_(std::move(weights)),
       device_(std::move(dev)),
       session_(std::move(session)),
-      opt_(o) {}
+      opt_(o),
+      fuse_(o.fuse.value_or(fusion_default())) {}
 
 Model::~Model() {
   (void)session_.finish();  // nothing recorded may outlive the buffers it reads
@@ -52,7 +62,7 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& path, const Device
     MLXN_ASSIGN_OR_RETURN(auto st, io::SafetensorsModel::open(path));
     if (!st.config()) return error(StatusCode::NotFound, kOp, path, " has no config.json");
     MLXN_ASSIGN_OR_RETURN(ModelConfig c, config_from_hf(*st.config()));
-    MLXN_ASSIGN_OR_RETURN(ModelWeights w, load_weights(st, c, dev));
+    MLXN_ASSIGN_OR_RETURN(ModelWeights w, load_weights(st, c, dev, o.fuse.value_or(fusion_default())));
     c.tied_embeddings = w.output_affine.packed.valid()
                             ? w.output_affine.packed.storage_id() == w.tok_affine.packed.storage_id()
                             : w.output.storage_id() == w.tok_embd.storage_id();
@@ -65,7 +75,7 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& path, const Device
   }
   MLXN_ASSIGN_OR_RETURN(auto f, io::GgufFile::open(path));
   MLXN_ASSIGN_OR_RETURN(ModelConfig c, config_from_gguf(f));
-  MLXN_ASSIGN_OR_RETURN(ModelWeights w, load_weights(f, c, dev));
+  MLXN_ASSIGN_OR_RETURN(ModelWeights w, load_weights(f, c, dev, o.fuse.value_or(fusion_default())));
   return create(std::move(c), std::move(w), dev, o);
 }
 
@@ -125,6 +135,10 @@ Status Model::init() {
   MLXN_ASSIGN_OR_RETURN(gate_, alloc(act_, Shape{T, c.n_ff}, a));
   MLXN_ASSIGN_OR_RETURN(up_, alloc(act_, Shape{T, c.n_ff}, a));
   MLXN_ASSIGN_OR_RETURN(xf_, alloc(DType::F32, Shape{1, d}, a));
+  if (fuse_) {
+    MLXN_ASSIGN_OR_RETURN(qkv_, alloc(act_, Shape{1, qd + 2 * kvd}, a));
+    MLXN_ASSIGN_OR_RETURN(gate_up_, alloc(act_, Shape{1, 2 * c.n_ff}, a));
+  }
   MLXN_ASSIGN_OR_RETURN(logits_, alloc(DType::F32, Shape{1, c.n_vocab}, a));
   MLXN_ASSIGN_OR_RETURN(ids_, alloc(DType::I32, Shape{T}, a));
   MLXN_ASSIGN_OR_RETURN(positions_, alloc(DType::I32, Shape{T}, a));
@@ -148,7 +162,9 @@ Status Model::init() {
 }
 
 Status Model::residual_add_norm(const Buffer& x, const Buffer& delta, const Buffer& w, const Buffer& out) {
-  if (delta.dtype() == x.dtype() && w.valid())
+  // add_rms_norm takes an f16 / bf16 delta into the f32 stream: used when fusing (the unfused path keeps the
+  // separate add and norm it had for mixed dtypes).
+  if (w.valid() && (delta.dtype() == x.dtype() || (fuse_ && x.dtype() == DType::F32)))
     return ops::add_rms_norm(session_, x, delta, w, x, out, {config_.rms_eps});
   MLXN_TRY(ops::add(session_, x, delta, x));
   if (!w.valid()) return Status::ok();
@@ -162,30 +178,47 @@ Status Model::residual_norm_add(const Buffer& x, const Buffer& delta, const Buff
   return ops::add(session_, x, t, x);
 }
 
-Status Model::layer(int64_t il, int64_t n, const Buffer& positions, const Buffer& kv_lens) {
+Status Model::layer(int64_t il, int64_t n, const Buffer& positions, const Buffer& kv_lens, bool normed,
+                    const Buffer& next_norm, const Buffer& next_out) {
   const auto& c = config_;
   const auto& L = weights_.layers[static_cast<size_t>(il)];
-  const int64_t D = c.head_dim;
+  const int64_t D = c.head_dim, qd = c.n_head * D, kvd = c.n_head_kv * D;
+  const size_t es = dtype_size(act_);
   Session& s = session_;
   MLXN_ASSIGN_OR_RETURN(Buffer x, rows(resid_, n));
   MLXN_ASSIGN_OR_RETURN(Buffer xn, rows(xn_, n));
-  MLXN_ASSIGN_OR_RETURN(Buffer q, rows(q_, n));
-  MLXN_ASSIGN_OR_RETURN(Buffer k, rows(k_, n));
-  MLXN_ASSIGN_OR_RETURN(Buffer v, rows(v_, n));
   MLXN_ASSIGN_OR_RETURN(Buffer att, rows(attn_, n));
   MLXN_ASSIGN_OR_RETURN(Buffer o, rows(o_, n));
   MLXN_ASSIGN_OR_RETURN(Buffer gate, rows(gate_, n));
-  MLXN_ASSIGN_OR_RETURN(Buffer up, rows(up_, n));
+  // Single-token steps (the captured decode graph) run the fused projections where the weights were fused.
+  const bool one_qkv = fuse_ && n == 1 && (L.wqkv.valid() || L.affine.wqkv.packed.valid());
+  const bool one_gate_up = fuse_ && n == 1 && (L.w_gate_up.valid() || L.affine.w_gate_up.packed.valid());
 
-  // Attention block. The previous layer left x with its FFN output added; the norm runs here.
-  MLXN_TRY(ops::rms_norm(s, x, L.attn_norm, xn, {c.rms_eps}));
-  MLXN_TRY(linear(s, xn, L.wq, L.affine.wq, q));
-  MLXN_TRY(linear(s, xn, L.wk, L.affine.wk, k));
-  MLXN_TRY(linear(s, xn, L.wv, L.affine.wv, v));
+  // Attention block. Unless the previous layer's last add was fused with this norm, it runs here.
+  if (!normed) MLXN_TRY(ops::rms_norm(s, x, L.attn_norm, xn, {c.rms_eps}));
+  Buffer q, k, v;
+  if (one_qkv) {
+    // One matmul into [1, Nq + Nk + Nv]: q, k and v are adjacent slices of the row.
+    MLXN_TRY(linear(s, xn, L.wqkv, L.affine.wqkv, qkv_));
+    MLXN_ASSIGN_OR_RETURN(q, qkv_.view(0, act_, Shape{1, qd}));
+    MLXN_ASSIGN_OR_RETURN(k, qkv_.view(static_cast<size_t>(qd) * es, act_, Shape{1, kvd}));
+    MLXN_ASSIGN_OR_RETURN(v, qkv_.view(static_cast<size_t>(qd + kvd) * es, act_, Shape{1, kvd}));
+  } else {
+    MLXN_ASSIGN_OR_RETURN(q, rows(q_, n));
+    MLXN_ASSIGN_OR_RETURN(k, rows(k_, n));
+    MLXN_ASSIGN_OR_RETURN(v, rows(v_, n));
+    MLXN_TRY(linear(s, xn, L.wq, L.affine.wq, q));
+    MLXN_TRY(linear(s, xn, L.wk, L.affine.wk, k));
+    MLXN_TRY(linear(s, xn, L.wv, L.affine.wv, v));
+  }
   if (c.qkv_bias) {
-    MLXN_TRY(ops::add(s, q, L.bq, q));
-    MLXN_TRY(ops::add(s, k, L.bk, k));
-    MLXN_TRY(ops::add(s, v, L.bv, v));
+    if (one_qkv && L.bqkv.valid()) {
+      MLXN_TRY(ops::add(s, qkv_, L.bqkv, qkv_));
+    } else {
+      MLXN_TRY(ops::add(s, q, L.bq, q));
+      MLXN_TRY(ops::add(s, k, L.bk, k));
+      MLXN_TRY(ops::add(s, v, L.bv, v));
+    }
   }
   MLXN_ASSIGN_OR_RETURN(Buffer qh, q.view(0, act_, Shape{n, c.n_head, D}));
   MLXN_ASSIGN_OR_RETURN(Buffer kh, k.view(0, act_, Shape{n, c.n_head_kv, D}));
@@ -205,9 +238,14 @@ Status Model::layer(int64_t il, int64_t n, const Buffer& positions, const Buffer
     freq_factors = weights_.rope_freqs;
   }
   if (c.qk_norm) {
+    // Different weights for q and k: two launches.
     const ops::HeadNormParams hp{c.rms_eps, 0.0f};
     MLXN_TRY(ops::rope_head_norm(s, qh, L.q_norm, positions, freq_factors, qh, rp, hp));
     MLXN_TRY(ops::rope_head_norm(s, kh, L.k_norm, positions, freq_factors, kh, rp, hp));
+  } else if (one_qkv) {
+    // q's and k's heads are adjacent in the fused row and share the token's position: one launch rotates both.
+    MLXN_ASSIGN_OR_RETURN(Buffer qk, qkv_.view(0, act_, Shape{1, c.n_head + c.n_head_kv, D}));
+    MLXN_TRY(ops::rope(s, qk, positions, freq_factors, qk, rp));
   } else {
     MLXN_TRY(ops::rope(s, qh, positions, freq_factors, qh, rp));
     MLXN_TRY(ops::rope(s, kh, positions, freq_factors, kh, rp));
@@ -234,23 +272,47 @@ Status Model::layer(int64_t il, int64_t n, const Buffer& positions, const Buffer
   }
 
   // Feed-forward block: act(gate) * up, written over gate.
-  MLXN_TRY(linear(s, xn, L.w_gate, L.affine.w_gate, gate));
-  MLXN_TRY(linear(s, xn, L.w_up, L.affine.w_up, up));
-  MLXN_TRY(ops::glu(s, c.ffn_act, gate, up, gate));
+  if (one_gate_up) {
+    MLXN_TRY(linear(s, xn, L.w_gate_up, L.affine.w_gate_up, gate_up_));
+    MLXN_TRY(ops::glu_split(s, c.ffn_act, gate_up_, gate));
+  } else {
+    MLXN_ASSIGN_OR_RETURN(Buffer up, rows(up_, n));
+    MLXN_TRY(linear(s, xn, L.w_gate, L.affine.w_gate, gate));
+    MLXN_TRY(linear(s, xn, L.w_up, L.affine.w_up, up));
+    MLXN_TRY(ops::glu(s, c.ffn_act, gate, up, gate));
+  }
   MLXN_TRY(linear(s, gate, L.w_down, L.affine.w_down, o));
   if (c.post_norms) return residual_norm_add(x, o, L.post_ffn_norm, n);
-  return residual_add_norm(x, o, Buffer{}, Buffer{});
+  return residual_add_norm(x, o, next_norm, next_out);
 }
 
 Status Model::forward(int64_t n, const Buffer& ids, const Buffer& positions, bool want_logits) {
   const auto& c = config_;
   MLXN_ASSIGN_OR_RETURN(Buffer x, rows(resid_, n));
+  MLXN_ASSIGN_OR_RETURN(Buffer xn, rows(xn_, n));
   MLXN_ASSIGN_OR_RETURN(Buffer kv_lens, step_view(kSlotKvLen));
   MLXN_TRY(ops::embedding(session_, weights_.tok_lookup, ids, x, {c.embed_scale}));
-  for (int64_t il = 0; il < c.n_layer; ++il) MLXN_TRY(layer(il, n, positions, kv_lens));
+  // Fusing, a layer's last residual add also norms x for the next layer (or, for one token, for the LM head).
+  // Gemma 3's post norms end a layer with rms_norm_add instead.
+  const bool chain = fuse_ && !c.post_norms;
+  bool head_normed = false;
+  for (int64_t il = 0; il < c.n_layer; ++il) {
+    Buffer next_norm, next_out;
+    if (chain && il + 1 < c.n_layer) {
+      next_norm = weights_.layers[static_cast<size_t>(il + 1)].attn_norm;
+      next_out = xn;
+    } else if (chain && want_logits && n == 1) {
+      next_norm = weights_.output_norm;
+      next_out = xf_;
+      head_normed = true;
+    }
+    MLXN_TRY(layer(il, n, positions, kv_lens, chain && il > 0, next_norm, next_out));
+  }
   if (!want_logits) return Status::ok();
-  MLXN_ASSIGN_OR_RETURN(Buffer last, row(resid_, n - 1));
-  MLXN_TRY(ops::rms_norm(session_, last, weights_.output_norm, xf_, {c.rms_eps}));
+  if (!head_normed) {
+    MLXN_ASSIGN_OR_RETURN(Buffer last, row(resid_, n - 1));
+    MLXN_TRY(ops::rms_norm(session_, last, weights_.output_norm, xf_, {c.rms_eps}));
+  }
   MLXN_TRY(linear(session_, xf_, weights_.output, weights_.output_affine, logits_));
   if (c.final_softcap > 0.0f) MLXN_TRY(ops::softcap(session_, logits_, logits_, c.final_softcap));
   return Status::ok();

@@ -1,6 +1,9 @@
 // Weight loading from GGUF (llama.cpp tensor names) and Hugging Face safetensors checkpoints.
 #include <cstring>
 #include <functional>
+#include <optional>
+#include <span>
+#include <utility>
 
 #include "mlxn/core/half.h"
 #include "mlxn/models/model.h"
@@ -18,6 +21,8 @@ struct Source {
   std::function<std::optional<Shape>(const std::string&)> shape;
   std::function<Result<Buffer>(const std::string&, const Device&)> load;
   std::function<Result<std::vector<float>>(const std::string&)> to_f32;
+  // The stored bytes of a tensor inside the mapping and the dtype a Buffer of it gets (empty: none).
+  std::function<Result<std::pair<std::optional<DType>, std::span<const uint8_t>>>(const std::string&)> raw;
   std::string file;
   // MLX affine-quantized checkpoints (safetensors only; empty otherwise): whether a tensor's module is quantized,
   // its packed weight + scales + biases, and its dequantized f32 values.
@@ -196,6 +201,119 @@ class Loader {
     return b;
   }
 
+  // Tensors of one stored type and `cols` columns uploaded back to back into one [sum rows, cols] allocation (the
+  // names in order). An invalid Buffer when the types differ or a part would not start 16-byte aligned (kernels
+  // then see different alignment than in their own allocations): the caller keeps the separate tensors.
+  Result<Buffer> concat(const std::vector<std::string>& names, const std::vector<int64_t>& rows, int64_t cols) {
+    std::vector<std::span<const uint8_t>> parts;
+    std::optional<DType> t;
+    size_t total = 0;
+    int64_t total_rows = 0;
+    for (size_t i = 0; i < names.size(); ++i) {
+      auto r = src_.raw(names[i]);
+      if (!r) return error(r.status().code(), kOp, "reading '", names[i], "': ", r.status().message());
+      if (!r->first || (t && *t != *r->first) || total % 16 != 0) return Buffer{};
+      t = r->first;
+      parts.push_back(r->second);
+      total += r->second.size();
+      total_rows += rows[i];
+    }
+    MLXN_ASSIGN_OR_RETURN(Buffer b, dev_.alloc(*t, Shape{total_rows, cols}));
+    if (b.nbytes() != total) return Buffer{};  // sizes that do not add up: leave the tensors separate
+    size_t off = 0;
+    for (size_t i = 0; i < parts.size(); ++i) {
+      MLXN_ASSIGN_OR_RETURN(Buffer part, b.view(off, *t, Shape{rows[i], cols}));
+      MLXN_TRY(part.upload(parts[i].data(), parts[i].size()));
+      off += parts[i].size();
+    }
+    bytes += total;
+    return b;
+  }
+
+  // [rows_i, cols] linear weights in one allocation: dense / GGML parts fused as they are read (each read once);
+  // MLX affine parts loaded one by one, then, when bits, group size and scale dtype agree, copied into fused packed /
+  // scales / biases tensors (the separate ones are released). `views` / `avs` receive the parts (views of the fused
+  // storage when fused), `fused` / `afused` the fused weight (left empty when not fused).
+  Status fused_linear(const std::vector<std::string>& names, const std::vector<int64_t>& rows, int64_t cols,
+                      const std::vector<Buffer*>& views, const std::vector<ops::AffineWeight*>& avs, Buffer& fused,
+                      ops::AffineWeight& afused) {
+    bool any_affine = false, all_affine = true;
+    for (const auto& n : names) {
+      const bool a = affine(n);
+      any_affine |= a;
+      all_affine &= a;
+    }
+    if (!any_affine && src_.raw) {
+      for (size_t i = 0; i < names.size(); ++i) MLXN_TRY(check(names[i], Shape{rows[i], cols}));
+      MLXN_ASSIGN_OR_RETURN(fused, concat(names, rows, cols));
+      if (fused.valid()) {
+        size_t off = 0;
+        for (size_t i = 0; i < names.size(); ++i) {
+          MLXN_ASSIGN_OR_RETURN(*views[i], fused.view(off, fused.dtype(), Shape{rows[i], cols}));
+          off += views[i]->nbytes();
+        }
+        return Status::ok();
+      }
+    }
+    for (size_t i = 0; i < names.size(); ++i) MLXN_TRY(linear(names[i], rows[i], cols, *views[i], *avs[i]));
+    if (!any_affine || !all_affine || !src_.raw) return Status::ok();
+    const ops::AffineWeight& a0 = *avs[0];
+    for (const auto* a : avs)
+      if (a->bits != a0.bits || a->group_size != a0.group_size || a->scales.dtype() != a0.scales.dtype())
+        return Status::ok();
+    // The module's tensors: <module>.weight (packed u32), .scales, .biases.
+    std::vector<std::string> pw, ps, pb;
+    for (const auto& n : names) {
+      const std::string base = n.size() > 7 && n.ends_with(".weight") ? n.substr(0, n.size() - 7) : n;
+      pw.push_back(base + ".weight");
+      ps.push_back(base + ".scales");
+      pb.push_back(base + ".biases");
+    }
+    ops::AffineWeight f;
+    f.bits = a0.bits;
+    f.group_size = a0.group_size;
+    MLXN_ASSIGN_OR_RETURN(f.packed, concat(pw, rows, a0.packed.shape()[1]));
+    MLXN_ASSIGN_OR_RETURN(f.scales, concat(ps, rows, a0.scales.shape()[1]));
+    MLXN_ASSIGN_OR_RETURN(f.biases, concat(pb, rows, a0.biases.shape()[1]));
+    if (!f.packed.valid() || !f.scales.valid() || !f.biases.valid()) {
+      for (const Buffer* q : {&f.packed, &f.scales, &f.biases}) bytes -= q->valid() ? q->nbytes() : 0;
+      return Status::ok();
+    }
+    size_t op = 0, os = 0;
+    for (size_t i = 0; i < names.size(); ++i) {
+      ops::AffineWeight& a = *avs[i];
+      bytes -= a.packed.nbytes() + a.scales.nbytes() + a.biases.nbytes();
+      const Shape sp = a.packed.shape(), ss = a.scales.shape();
+      MLXN_ASSIGN_OR_RETURN(a.packed, f.packed.view(op, f.packed.dtype(), sp));
+      MLXN_ASSIGN_OR_RETURN(a.scales, f.scales.view(os, f.scales.dtype(), ss));
+      MLXN_ASSIGN_OR_RETURN(a.biases, f.biases.view(os, f.biases.dtype(), ss));
+      op += a.packed.nbytes();
+      os += a.scales.nbytes();
+    }
+    afused = f;
+    return Status::ok();
+  }
+
+  // f32 vectors (biases) in one allocation; `views` receive the parts.
+  Result<Buffer> fused_vec(const std::vector<std::string>& names, const std::vector<int64_t>& ns,
+                           const std::vector<Buffer*>& views) {
+    int64_t total = 0;
+    for (int64_t n : ns) total += n;
+    MLXN_ASSIGN_OR_RETURN(Buffer b, dev_.alloc(DType::F32, Shape{total}));
+    size_t off = 0;
+    for (size_t i = 0; i < names.size(); ++i) {
+      MLXN_ASSIGN_OR_RETURN(Buffer one, vec(names[i], ns[i]));  // checked and converted; replaced by the view
+      bytes -= one.nbytes();
+      std::vector<float> v(static_cast<size_t>(ns[i]));
+      MLXN_TRY(one.download(v.data(), v.size() * 4));
+      MLXN_ASSIGN_OR_RETURN(*views[i], b.view(off, DType::F32, Shape{ns[i]}));
+      MLXN_TRY(views[i]->upload(v.data(), v.size() * 4));
+      off += v.size() * 4;
+    }
+    bytes += b.nbytes();
+    return b;
+  }
+
   uint64_t bytes = 0;
 
  private:
@@ -206,7 +324,7 @@ class Loader {
 
 Result<ModelWeights> assemble(const Source& src, const ModelConfig& c, const Device& dev,
                               const std::function<std::string(Role, int64_t)>& name, const std::string& embd_name,
-                              const std::string& out_norm_name, const std::string& output_name) {
+                              const std::string& out_norm_name, const std::string& output_name, bool fuse) {
   MLXN_TRY(c.validate());
   Loader L(src, c, dev);
   ModelWeights w;
@@ -248,11 +366,19 @@ Result<ModelWeights> assemble(const Source& src, const ModelConfig& c, const Dev
     LayerWeights l;
     auto n = [&](Role r) { return name(r, il); };
     MLXN_ASSIGN_OR_RETURN(l.attn_norm, L.vec(n(Role::AttnNorm), d, off));
-    MLXN_TRY(L.linear(n(Role::Wq), qd, d, l.wq, l.affine.wq));
-    MLXN_TRY(L.linear(n(Role::Wk), kvd, d, l.wk, l.affine.wk));
-    MLXN_TRY(L.linear(n(Role::Wv), kvd, d, l.wv, l.affine.wv));
+    if (fuse) {
+      MLXN_TRY(L.fused_linear({n(Role::Wq), n(Role::Wk), n(Role::Wv)}, {qd, kvd, kvd}, d, {&l.wq, &l.wk, &l.wv},
+                              {&l.affine.wq, &l.affine.wk, &l.affine.wv}, l.wqkv, l.affine.wqkv));
+    } else {
+      MLXN_TRY(L.linear(n(Role::Wq), qd, d, l.wq, l.affine.wq));
+      MLXN_TRY(L.linear(n(Role::Wk), kvd, d, l.wk, l.affine.wk));
+      MLXN_TRY(L.linear(n(Role::Wv), kvd, d, l.wv, l.affine.wv));
+    }
     MLXN_TRY(L.linear(n(Role::Wo), d, qd, l.wo, l.affine.wo));
-    if (c.qkv_bias) {
+    if (c.qkv_bias && fuse) {
+      MLXN_ASSIGN_OR_RETURN(
+          l.bqkv, L.fused_vec({n(Role::Bq), n(Role::Bk), n(Role::Bv)}, {qd, kvd, kvd}, {&l.bq, &l.bk, &l.bv}));
+    } else if (c.qkv_bias) {
       MLXN_ASSIGN_OR_RETURN(l.bq, L.vec(n(Role::Bq), qd));
       MLXN_ASSIGN_OR_RETURN(l.bk, L.vec(n(Role::Bk), kvd));
       MLXN_ASSIGN_OR_RETURN(l.bv, L.vec(n(Role::Bv), kvd));
@@ -266,8 +392,13 @@ Result<ModelWeights> assemble(const Source& src, const ModelConfig& c, const Dev
       MLXN_ASSIGN_OR_RETURN(l.post_ffn_norm, L.vec(n(Role::PostFfnNorm), d, off));
     }
     MLXN_ASSIGN_OR_RETURN(l.ffn_norm, L.vec(n(Role::FfnNorm), d, off));
-    MLXN_TRY(L.linear(n(Role::Gate), c.n_ff, d, l.w_gate, l.affine.w_gate));
-    MLXN_TRY(L.linear(n(Role::Up), c.n_ff, d, l.w_up, l.affine.w_up));
+    if (fuse) {
+      MLXN_TRY(L.fused_linear({n(Role::Gate), n(Role::Up)}, {c.n_ff, c.n_ff}, d, {&l.w_gate, &l.w_up},
+                              {&l.affine.w_gate, &l.affine.w_up}, l.w_gate_up, l.affine.w_gate_up));
+    } else {
+      MLXN_TRY(L.linear(n(Role::Gate), c.n_ff, d, l.w_gate, l.affine.w_gate));
+      MLXN_TRY(L.linear(n(Role::Up), c.n_ff, d, l.w_up, l.affine.w_up));
+    }
     MLXN_TRY(L.linear(n(Role::Down), d, c.n_ff, l.w_down, l.affine.w_down));
     w.layers.push_back(std::move(l));
   }
@@ -277,7 +408,7 @@ Result<ModelWeights> assemble(const Source& src, const ModelConfig& c, const Dev
 
 }  // namespace
 
-Result<ModelWeights> load_weights(const io::GgufFile& f, const ModelConfig& c, const Device& dev) {
+Result<ModelWeights> load_weights(const io::GgufFile& f, const ModelConfig& c, const Device& dev, bool fuse) {
   Source src;
   src.file = f.path();
   src.shape = [&f](const std::string& n) -> std::optional<Shape> {
@@ -286,10 +417,14 @@ Result<ModelWeights> load_weights(const io::GgufFile& f, const ModelConfig& c, c
   };
   src.load = [&f](const std::string& n, const Device& d) { return f.load_tensor(n, d); };
   src.to_f32 = [&f](const std::string& n) { return f.dequantize_tensor(n); };
-  return assemble(src, c, dev, gguf_name, "token_embd.weight", "output_norm.weight", "output.weight");
+  src.raw = [&f](const std::string& n) -> Result<std::pair<std::optional<DType>, std::span<const uint8_t>>> {
+    MLXN_ASSIGN_OR_RETURN(auto bytes, f.tensor_data(n));
+    return std::make_pair(f.tensor(n)->dtype, bytes);
+  };
+  return assemble(src, c, dev, gguf_name, "token_embd.weight", "output_norm.weight", "output.weight", fuse);
 }
 
-Result<ModelWeights> load_weights(const io::SafetensorsModel& m, const ModelConfig& c, const Device& dev) {
+Result<ModelWeights> load_weights(const io::SafetensorsModel& m, const ModelConfig& c, const Device& dev, bool fuse) {
   Source src;
   src.file = m.shards().empty() ? std::string("checkpoint") : m.shards().front().path();
   src.shape = [&m](const std::string& n) -> std::optional<Shape> {
@@ -298,6 +433,12 @@ Result<ModelWeights> load_weights(const io::SafetensorsModel& m, const ModelConf
   };
   src.load = [&m](const std::string& n, const Device& d) { return m.load_tensor(n, d); };
   src.to_f32 = [&m](const std::string& n) { return m.dequantize_tensor(n); };
+  src.raw = [&m](const std::string& n) -> Result<std::pair<std::optional<DType>, std::span<const uint8_t>>> {
+    const auto* shard = m.shard_of(n);
+    if (shard == nullptr) return error(StatusCode::NotFound, kOp, "no tensor '", n, "' in the checkpoint");
+    MLXN_ASSIGN_OR_RETURN(auto bytes, shard->tensor_data(n));
+    return std::make_pair(io::st_dtype_info(m.tensor(n)->dtype).dtype, bytes);
+  };
   if (m.mlx_quant()) {
     src.is_affine = [&m](const std::string& n) { return m.is_affine(n); };
     src.load_affine = [&m](const std::string& n, const Device& d) { return m.load_affine(n, d); };
@@ -318,7 +459,7 @@ Result<ModelWeights> load_weights(const io::SafetensorsModel& m, const ModelConf
   // A checkpoint without lm_head.weight ties the head to the embedding whatever the config says.
   if (m.tensor(head) == nullptr) cc.tied_embeddings = true;  // (MLX: the packed head is still "<head>.weight")
   auto name = [&prefix, arch](Role r, int64_t il) { return hf_name(r, il, prefix, arch); };
-  return assemble(src, cc, dev, name, prefix + "embed_tokens.weight", prefix + "norm.weight", head);
+  return assemble(src, cc, dev, name, prefix + "embed_tokens.weight", prefix + "norm.weight", head, fuse);
 }
 
 }  // namespace mlxn::models

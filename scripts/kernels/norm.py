@@ -35,4 +35,15 @@ def norm():
         yield instance(f"norm_{tx}.cu", f"add_norm_{tx}", ["cuda/kernel_table.h", "cuda/norm.cuh"], adds)
 
 
-FAMILIES = [rms_norm, norm]
+def add_rms_norm_wide_r():
+    # add_rms_norm of an f16 / bf16 block output r into an f32 residual stream (x, h f32; w f32, the models' norm
+    # weights): keyed (x, w, y, r). A separate file so the same-dtype instances above are compiled unchanged.
+    adds = []
+    for tr in ("f16", "bf16"):
+        for ty in FLOATS:
+            adds.append(f't.add("add_rms_norm", "f32.f32.{ty}.{tr}", '
+                        f'&launch_norm<float, float, {FLOATS[ty]}, {FLOATS[tr]}>);')
+    yield instance("norm_f32_wide_r.cu", "add_norm_f32_wide_r", ["cuda/kernel_table.h", "cuda/norm.cuh"], adds)
+
+
+FAMILIES = [rms_norm, norm, add_rms_norm_wide_r]

@@ -41,7 +41,7 @@ Status norm(const kern::NormParams& p, const ExecContext&) {
     for (int64_t c = 0; c < p.cols; ++c) {
       float x = load_f32(p.x, p.tx, base + c);
       if (add_before) {
-        store_f32(p.h, p.tx, base + c, x + load_f32(p.r, p.tx, base + c));
+        store_f32(p.h, p.tx, base + c, x + load_f32(p.r, p.tr, base + c));  // r widened to f32 first
         x = load_f32(p.h, p.tx, base + c);  // the rounded sum, as stored
       }
       v[static_cast<size_t>(c)] = x;
@@ -64,7 +64,7 @@ Status norm(const kern::NormParams& p, const ExecContext&) {
       double o = (v[static_cast<size_t>(c)] - mean) * scale;
       if (p.w != nullptr) o *= static_cast<double>(load_f32(p.w, p.tw, c)) + static_cast<double>(p.w_offset);
       if (p.b != nullptr) o += static_cast<double>(load_f32(p.b, p.tw, c));
-      if (p.residual_after) o += static_cast<double>(load_f32(p.r, p.tx, base + c));
+      if (p.residual_after) o += static_cast<double>(load_f32(p.r, p.tr, base + c));
       store_f32(p.y, p.ty, base + c, static_cast<float>(o));
     }
   });

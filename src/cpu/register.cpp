@@ -47,6 +47,10 @@ void register_kernels(KernelRegistry& r) {
         for (const char* op : {"add_rms_norm", "rms_norm_add", "group_rms_norm", "layer_norm"})
           r.add(op, KernelRegistry::key({a, b, c}));
       }
+      // add_rms_norm of an f16 / bf16 block output r into an f32 stream: keys (x, w, y, r) (kern::norm_key).
+      if (a == DType::F32)
+        for (DType w : floats)
+          for (DType rt : {DType::F16, DType::BF16}) r.add("add_rms_norm", KernelRegistry::key({a, w, c, rt}));
       for (const char* op : {"l2_norm", "silu", "gelu", "gelu_tanh", "sigmoid", "softcap", "swiglu", "geglu",
                              "geglu_tanh", "sigmoid_mul", "softmax", "log_softmax"})
         r.add(op, KernelRegistry::key({a, c}));

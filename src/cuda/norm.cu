@@ -22,8 +22,7 @@ Status norm(const kern::NormParams& p, const ExecContext& ctx) {
   using Fn = Status (*)(const kern::NormParams&, const ExecContext&);
   // Without w and b the weight dtype does not matter: use the variant whose weight type is x's.
   const DType tw = p.w || p.b ? p.tw : p.tx;
-  const std::string key =
-      p.kind == kern::NormKind::L2 ? KernelRegistry::key({p.tx, p.ty}) : KernelRegistry::key({p.tx, tw, p.ty});
+  const std::string key = kern::norm_key(p, tw);
   Fn fn = kernel_table().find<Fn>(p.op, key);
   if (fn == nullptr) return ctx.kernels->require(p.op, key);
   return fn(p, ctx);

@@ -195,8 +195,9 @@ __device__ __forceinline__ NormStats norm_scale(const kern::NormParams& p, float
 }
 
 // Rows whose length is a multiple of 8 with every pointer 16-byte aligned: each thread keeps VPT chunks of 8
-// elements of x (and of r) in registers, so each input is read once.
-template <typename Tx, typename Tw, typename Ty, int VPT>
+// elements of x (and of r) in registers, so each input is read once. Tr is r's type: Tx, or f16 / bf16 under an
+// f32 x (add_rms_norm of a block output into the f32 stream); with Tr == Tx the code is the same-dtype kernel's.
+template <typename Tx, typename Tw, typename Ty, int VPT, typename Tr = Tx>
 __global__ void __launch_bounds__(kNormMaxThreads) norm_vec_kernel(kern::NormParams p) {
   __shared__ float scratch[2][32];
   const int64_t n8 = p.cols >> 3;
@@ -205,10 +206,11 @@ __global__ void __launch_bounds__(kNormMaxThreads) norm_vec_kernel(kern::NormPar
   const bool has_r = p.r != nullptr;
   const bool add_before = has_r && !p.residual_after;
   const Tx* x = static_cast<const Tx*>(p.x) + row * p.cols;
-  const Tx* r = static_cast<const Tx*>(p.r) + row * p.cols;
+  const Tr* r = static_cast<const Tr*>(p.r) + row * p.cols;
   auto chunk = [&](int k) { return threadIdx.x + static_cast<int64_t>(k) * blockDim.x; };
 
-  Raw8<Tx> v[VPT], rv[VPT];
+  Raw8<Tx> v[VPT];
+  Raw8<Tr> rv[VPT];
   pdl_wait();
 #pragma unroll
   for (int k = 0; k < VPT; ++k) {
@@ -293,7 +295,7 @@ __global__ void __launch_bounds__(kNormMaxThreads) norm_vec_kernel(kern::NormPar
 
 // Any row length and alignment: passes over the row in memory (the later ones mostly hit L1/L2). Each element is
 // read and written by one thread only, so in-place outputs are safe, and a thread reads back its own h.
-template <typename Tx, typename Tw, typename Ty>
+template <typename Tx, typename Tw, typename Ty, typename Tr = Tx>
 __global__ void __launch_bounds__(1024) norm_any_kernel(kern::NormParams p) {
   __shared__ float scratch[2][32];
   pdl_wait();
@@ -303,7 +305,7 @@ __global__ void __launch_bounds__(1024) norm_any_kernel(kern::NormParams p) {
   const bool add_before = p.r != nullptr && !p.residual_after;
   const int64_t base = row * p.cols;
   const Tx* x = static_cast<const Tx*>(p.x) + base;
-  const Tx* r = static_cast<const Tx*>(p.r) + base;
+  const Tr* r = static_cast<const Tr*>(p.r) + base;
   Tx* h = static_cast<Tx*>(p.h) + base;
   const Tx* src = add_before ? h : x;  // the normalised values, as stored
   const bool layer = p.kind == kern::NormKind::Layer;
@@ -346,7 +348,7 @@ __global__ void __launch_bounds__(1024) norm_any_kernel(kern::NormParams p) {
   }
 }
 
-template <typename Tx, typename Tw, typename Ty>
+template <typename Tx, typename Tw, typename Ty, typename Tr = Tx>
 Status launch_norm(const kern::NormParams& p, const ExecContext& ctx) {
   if (p.rows == 0) return Status::ok();
   auto stream = static_cast<cudaStream_t>(ctx.stream);
@@ -365,16 +367,16 @@ Status launch_norm(const kern::NormParams& p, const ExecContext& ctx) {
   const dim3 block(static_cast<unsigned>(t), static_cast<unsigned>(r));
   const int64_t blocks = (p.rows + r - 1) / r;
   if (blocks > 0x7fffffff) return unsupported(p.op, p.rows, " rows exceed one launch");
-  void (*kernel)(kern::NormParams) = norm_any_kernel<Tx, Tw, Ty>;
+  void (*kernel)(kern::NormParams) = norm_any_kernel<Tx, Tw, Ty, Tr>;
   if (vec) {
     if (vpt == 1)
-      kernel = norm_vec_kernel<Tx, Tw, Ty, 1>;
+      kernel = norm_vec_kernel<Tx, Tw, Ty, 1, Tr>;
     else if (vpt == 2)
-      kernel = norm_vec_kernel<Tx, Tw, Ty, 2>;
+      kernel = norm_vec_kernel<Tx, Tw, Ty, 2, Tr>;
     else if (vpt == 4)
-      kernel = norm_vec_kernel<Tx, Tw, Ty, 4>;
+      kernel = norm_vec_kernel<Tx, Tw, Ty, 4, Tr>;
     else if constexpr (max_vpt >= 8)
-      kernel = norm_vec_kernel<Tx, Tw, Ty, 8>;
+      kernel = norm_vec_kernel<Tx, Tw, Ty, 8, Tr>;
   }
   return launch_status(launch_kernel(kernel, dim3(static_cast<unsigned>(blocks)), block, stream, true, p), p.op);
 }

@@ -65,6 +65,7 @@ struct NormArgs {
   Buffer x, r, w, b, h, y;
   kern::NormKind kind = kern::NormKind::Rms;
   bool residual_after = false;
+  bool wide_r = false;  // r may be f16 / bf16 when x is f32 (add_rms_norm)
   int64_t group = 0;
   float eps = 0.0f, w_offset = 0.0f;
 };
@@ -100,7 +101,15 @@ Status norm_op(Session& s, const NormArgs& a) {
     cols = a.group;
   }
   if (cols == 0 && x.numel() != 0) return invalid_argument(op, "rows of length 0");
-  if (a.r.valid()) {
+  if (a.r.valid() && a.wide_r && x.dtype() == DType::F32 &&
+      (a.r.dtype() == DType::F16 || a.r.dtype() == DType::BF16)) {
+    // The f16 / bf16 output of a block added to an f32 residual stream: same shape, any of the two dtypes.
+    MLXN_TRY(check_buffer(op, "r", s, a.r));
+    MLXN_TRY(check_contiguous(op, "r", a.r));
+    if (a.r.shape() != x.shape())
+      return invalid_argument(op, "r has shape ", a.r.shape(), ", expected x's ", x.shape());
+    MLXN_TRY(detail::check_no_partial_overlap(op, "r", a.r, y));
+  } else if (a.r.valid()) {
     MLXN_TRY(check_param(op, "r", s, a.r, x));
     MLXN_TRY(detail::check_no_partial_overlap(op, "r", a.r, y));
   }
@@ -136,6 +145,7 @@ Status norm_op(Session& s, const NormArgs& a) {
   kp.tx = x.dtype();
   kp.tw = a.w.valid() ? a.w.dtype() : a.b.valid() ? a.b.dtype() : x.dtype();
   kp.ty = y.dtype();
+  kp.tr = a.r.valid() ? a.r.dtype() : x.dtype();
   kp.kind = a.kind;
   kp.residual_after = a.residual_after;
   kp.rows = cols == 0 ? 0 : x.numel() / cols;
@@ -143,8 +153,7 @@ Status norm_op(Session& s, const NormArgs& a) {
   kp.eps = a.eps;
   kp.w_offset = a.w_offset;
   kp.op = op.data();  // every caller passes a string literal
-  const std::string key =
-      a.kind == kern::NormKind::L2 ? KernelRegistry::key({kp.tx, kp.ty}) : KernelRegistry::key({kp.tx, kp.tw, kp.ty});
+  const std::string key = kern::norm_key(kp, kp.tw);
   MLXN_TRY(s.device().kernels().require(op, key));
   if (kp.rows == 0) return Status::ok();
   MemRange reads[4];
@@ -165,14 +174,14 @@ Status add_rms_norm(Session& s, const Buffer& x, const Buffer& r, const Buffer& 
   constexpr std::string_view op = "add_rms_norm";
   if (!r.valid()) return invalid_argument(op, "r is an empty buffer");
   if (!h.valid()) return invalid_argument(op, "h is an empty buffer");
-  return norm_op(s, {op, x, r, w, Buffer(), h, y, kern::NormKind::Rms, false, 0, p.eps, p.weight_offset});
+  return norm_op(s, {op, x, r, w, Buffer(), h, y, kern::NormKind::Rms, false, true, 0, p.eps, p.weight_offset});
 }
 
 Status rms_norm_add(Session& s, const Buffer& x, const Buffer& w, const Buffer& r, const Buffer& y,
                     const RmsNormParams& p) {
   constexpr std::string_view op = "rms_norm_add";
   if (!r.valid()) return invalid_argument(op, "r is an empty buffer");
-  return norm_op(s, {op, x, r, w, Buffer(), Buffer(), y, kern::NormKind::Rms, true, 0, p.eps, p.weight_offset});
+  return norm_op(s, {op, x, r, w, Buffer(), Buffer(), y, kern::NormKind::Rms, true, false, 0, p.eps, p.weight_offset});
 }
 
 Status group_rms_norm(Session& s, const Buffer& x, const Buffer& w, const Buffer& y, int64_t group_size,
@@ -180,17 +189,17 @@ Status group_rms_norm(Session& s, const Buffer& x, const Buffer& w, const Buffer
   constexpr std::string_view op = "group_rms_norm";
   if (group_size <= 0) return invalid_argument(op, "group_size ", group_size, " must be > 0");
   return norm_op(
-      s, {op, x, Buffer(), w, Buffer(), Buffer(), y, kern::NormKind::Rms, false, group_size, p.eps, p.weight_offset});
+      s, {op, x, Buffer(), w, Buffer(), Buffer(), y, kern::NormKind::Rms, false, false, group_size, p.eps, p.weight_offset});
 }
 
 Status layer_norm(Session& s, const Buffer& x, const Buffer& w, const Buffer& b, const Buffer& y,
                   const LayerNormParams& p) {
-  return norm_op(s, {"layer_norm", x, Buffer(), w, b, Buffer(), y, kern::NormKind::Layer, false, 0, p.eps, 0.0f});
+  return norm_op(s, {"layer_norm", x, Buffer(), w, b, Buffer(), y, kern::NormKind::Layer, false, false, 0, p.eps, 0.0f});
 }
 
 Status l2_norm(Session& s, const Buffer& x, const Buffer& y, const L2NormParams& p) {
   return norm_op(s,
-                 {"l2_norm", x, Buffer(), Buffer(), Buffer(), Buffer(), y, kern::NormKind::L2, false, 0, p.eps, 0.0f});
+                 {"l2_norm", x, Buffer(), Buffer(), Buffer(), Buffer(), y, kern::NormKind::L2, false, false, 0, p.eps, 0.0f});
 }
 
 }  // namespace mlxn::ops

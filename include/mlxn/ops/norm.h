@@ -26,6 +26,9 @@ Status rms_norm(Session& s, const Buffer& x, const Buffer& w, const Buffer& y, c
 // Fused residual add + RMSNorm (the pre-norm of a transformer block): h = x + r (rounded to x's dtype: the new
 // residual stream) and y = rms_norm(h) * (w + weight_offset), both written by one kernel. The norm sees h as
 // stored, so the result equals add() followed by rms_norm(). h may be x or r; y may not overlap h.
+// Mixed precision (a transformer's f32 residual stream plus the f16 / bf16 output of a block): when x and h are f32,
+// r may also be f16 or bf16; it is converted to f32 exactly and h = round_f32(x + float(r)), as add() does for those
+// dtypes. h then may be x but not r (their byte ranges differ); w is f32 (x's dtype).
 Status add_rms_norm(Session& s, const Buffer& x, const Buffer& r, const Buffer& w, const Buffer& h, const Buffer& y,
                     const RmsNormParams& p = {});
 

@@ -26,6 +26,7 @@ set(MLXN_CUDA_INSTANCE_SOURCES
   src/cuda/instances/norm_f32.cu
   src/cuda/instances/norm_f16.cu
   src/cuda/instances/norm_bf16.cu
+  src/cuda/instances/norm_f32_wide_r.cu
   src/cuda/instances/qmatmul_ggml_f32.cu
   src/cuda/instances/qmatmul_affine_f32.cu
   src/cuda/instances/qgemv_q4_0.cu

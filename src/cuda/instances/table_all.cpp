@@ -41,6 +41,7 @@ void add_rms_norm_bf16(KernelTable& t);
 void add_norm_f32(KernelTable& t);
 void add_norm_f16(KernelTable& t);
 void add_norm_bf16(KernelTable& t);
+void add_norm_f32_wide_r(KernelTable& t);
 void add_qmatmul_ggml_f32(KernelTable& t);
 void add_qmatmul_affine_f32(KernelTable& t);
 void add_qmatmul_ggml_f16(KernelTable& t);
@@ -122,6 +123,7 @@ void fill_kernel_table(KernelTable& t) {
   add_norm_f32(t);
   add_norm_f16(t);
   add_norm_bf16(t);
+  add_norm_f32_wide_r(t);
   add_qmatmul_ggml_f32(t);
   add_qmatmul_affine_f32(t);
   add_qmatmul_ggml_f16(t);

@@ -12,6 +12,16 @@
 //   x += (act(h Wg^T) * (h Wu^T)) Wd^T                 (SwiGLU; Gemma 3 GeGLU with tanh GELU and a post-FFN norm)
 // logits = (rms_norm(x_last) * w_out_norm) W_out^T, optionally softcapped; W_out is the embedding when tied.
 //
+// Decode-step fusions (fewer kernels in the captured graph; on by default, off with MLXN_MODEL_FUSE=0 or
+// ModelOptions::fuse = false; the arithmetic is the same, only the order of f32 reductions may differ):
+//   - wq | wk | wv and w_gate | w_up are loaded back to back into one allocation each (the separate matrices are
+//     views of it), so a single-token step runs one q|k|v matmul into [1, Nq + Nk + Nv] and one gate|up matmul into
+//     [1, 2 ff] followed by glu_split; prefill (n > 1) keeps the separate matmuls on the views.
+//   - Without q / k norms, one RoPE launch rotates q and k (adjacent heads of the q|k|v row) at n == 1.
+//   - Every residual add is fused with the norm after it (add_rms_norm, an f16 / bf16 block output widened into the
+//     f32 stream): the post-attention add with ffn_norm, a layer's final add with the next layer's attn_norm, and
+//     the last layer's with output_norm at n == 1. Gemma 3's post norms (rms_norm_add) are unchanged.
+//
 // Per-token values of the decode step live in step-parameter slots (kSlot*) that the ops read through Buffer views
 // of the session's step block: the position (RoPE), the KV length (cache write and attention) and the sampling
 // step. The sampled token id is written to the device token buffer that the next replay embeds, so the host only
@@ -45,9 +55,14 @@ inline constexpr int kSlotSampleStep = 62;  // u32: the sampler's step (a fresh 
 struct LayerWeights {
   Buffer attn_norm, wq, wk, wv, wo, bq, bk, bv, q_norm, k_norm, post_attn_norm;
   Buffer ffn_norm, w_gate, w_up, w_down, post_ffn_norm;
+  // Fused storage (load_weights with fuse): [Nq + Nk + Nv, K] and [2 ff, K] in the stored type, and the f32
+  // [Nq + Nk + Nv] bias; wq / wk / wv, w_gate / w_up and bq / bk / bv are then views of them. Empty when not fused
+  // (fusion off, parts of different types, or a part that would not start 16-byte aligned).
+  Buffer wqkv, w_gate_up, bqkv;
   // MLX affine-quantized checkpoints: a quantized matrix is held here and its Buffer above stays empty.
   struct Affine {
     ops::AffineWeight wq, wk, wv, wo, w_gate, w_up, w_down;
+    ops::AffineWeight wqkv, w_gate_up;  // fused (same bits, group size and scale dtype), as above
   } affine;
 };
 
@@ -68,15 +83,21 @@ struct ModelWeights {
 };
 
 // Loads and checks every tensor the configuration needs. A missing tensor is NotFound and a wrong shape
-// InvalidArgument, both naming the tensor.
-Result<ModelWeights> load_weights(const io::GgufFile& f, const ModelConfig& c, const Device& dev);
-Result<ModelWeights> load_weights(const io::SafetensorsModel& m, const ModelConfig& c, const Device& dev);
+// InvalidArgument, both naming the tensor. `fuse`: hold wq | wk | wv and w_gate | w_up in one allocation each
+// (LayerWeights::wqkv, w_gate_up) where their stored types agree.
+Result<ModelWeights> load_weights(const io::GgufFile& f, const ModelConfig& c, const Device& dev, bool fuse = true);
+Result<ModelWeights> load_weights(const io::SafetensorsModel& m, const ModelConfig& c, const Device& dev,
+                                  bool fuse = true);
+
+// The default of ModelOptions::fuse: false when the environment variable MLXN_MODEL_FUSE is "0" (read once).
+bool fusion_default();
 
 struct ModelOptions {
   int64_t max_context = 2048;      // KV-cache capacity in tokens
   int64_t max_chunk = 128;         // rows of the activation buffers: the largest prefill chunk
   std::optional<DType> act_dtype;  // default: f32 on the CPU; on CUDA bf16 for Gemma and bf16 checkpoints, else f16
   std::optional<DType> kv_dtype;   // default: bf16 when the activations are bf16, else f16
+  std::optional<bool> fuse;        // decode-step fusions (see the top of this file); default: fusion_default()
   SessionOptions session;
 };
 
@@ -103,6 +124,7 @@ class Model {
   DType kv_dtype() const { return kv_; }
   MemoryUse memory() const { return mem_; }
   int64_t position() const { return pos_; }  // tokens in the KV cache
+  bool fused() const { return fuse_; }       // whether the decode-step fusions are on
   int64_t capacity() const { return opt_.max_context; }
   void reset() { pos_ = 0; }  // forget the cached tokens (their rows are overwritten later)
 
@@ -132,8 +154,12 @@ class Model {
   Result<Buffer> step_view(int slot) const;
   // Records the forward pass of n tokens (ids and positions on the device); logits of the last row if asked.
   Status forward(int64_t n, const Buffer& ids, const Buffer& positions, bool want_logits);
-  Status layer(int64_t il, int64_t n, const Buffer& positions, const Buffer& kv_lens);
-  // x += delta (delta in any float dtype), then out = rms_norm(x) * w when w is given.
+  // `normed`: xn already holds rms_norm(x) * attn_norm (the previous layer's last add was fused with it);
+  // `next_norm` / `next_out`: when valid, the layer's final residual add also writes rms_norm(x) * next_norm there.
+  Status layer(int64_t il, int64_t n, const Buffer& positions, const Buffer& kv_lens, bool normed,
+               const Buffer& next_norm, const Buffer& next_out);
+  // x += delta (delta in any float dtype), then out = rms_norm(x) * w when w is given (one kernel when fusing or
+  // when the dtypes match).
   Status residual_add_norm(const Buffer& x, const Buffer& delta, const Buffer& w, const Buffer& out);
   // x += rms_norm(delta) * w (Gemma's post norms).
   Status residual_norm_add(const Buffer& x, const Buffer& delta, const Buffer& w, int64_t n);
@@ -147,10 +173,12 @@ class Model {
   DType kv_ = DType::F16;
   MemoryUse mem_;
   int64_t pos_ = 0;
+  bool fuse_ = true;
 
   std::vector<ops::KvCache> cache_;
   Buffer step_block_;  // the session's step parameters as i32 [kStepParamSlots]
   Buffer resid_, tmp_, xn_, q_, k_, v_, attn_, o_, gate_, up_, xf_, logits_;
+  Buffer qkv_, gate_up_;  // [1, Nq + Nk + Nv] and [1, 2 ff]: the fused single-token projections
   Buffer ids_, positions_, token_, attn_ws_, sample_ws_;
 };
 

@@ -1,0 +1,107 @@
+// Decode-step fusions on CUDA (models/include/mlxn/models/model.h): the same tiny model with the fusions on and off,
+// both through captured decode graphs, and the fused graph's smaller node count. Exercises the fused q|k|v and
+// gate|up matmuls on views of one weight allocation, the single RoPE over q|k, and add_rms_norm with an f16 / bf16
+// block output into the f32 stream.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "mlxn/models/model.h"
+#include "mlxn/models/synth.h"
+#include "test_util.h"
+
+namespace mlxn {
+namespace {
+
+namespace fs = std::filesystem;
+using models::Arch;
+
+struct TmpFile {
+  std::string path;
+  explicit TmpFile(const std::string& name)
+      : path((fs::temp_directory_path() / (name + std::to_string(test::fresh_seed()) + ".gguf")).string()) {}
+  ~TmpFile() {
+    std::error_code ec;
+    fs::remove(path, ec);
+  }
+};
+
+std::unique_ptr<models::Model> load(const std::string& path, const Device& dev, DType act, bool fuse) {
+  models::ModelOptions o;
+  o.max_chunk = 32;
+  o.max_context = 128;
+  o.act_dtype = act;
+  o.fuse = fuse;
+  auto m = models::Model::load(path, dev, o);
+  EXPECT_TRUE(m.is_ok()) << m.status().to_string();
+  return m.is_ok() ? std::move(m).value() : nullptr;
+}
+
+std::vector<float> logits_of(models::Model& m) {
+  auto l = m.read_logits();
+  EXPECT_TRUE(l.is_ok()) << l.status().to_string();
+  return l.is_ok() ? l.value() : std::vector<float>{};
+}
+
+struct Case {
+  Arch arch;
+  DType weights;
+  DType act;
+};
+
+class GpuModelFuse : public ::testing::TestWithParam<Case> {};
+
+// The fused and unfused steps run the same arithmetic except the order of f32 reductions in the norms (the
+// add_rms_norm kernel instead of add + rms_norm), which can move an f16 / bf16 activation by one ulp: the bound is
+// well below the CUDA-vs-CPU bounds of test_gpu_models.cpp (not yet measured on a GPU).
+TEST_P(GpuModelFuse, FusedGraphEqualsUnfusedGraph) {
+  MLXN_CUDA_DEVICE_OR_SKIP(dev);
+  const Case c = GetParam();
+  if (is_quantized(c.weights) && !dev.kernels().supports("qmatmul", KernelRegistry::key({c.weights, c.act})))
+    GTEST_SKIP() << "qmatmul " << KernelRegistry::key({c.weights, c.act}) << " is not in this build's kernel set";
+  const uint64_t seed = test::fresh_seed();
+  SCOPED_TRACE(seed);
+  TmpFile f("mlxn_gpu_fuse_");
+  auto preset = models::synth_preset(c.arch, "tiny");
+  ASSERT_TRUE(preset.is_ok());
+  models::SynthOptions so;
+  so.type = c.weights;
+  so.seed = seed;
+  ASSERT_TRUE(models::write_synth_gguf(*preset, f.path, so).is_ok());
+  auto plain = load(f.path, dev, c.act, false), fused = load(f.path, dev, c.act, true);
+  ASSERT_TRUE(plain && fused);
+  ASSERT_TRUE(fused->weights().layers[0].wqkv.valid());
+  std::mt19937_64 g(seed);
+  std::vector<int32_t> toks(24);
+  for (auto& t : toks) t = static_cast<int32_t>(g() % static_cast<uint64_t>(preset->n_vocab));
+  const auto prompt = std::span(toks).first(16);
+  ASSERT_TRUE(plain->prefill(prompt).is_ok());
+  ASSERT_TRUE(fused->prefill(prompt).is_ok());
+  const double tol = c.act == DType::BF16 ? 1e-2 : 4e-3;
+  EXPECT_LT(test::rel_l2(logits_of(*fused), logits_of(*plain)), tol) << "prefill";
+  auto gp = plain->capture_decode();
+  auto gf = fused->capture_decode();
+  ASSERT_TRUE(gp.is_ok() && gf.is_ok());
+  EXPECT_LT(gf->op_count(), gp->op_count());
+  for (size_t i = prompt.size(); i < toks.size(); ++i) {
+    ASSERT_TRUE(plain->set_token(toks[i]).is_ok());
+    ASSERT_TRUE(fused->set_token(toks[i]).is_ok());
+    ASSERT_TRUE(plain->replay_decode(*gp).is_ok());
+    ASSERT_TRUE(fused->replay_decode(*gf).is_ok());
+    EXPECT_LT(test::rel_l2(logits_of(*fused), logits_of(*plain)), tol) << "token " << i;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Tiny, GpuModelFuse,
+                         ::testing::Values(Case{Arch::Llama, DType::F16, DType::F16},
+                                           Case{Arch::Llama, DType::Q4_0, DType::F16},
+                                           Case{Arch::Qwen2, DType::F16, DType::F16},
+                                           Case{Arch::Qwen3, DType::Q8_0, DType::BF16},
+                                           Case{Arch::Gemma3, DType::F32, DType::BF16}),
+                         [](const ::testing::TestParamInfo<Case>& i) {
+                           return std::string(models::arch_name(i.param.arch)) + "_" +
+                                  std::string(dtype_name(i.param.weights)) + "_" + std::string(dtype_name(i.param.act));
+                         });
+
+}  // namespace
+}  // namespace mlxn
