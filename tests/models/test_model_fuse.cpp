@@ -48,7 +48,11 @@ models::ModelConfig tiny(Arch a, int64_t layers = 0) {
   EXPECT_TRUE(c.is_ok()) << c.status().to_string();
   if (layers > 0) {
     c->n_layer = layers;
-    if (!c->layer_sliding.empty()) c->layer_sliding.resize(static_cast<size_t>(layers), false);
+    if (!c->layer_sliding.empty()) {  // rebuilt rather than resized: g++ 13 -O3 warns (array-bounds) on the resize
+      std::vector<bool> v(static_cast<size_t>(layers), false);
+      for (size_t i = 0; i < v.size() && i < c->layer_sliding.size(); ++i) v[i] = c->layer_sliding[i];
+      c->layer_sliding = std::move(v);
+    }
   }
   return c.value();
 }
