@@ -78,16 +78,26 @@ inline RowRef row_ref(const ExpertsCase& c, const ExpertsData& d, int64_t z, int
   return r;
 }
 
+// The device buffers of a case: the stacked weights of `d`, x and ids, and a poisoned y.
+struct ExpertsIo {
+  Buffer w, x, ids, y;
+};
+inline ExpertsIo experts_io(const Device& dev, const ExpertsCase& c, const ExpertsData& d) {
+  ExpertsIo io;
+  io.w = dev.alloc(c.tw, {c.E, c.N, c.K}).value();
+  EXPECT_TRUE(io.w.upload(d.wbytes.data(), d.wbytes.size()).is_ok());
+  io.x = make_buffer(dev, c.tx, c.per_slot ? Shape{c.T, c.k, c.K} : Shape{c.T, c.K}, d.x);
+  io.ids = dev.alloc(DType::I32, {c.T, c.k}).value();
+  EXPECT_TRUE(io.ids.upload(d.ids.data(), d.ids.size() * 4).is_ok());
+  io.y = dev.alloc(c.tx, {c.T, c.k, c.N}).value();
+  poison(io.y);
+  return io;
+}
+
 inline ExpertsRun run_experts(const Device& dev, const ExpertsCase& c, const ExpertsData& d) {
   ExpertsRun out;
-  auto w = dev.alloc(c.tw, {c.E, c.N, c.K}).value();
-  EXPECT_TRUE(w.upload(d.wbytes.data(), d.wbytes.size()).is_ok());
-  const Shape xs = c.per_slot ? Shape{c.T, c.k, c.K} : Shape{c.T, c.K};
-  auto x = make_buffer(dev, c.tx, xs, d.x);
-  auto ids = dev.alloc(DType::I32, {c.T, c.k}).value();
-  EXPECT_TRUE(ids.upload(d.ids.data(), d.ids.size() * 4).is_ok());
-  auto y = dev.alloc(c.tx, {c.T, c.k, c.N}).value();
-  poison(y);
+  const ExpertsIo io = experts_io(dev, c, d);
+  const Buffer &w = io.w, &x = io.x, &ids = io.ids, &y = io.y;
   auto s = Session::create(dev).value();
   out.status = ops::matmul_experts(s, x, w, ids, y);
   if (out.status.is_ok()) out.status = s.finish();
@@ -140,20 +150,13 @@ struct GluRun {
 inline GluRun run_experts_glu(const Device& dev, const ExpertsCase& c, const ExpertsData& gate, const ExpertsData& up,
                               ops::Activation act, bool exact_x) {
   GluRun out;
-  auto wg = dev.alloc(c.tw, {c.E, c.N, c.K}).value();
+  const ExpertsIo io = experts_io(dev, c, gate);
   auto wu = dev.alloc(c.tw, {c.E, c.N, c.K}).value();
-  EXPECT_TRUE(wg.upload(gate.wbytes.data(), gate.wbytes.size()).is_ok());
   EXPECT_TRUE(wu.upload(up.wbytes.data(), up.wbytes.size()).is_ok());
-  const Shape xs = c.per_slot ? Shape{c.T, c.k, c.K} : Shape{c.T, c.K};
-  auto x = make_buffer(dev, c.tx, xs, gate.x);
-  auto ids = dev.alloc(DType::I32, {c.T, c.k}).value();
-  EXPECT_TRUE(ids.upload(gate.ids.data(), gate.ids.size() * 4).is_ok());
-  auto y = dev.alloc(c.tx, {c.T, c.k, c.N}).value();
-  poison(y);
   auto s = Session::create(dev).value();
-  out.status = ops::matmul_experts_glu(s, act, x, wg, wu, ids, y);
+  out.status = ops::matmul_experts_glu(s, act, io.x, io.w, wu, io.ids, io.y);
   if (out.status.is_ok()) out.status = s.finish();
-  if (out.status.is_ok()) out.y = read_f32(y);
+  if (out.status.is_ok()) out.y = read_f32(io.y);
   const size_t n_out = static_cast<size_t>(c.T * c.k * c.N);
   out.ref.assign(n_out, 0.0);
   out.bound.assign(n_out, 0.0);

@@ -3,9 +3,11 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <filesystem>
 #include <random>
 #include <string>
 #include <vector>
@@ -21,6 +23,28 @@ inline uint64_t fresh_seed() {
   static std::random_device rd;
   return (static_cast<uint64_t>(rd()) << 32) ^ rd();
 }
+
+// A fresh directory under the system temp folder, removed with everything in it at scope exit. Named from a random
+// device draw and a per-process counter (not fresh_seed(), which MLXN_TEST_SEED pins: two directories of one test
+// must not coincide).
+struct TmpDir {
+  std::filesystem::path path;
+  TmpDir() {
+    static std::atomic<uint64_t> counter{0};
+    static std::random_device rd;
+    const uint64_t tag = (static_cast<uint64_t>(rd()) << 32) ^ rd();
+    path = std::filesystem::temp_directory_path() /
+           ("mlxn_test_" + std::to_string(tag) + "_" + std::to_string(counter.fetch_add(1)));
+    std::filesystem::create_directories(path);
+  }
+  ~TmpDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+  TmpDir(const TmpDir&) = delete;
+  TmpDir& operator=(const TmpDir&) = delete;
+  std::string file(const std::string& name) const { return (path / name).string(); }
+};
 
 inline std::vector<float> randn(size_t n, uint64_t seed, float stddev = 1.0f, float mean = 0.0f) {
   std::mt19937_64 g(seed);

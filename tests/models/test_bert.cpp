@@ -15,17 +15,7 @@ namespace {
 namespace fs = std::filesystem;
 using models::Pooling;
 
-struct TmpDir {
-  fs::path path;
-  TmpDir() {
-    path = fs::temp_directory_path() / ("mlxn_bert_test_" + std::to_string(test::fresh_seed()));
-    fs::create_directories(path);
-  }
-  ~TmpDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
+using test::TmpDir;
 
 std::vector<int32_t> random_ids(size_t n, int64_t vocab, uint64_t seed) {
   std::mt19937_64 g(seed);

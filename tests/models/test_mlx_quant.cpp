@@ -16,17 +16,7 @@ namespace {
 namespace fs = std::filesystem;
 using models::Arch;
 
-struct TmpDir {
-  fs::path path;
-  TmpDir() {
-    path = fs::temp_directory_path() / ("mlxn_mlxq_test_" + std::to_string(test::fresh_seed()));
-    fs::create_directories(path);
-  }
-  ~TmpDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
+using test::TmpDir;
 
 std::unique_ptr<models::Model> load(const fs::path& p) {
   models::ModelOptions o;

@@ -25,18 +25,7 @@ namespace {
 namespace fs = std::filesystem;
 using models::Arch;
 
-struct TmpDir {
-  fs::path path;
-  TmpDir() {
-    path = fs::temp_directory_path() / ("mlxn_model_test_" + std::to_string(test::fresh_seed()));
-    fs::create_directories(path);
-  }
-  ~TmpDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string file(const std::string& n) const { return (path / n).string(); }
-};
+using test::TmpDir;
 
 models::ModelConfig tiny(Arch a) {
   auto c = models::synth_preset(a, "tiny");
