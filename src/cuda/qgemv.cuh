@@ -105,9 +105,9 @@ struct STable16 {
 // (one fewer than loading the header and the words apart), then funnel shifts by 16 or 0 bits.
 template <int NW>
 __device__ __forceinline__ uint32_t load_block(const uint8_t* p, uint32_t (&out)[NW]) {
-  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
-  const uint32_t* base = reinterpret_cast<const uint32_t*>(a & ~uintptr_t{3});
-  const uint32_t sh = static_cast<uint32_t>(a & 2) * 8;  // 0 or 16
+  const uint32_t mis = static_cast<uint32_t>(reinterpret_cast<uintptr_t>(p)) & 2u;  // 0 or 2 (2-byte aligned)
+  const uint32_t* base = reinterpret_cast<const uint32_t*>(p - mis);  // pointer arithmetic: stays an LDS
+  const uint32_t sh = mis * 8;                                         // 0 or 16
   uint32_t w[NW + 1];
 #pragma unroll
   for (int i = 0; i <= NW; ++i) w[i] = base[i];
@@ -743,7 +743,6 @@ __global__ void __launch_bounds__(kThreads, 1) qgemv_kernel(kern::QMatmulParams 
   auto row_of = [&](int64_t rg, int r) { return glu ? rg : min(rg * kRows + r, p.N - 1); };
   auto base_of = [&](int r) { return glu && r == 1 ? wbase_up : wbase; };
   auto group_of = [&](int round) { return (static_cast<int64_t>(round) * gridDim.x + blockIdx.x) * gpb + gslot; };
-  // Copies the rows of item i (round i / ipr, step kslot + (i % ipr) ks) into ring slot i % S.
 #if MLXN_HAS_BULK_COPY
   // One mbarrier per ring slot of the warp: lane 0 copies a stage's byte ranges with bulk copies (one instruction
   // per range, where 16-byte cp.async needed every lane and ~30 address instructions per row) and the lanes wait on
@@ -756,9 +755,36 @@ __global__ void __launch_bounds__(kThreads, 1) qgemv_kernel(kern::QMatmulParams 
   }
   __syncwarp();
 #endif
-  auto stage = [&](int round, int j, int slot) {
-    const int64_t rg = group_of(round);
-    const int64_t step = kslot + static_cast<int64_t>(j) * ks;
+  // Staging cursor: the (round, step) of the next item to stage, S - 1 items ahead of the compute loop, with its row
+  // group and the rows' addresses (64-bit arithmetic once per round, not per stage: lane 0's staging code is on
+  // every step's critical path).
+  struct Cursor {
+    int round = 0, j = 0;
+    int64_t rg = 0;
+    const uint8_t* row[kRows];
+  };
+  Cursor cur;
+  auto cursor_round = [&](int round) {
+    cur.round = round;
+    cur.j = 0;
+    cur.rg = group_of(round);
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) cur.row[r] = base_of(r) + row_of(cur.rg, r) * p.row_bytes;
+  };
+  auto stage_ranges = [&](int r, int64_t step, Range(&rr)[F::kRanges]) {
+    if constexpr (F::kRanges == 1) {
+      const int64_t off = step * F::kChunk;
+      rr[0].src = cur.row[r] + off;
+      rr[0].bytes = min(static_cast<int64_t>(F::kChunk), p.row_bytes - off);
+    } else {
+      fmt.ranges(p, base_of(r), row_of(cur.rg, r), step, rr);
+    }
+  };
+  // Stages the cursor's item into ring slot `slot` and advances the cursor.
+  auto stage = [&](int slot) {
+    const int64_t rg = cur.rg;
+    const int64_t step = kslot + static_cast<int64_t>(cur.j) * ks;
+    if (++cur.j == ipr) cursor_round(cur.round + 1);
     uint8_t* dst0 = ring + slot * G::kStageWarp;
 #if MLXN_HAS_BULK_COPY
     if (lane != 0) return;
@@ -774,7 +800,7 @@ __global__ void __launch_bounds__(kThreads, 1) qgemv_kernel(kern::QMatmulParams 
 #pragma unroll
     for (int r = 0; r < kRows; ++r) {
       Range rr[F::kRanges];
-      fmt.ranges(p, base_of(r), row_of(rg, r), step, rr);
+      stage_ranges(r, step, rr);
 #pragma unroll
       for (int t = 0; t < F::kRanges; ++t) {
         const uint32_t mis = static_cast<uint32_t>(reinterpret_cast<uintptr_t>(rr[t].src)) & 15u;
@@ -793,7 +819,7 @@ __global__ void __launch_bounds__(kThreads, 1) qgemv_kernel(kern::QMatmulParams 
 #pragma unroll
     for (int r = 0; r < kRows; ++r) {
       Range rr[F::kRanges];
-      fmt.ranges(p, base_of(r), row_of(rg, r), step, rr);
+      stage_ranges(r, step, rr);
 #pragma unroll
       for (int t = 0; t < F::kRanges; ++t) {
         const uint8_t* a = reinterpret_cast<const uint8_t*>(reinterpret_cast<uintptr_t>(rr[t].src) & ~uintptr_t{15});
@@ -809,12 +835,9 @@ __global__ void __launch_bounds__(kThreads, 1) qgemv_kernel(kern::QMatmulParams 
   const bool routed = route.ids != nullptr;
   int64_t expert = 0;
   auto prefetch = [&] {
-    int rs = 0, js = 0;
+    cursor_round(0);
     for (int i = 0; i < S - 1; ++i) {
-      if (i < nitems) {
-        stage(rs, js, i);
-        if (++js == ipr) js = 0, ++rs;
-      }
+      if (i < nitems) stage(i);
 #if !MLXN_HAS_BULK_COPY
       cp_async_commit();
 #endif
@@ -853,10 +876,6 @@ __global__ void __launch_bounds__(kThreads, 1) qgemv_kernel(kern::QMatmulParams 
 #pragma unroll
     for (int m = 0; m < MT; ++m) acc[r][m] = 0.0f;
 
-  // Staging cursor (S - 1 items ahead of the compute cursor).
-  int rs = 0, js = 0;
-  for (int i = 0; i < S - 1 && i < nitems; ++i)
-    if (++js == ipr) js = 0, ++rs;
   int item = 0;
   for (int round = 0; round < rounds; ++round) {
     const int64_t rg = group_of(round);
@@ -866,10 +885,7 @@ __global__ void __launch_bounds__(kThreads, 1) qgemv_kernel(kern::QMatmulParams 
       row_lo[r] = static_cast<uint32_t>(reinterpret_cast<uintptr_t>(base_of(r))) +
                   static_cast<uint32_t>(row_of(rg, r)) * static_cast<uint32_t>(p.row_bytes);
     for (int j = 0; j < ipr; ++j, ++item) {
-      if (item + S - 1 < nitems) {
-        stage(rs, js, (item + S - 1) % S);
-        if (++js == ipr) js = 0, ++rs;
-      }
+      if (item + S - 1 < nitems) stage((item + S - 1) % S);
 #if MLXN_HAS_BULK_COPY
       mbar_wait(&bars[warp][item % S], static_cast<uint32_t>(item / S) & 1u);
 #else

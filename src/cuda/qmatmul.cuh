@@ -37,9 +37,11 @@ __device__ __forceinline__ uint32_t ld32(const uint8_t* p) { return *reinterpret
 // inside the staged copy of the chunk.
 template <int N>
 __device__ __forceinline__ void load_words(const uint8_t* p, uint32_t (&out)[N]) {
-  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
-  const uint32_t* base = reinterpret_cast<const uint32_t*>(a & ~uintptr_t{3});
-  const uint32_t sh = static_cast<uint32_t>(a & 3) * 8;
+  // Aligned down by pointer arithmetic (not an integer round trip) so the compiler keeps the shared-memory address
+  // space and emits LDS rather than generic loads.
+  const uint32_t mis = static_cast<uint32_t>(reinterpret_cast<uintptr_t>(p)) & 3u;
+  const uint32_t* base = reinterpret_cast<const uint32_t*>(p - mis);
+  const uint32_t sh = mis * 8;
   uint32_t w[N + 1];
 #pragma unroll
   for (int i = 0; i < N; ++i) w[i] = base[i];
