@@ -25,10 +25,10 @@
 // rows. The weight bytes of a step are staged into the warp's own shared-memory ring of S stages: on sm_90 lane 0
 // issues one bulk copy per row and range (the copy engine moves the bytes; an mbarrier per slot counts them in), below
 // sm_90 every lane issues 16-byte cp.async copies. GGML blocks are only 2-byte aligned, so lanes read their block from
-// the staged copy with aligned word loads and funnel shifts. Profile (ncu, H200, q4_0 14336x4096, after the bulk
-// copies): ~290 instructions per warp step of two rows, about half of them lane 0's staging address arithmetic, and
-// the staged words read with generic loads (LD) rather than LDS; the fix is on branch s4-qgemv-cursor, not yet run. The first S - 1 stages are issued before pdl_wait(): weights are constants, only x (and the
-// expert ids) come from the previous kernel. At the end of a round the warp's sums are reduced across lanes; with
+// the staged copy with aligned word loads (LDS) and funnel shifts. Profile before the staging cursor below (ncu,
+// H200, q4_0 14336x4096): ~290 instructions per warp step of two rows, about half of them lane 0's per-stage address
+// arithmetic, and the staged words read with generic loads (LD). The first S - 1 stages are issued before
+// pdl_wait(): weights are constants, only x (and the expert ids) come from the previous kernel. At the end of a round the warp's sums are reduced across lanes; with
 // KS > 1 the group's warps add their partials in shared memory in a fixed order (deterministic, no atomics).
 //
 // Shared memory: per row of x, 1024 code bytes per step laid out [half][lane][16 bytes] (lane-consecutive 16-byte
