@@ -771,19 +771,25 @@ __global__ void __launch_bounds__(kThreads, 1) qgemv_kernel(kern::QMatmulParams 
 #pragma unroll
     for (int r = 0; r < kRows; ++r) cur.row[r] = base_of(r) + row_of(cur.rg, r) * p.row_bytes;
   };
-  auto stage_ranges = [&](int r, int64_t step, Range(&rr)[F::kRanges]) {
+  // The byte ranges of row r of row group rg (whose row addresses are rowp) at `step`.
+  auto stage_ranges = [&](const uint8_t* const (&rowp)[kRows], int64_t rg, int r, int64_t step,
+                          Range(&rr)[F::kRanges]) {
     if constexpr (F::kRanges == 1) {
       const int64_t off = step * F::kChunk;
-      rr[0].src = cur.row[r] + off;
+      rr[0].src = rowp[r] + off;
       rr[0].bytes = min(static_cast<int64_t>(F::kChunk), p.row_bytes - off);
     } else {
-      fmt.ranges(p, base_of(r), row_of(cur.rg, r), step, rr);
+      fmt.ranges(p, base_of(r), row_of(rg, r), step, rr);
     }
   };
   // Stages the cursor's item into ring slot `slot` and advances the cursor.
   auto stage = [&](int slot) {
+    // The item's row group, step and row addresses, taken before the cursor moves on (possibly to the next round).
     const int64_t rg = cur.rg;
     const int64_t step = kslot + static_cast<int64_t>(cur.j) * ks;
+    const uint8_t* rowp[kRows];
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) rowp[r] = cur.row[r];
     if (++cur.j == ipr) cursor_round(cur.round + 1);
     uint8_t* dst0 = ring + slot * G::kStageWarp;
 #if MLXN_HAS_BULK_COPY
@@ -800,7 +806,7 @@ __global__ void __launch_bounds__(kThreads, 1) qgemv_kernel(kern::QMatmulParams 
 #pragma unroll
     for (int r = 0; r < kRows; ++r) {
       Range rr[F::kRanges];
-      stage_ranges(r, step, rr);
+      stage_ranges(rowp, rg, r, step, rr);
 #pragma unroll
       for (int t = 0; t < F::kRanges; ++t) {
         const uint32_t mis = static_cast<uint32_t>(reinterpret_cast<uintptr_t>(rr[t].src)) & 15u;
@@ -819,7 +825,7 @@ __global__ void __launch_bounds__(kThreads, 1) qgemv_kernel(kern::QMatmulParams 
 #pragma unroll
     for (int r = 0; r < kRows; ++r) {
       Range rr[F::kRanges];
-      stage_ranges(r, step, rr);
+      stage_ranges(rowp, rg, r, step, rr);
 #pragma unroll
       for (int t = 0; t < F::kRanges; ++t) {
         const uint8_t* a = reinterpret_cast<const uint8_t*>(reinterpret_cast<uintptr_t>(rr[t].src) & ~uintptr_t{15});
