@@ -117,6 +117,10 @@ __global__ void __launch_bounds__(256, 1) attention_prefill_sm90_kernel(kern::At
   constexpr float kLog2e = 1.4426950408889634f;
   const float qk_scale = p.scale * kLog2e;
   const bool use_softcap = p.softcap > 0.0f;
+  // Raw S with the scale folded into the softmax exponent (interior tiles need no per-element pass) unless a softcap
+  // or an additive mask makes the logits nonlinear in S, or the scale is not positive (the max would flip).
+  const bool fold = !use_softcap && p.mask == nullptr && qk_scale > 0.0f;
+  const float sc = fold ? qk_scale : 1.0f;
   const float cap_in = use_softcap ? p.scale / p.softcap : 0.0f, cap_out = p.softcap * kLog2e;
   const int32_t row_a = i0 + wg * 64 + wq * 16 + g;
   const int64_t t_row[2] = {first_pos + row_a, first_pos + row_a + 8};
@@ -154,27 +158,37 @@ __global__ void __launch_bounds__(256, 1) attention_prefill_sm90_kernel(kern::At
     wg::wait<0>();
     wg::fence_regs(s);
 
+    // Interior tiles (every key visible to every row of the block, no softcap, no additive mask, a positive scale)
+    // skip the per-element code entirely: S stays raw and the softmax folds the scale into its exponent FFMA. The
+    // test is block-uniform, so the branch never diverges. Boundary tiles (and every tile of a softcapped / masked
+    // call, where `fold` is off and `sc` is 1) convert S to base-2 logits here and set invisible keys to -inf.
     const bool full = !bad && n_rows == C::kRowsQ && t0 + C::kTile <= hi && (!p.causal || t0 + C::kTile - 1 <= t_min) &&
                       (p.window == 0 || t0 > t_max - p.window);
+    if (!(fold && full)) {
 #pragma unroll
-    for (int n = 0; n < kNT; ++n)
+      for (int n = 0; n < kNT; ++n)
 #pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int hr = e >> 1;
-        const int j = n * 8 + 2 * tq + (e & 1);
-        const int64_t pos = t0 + j;
-        float v = use_softcap ? cap_out * tanhf(s[4 * n + e] * cap_in) : s[4 * n + e] * qk_scale;
-        if (p.mask != nullptr && row_ok[hr] && pos < hi)
-          v += kLog2e *
-               load_any_f32(p.mask, p.tmask, b * p.mask_batch_stride + (row_a + 8 * hr) * p.mask_row_stride + pos);
-        if (!full) {
-          const bool vis = row_ok[hr] && pos < hi && s_row[(it % 3) * C::kTile + j] >= 0 &&
-                           (!p.causal || pos <= t_row[hr]) && (p.window == 0 || pos > t_row[hr] - p.window);
-          if (!vis) v = -INFINITY;
+        for (int e = 0; e < 4; ++e) {
+          const int hr = e >> 1;
+          const int j = n * 8 + 2 * tq + (e & 1);
+          const int64_t pos = t0 + j;
+          float v = s[4 * n + e];
+          if (!fold) v = use_softcap ? cap_out * tanhf(v * cap_in) : v * qk_scale;
+          if (p.mask != nullptr && row_ok[hr] && pos < hi)
+            v += kLog2e *
+                 load_any_f32(p.mask, p.tmask, b * p.mask_batch_stride + (row_a + 8 * hr) * p.mask_row_stride + pos);
+          if (!full) {
+            const bool vis = row_ok[hr] && pos < hi && s_row[(it % 3) * C::kTile + j] >= 0 &&
+                             (!p.causal || pos <= t_row[hr]) && (p.window == 0 || pos > t_row[hr] - p.window);
+            if (!vis) v = -INFINITY;
+          }
+          s[4 * n + e] = v;
         }
-        s[4 * n + e] = v;
-      }
+    }
 
+    // Online softmax: the base-2 logit of a key is s * sc; the row max is taken on s (sc > 0), then each exponent
+    // is one FFMA and one MUFU. The quad max needs 2 shuffles per row; the row sum stays per thread until the end.
+    float alpha[2];
 #pragma unroll
     for (int hr = 0; hr < 2; ++hr) {
       float mx = -INFINITY;
@@ -182,24 +196,29 @@ __global__ void __launch_bounds__(256, 1) attention_prefill_sm90_kernel(kern::At
       for (int n = 0; n < kNT; ++n) mx = fmaxf(mx, fmaxf(s[4 * n + 2 * hr], s[4 * n + 2 * hr + 1]));
       mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
       mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-      const float m_new = fmaxf(m_run[hr], mx);
+      const float m_new = fmaxf(m_run[hr], mx * sc);
       const float m_use = m_new == -INFINITY ? 0.0f : m_new;  // nothing visible yet: exp2(-inf - 0) = 0
-      const float alpha = exp2_approx(m_run[hr] - m_use);
+      alpha[hr] = exp2_approx(m_run[hr] - m_use);              // exactly 1 when the max did not change
       float sum = 0.0f;
 #pragma unroll
       for (int n = 0; n < kNT; ++n)
 #pragma unroll
         for (int e = 0; e < 2; ++e) {
-          const float pj = exp2_approx(s[4 * n + 2 * hr + e] - m_use);
+          const float pj = exp2_approx(fmaf(s[4 * n + 2 * hr + e], sc, -m_use));
           s[4 * n + 2 * hr + e] = pj;
           sum += pj;
         }
       m_run[hr] = m_new;
-      l_run[hr] = l_run[hr] * alpha + sum;
+      l_run[hr] = l_run[hr] * alpha[hr] + sum;
+    }
+    // The O rescale only where some row of the warp saw its max grow (rare after the first tiles of a row).
+    if (__any_sync(0xffffffffu, alpha[0] != 1.0f || alpha[1] != 1.0f)) {
 #pragma unroll
       for (int n = 0; n < kDT; ++n) {
-        o[4 * n + 2 * hr] *= alpha;
-        o[4 * n + 2 * hr + 1] *= alpha;
+        o[4 * n + 0] *= alpha[0];
+        o[4 * n + 1] *= alpha[0];
+        o[4 * n + 2] *= alpha[1];
+        o[4 * n + 3] *= alpha[1];
       }
     }
 
