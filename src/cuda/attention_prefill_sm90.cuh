@@ -82,9 +82,26 @@ __global__ void __launch_bounds__(256, 1) attention_prefill_sm90_kernel(kern::At
   const int64_t row_elems = static_cast<int64_t>(p.n_kv_heads) * D;
   const T* gk = static_cast<const T*>(c.k) + static_cast<int64_t>(hkv) * D;
   const T* gv = static_cast<const T*>(c.v) + static_cast<int64_t>(hkv) * D;
+  // K / V tile copies. Each thread owns one 16-byte chunk column (cch) of rows cj, cj + kRowsPass, ...: the swizzled
+  // shared offsets of its rows differ by a constant (kRowsPass is a multiple of the 8-row swizzle period), so a
+  // tile costs two cp.async and a few adds per row pass. Contiguous caches (the prefill case) address rows
+  // directly from the position; ring and paged caches look the rows up once per tile (compute_rows) in s_row.
+  // (Tensor-map TMA would take the copies off the consumer threads entirely; it needs a host-encoded tensor map per
+  // call and a producer / mbarrier pipeline - not done here.)
+  constexpr int kRowsPass = C::kThreads / C::kChunks;
+  constexpr int kPasses = C::kTile / kRowsPass;
+  static_assert(kRowsPass % 8 == 0 && C::kTile % kRowsPass == 0, "copy passes must keep the swizzle phase");
+  const int cj = tid / C::kChunks, cch = tid % C::kChunks;
+  const uint32_t c_so = wg::swizzle_offset(cj, cch, C::kTile);
+  const bool linear = c.layout == kern::kKvContiguous;
+  const int64_t lin_row0 = static_cast<int64_t>(b) * c.capacity;  // row of position 0 (contiguous layout)
   // Cache rows of tile `it` (slot it % 3: the previous tile's may still be read); returns, to every thread, whether
-  // a row of the tile is missing.
+  // a row of the tile is missing. Its barrier also ends every use of the stage refilled next.
   auto compute_rows = [&](int it) -> bool {
+    if (linear) {
+      __syncthreads();
+      return false;
+    }
     bool bad = false;
     if (tid < C::kTile) {
       const int64_t pos = lo + static_cast<int64_t>(it) * C::kTile + tid;
@@ -96,16 +113,27 @@ __global__ void __launch_bounds__(256, 1) attention_prefill_sm90_kernel(kern::At
   };
   auto stage_k = [&](int it) { return C::kOffKv + static_cast<uint32_t>(it & 1) * 2 * C::kTileBytes; };
   auto issue_tile = [&](int it) {
-    unsigned char* sk = smem + stage_k(it);
+    unsigned char* sk = smem + stage_k(it) + c_so;
     unsigned char* sv = sk + C::kTileBytes;
-    const int64_t* rows = s_row + (it % 3) * C::kTile;
-    for (int idx = tid; idx < C::kTile * C::kChunks; idx += C::kThreads) {
-      const int j = idx / C::kChunks, ch = idx % C::kChunks;
-      const int64_t r = rows[j];
-      const int64_t off = r >= 0 ? r * row_elems + ch * 8 : 0;
-      const uint32_t so = wg::swizzle_offset(j, ch, C::kTile);
-      cp_async16(sk + so, gk + off, r >= 0);
-      cp_async16(sv + so, gv + off, r >= 0);
+    const int64_t t0 = lo + static_cast<int64_t>(it) * C::kTile;
+    if (linear) {
+      const int64_t off0 = (lin_row0 + t0 + cj) * row_elems + cch * 8;
+#pragma unroll
+      for (int k = 0; k < kPasses; ++k) {
+        const bool ok = t0 + cj + k * kRowsPass < hi;
+        const int64_t off = ok ? off0 + static_cast<int64_t>(k) * kRowsPass * row_elems : 0;
+        cp_async16(sk + k * kRowsPass * 128, gk + off, ok);
+        cp_async16(sv + k * kRowsPass * 128, gv + off, ok);
+      }
+    } else {
+      const int64_t* rows = s_row + (it % 3) * C::kTile + cj;
+#pragma unroll
+      for (int k = 0; k < kPasses; ++k) {
+        const int64_t r = rows[k * kRowsPass];
+        const int64_t off = r >= 0 ? r * row_elems + cch * 8 : 0;
+        cp_async16(sk + k * kRowsPass * 128, gk + off, r >= 0);
+        cp_async16(sv + k * kRowsPass * 128, gv + off, r >= 0);
+      }
     }
     cp_async_commit();
   };
@@ -178,7 +206,7 @@ __global__ void __launch_bounds__(256, 1) attention_prefill_sm90_kernel(kern::At
             v += kLog2e *
                  load_any_f32(p.mask, p.tmask, b * p.mask_batch_stride + (row_a + 8 * hr) * p.mask_row_stride + pos);
           if (!full) {
-            const bool vis = row_ok[hr] && pos < hi && s_row[(it % 3) * C::kTile + j] >= 0 &&
+            const bool vis = row_ok[hr] && pos < hi && (linear || s_row[(it % 3) * C::kTile + j] >= 0) &&
                              (!p.causal || pos <= t_row[hr]) && (p.window == 0 || pos > t_row[hr] - p.window);
             if (!vis) v = -INFINITY;
           }
