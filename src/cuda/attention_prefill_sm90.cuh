@@ -111,10 +111,9 @@ __global__ void __launch_bounds__(256, 1) attention_prefill_sm90_kernel(kern::At
     }
     return __syncthreads_or(bad) != 0;
   };
-  auto stage_k = [&](int it) { return C::kOffKv + static_cast<uint32_t>(it & 1) * 2 * C::kTileBytes; };
-  auto issue_tile = [&](int it) {
-    unsigned char* sk = smem + stage_k(it) + c_so;
-    unsigned char* sv = sk + C::kTileBytes;
+  // One operand (K or V) of tile `it` into its stage; the caller commits the cp.async group.
+  auto issue_operand = [&](int it, const T* g, uint32_t stage_off) {
+    unsigned char* sd = smem + stage_off + c_so;
     const int64_t t0 = lo + static_cast<int64_t>(it) * C::kTile;
     if (linear) {
       const int64_t off0 = (lin_row0 + t0 + cj) * row_elems + cch * 8;
@@ -122,21 +121,20 @@ __global__ void __launch_bounds__(256, 1) attention_prefill_sm90_kernel(kern::At
       for (int k = 0; k < kPasses; ++k) {
         const bool ok = t0 + cj + k * kRowsPass < hi;
         const int64_t off = ok ? off0 + static_cast<int64_t>(k) * kRowsPass * row_elems : 0;
-        cp_async16(sk + k * kRowsPass * 128, gk + off, ok);
-        cp_async16(sv + k * kRowsPass * 128, gv + off, ok);
+        cp_async16(sd + k * kRowsPass * 128, g + off, ok);
       }
     } else {
       const int64_t* rows = s_row + (it % 3) * C::kTile + cj;
 #pragma unroll
       for (int k = 0; k < kPasses; ++k) {
         const int64_t r = rows[k * kRowsPass];
-        const int64_t off = r >= 0 ? r * row_elems + cch * 8 : 0;
-        cp_async16(sk + k * kRowsPass * 128, gk + off, r >= 0);
-        cp_async16(sv + k * kRowsPass * 128, gv + off, r >= 0);
+        cp_async16(sd + k * kRowsPass * 128, g + (r >= 0 ? r * row_elems + cch * 8 : 0), r >= 0);
       }
     }
-    cp_async_commit();
   };
+  // K of tile it sits in stage it & 1, V of tile it beside it.
+  auto off_k = [&](int it) { return C::kOffKv + static_cast<uint32_t>(it & 1) * 2 * C::kTileBytes; };
+  auto off_v = [&](int it) { return off_k(it) + C::kTileBytes; };
 
   float o[D / 2];
 #pragma unroll
@@ -155,37 +153,51 @@ __global__ void __launch_bounds__(256, 1) attention_prefill_sm90_kernel(kern::At
   const bool row_ok[2] = {row_a - i0 < n_rows, row_a + 8 - i0 < n_rows};
   const uint32_t q_base = base + static_cast<uint32_t>(wg) * 64 * 128;
 
-  bool bad_next = n_tiles > 0 ? compute_rows(0) : false;
-  if (n_tiles > 0) issue_tile(0);
-  for (int it = 0; it < n_tiles; ++it) {
-    const bool bad = bad_next;
-    if (it + 1 < n_tiles) {
-      bad_next = compute_rows(it + 1);  // its barrier also ends every use of the stage refilled next
-      issue_tile(it + 1);
-      cp_async_wait<1>();
-    } else {
-      cp_async_wait<0>();
-    }
-    wg::fence_async_smem();
-    __syncthreads();
-    const uint32_t sk = base + stage_k(it);
-    const uint32_t sv = sk + C::kTileBytes;
-    const int64_t t0 = lo + static_cast<int64_t>(it) * C::kTile;
-
-    // S = Q K^T.
-    float s[C::kTile / 2];
-    wg::fence();
+  // S = Q K^T of tile `it` (one commit group).
+  auto gemm_s = [&](float (&sacc)[C::kTile / 2], int it) {
+    const uint32_t sk = base + off_k(it);
 #pragma unroll
     for (int ks = 0; ks < D / 16; ++ks) {
       const uint32_t koff = static_cast<uint32_t>(ks & 3) * 32;  // k16 step inside the 128-byte atom row
       const uint64_t da = wg::desc_sw128(q_base + static_cast<uint32_t>(ks >> 2) * C::kRowsQ * 128 + koff, 16, 1024);
       const uint64_t db = wg::desc_sw128(sk + static_cast<uint32_t>(ks >> 2) * C::kTile * 128 + koff, 16, 1024);
-      wg::wgmma_ss<T, C::kTile>(s, da, db, ks > 0 ? 1 : 0);
+      wg::wgmma_ss<T, C::kTile>(sacc, da, db, ks > 0 ? 1 : 0);
     }
     wg::commit();
-    wg::wait<0>();
-    wg::fence_regs(s);
+  };
+  // O += P V of tile `it` (one commit group).
+  auto gemm_pv = [&](const uint32_t (&pa)[C::kTile / 16][4], int it) {
+    const uint32_t sv = base + off_v(it);
+#pragma unroll
+    for (int kk = 0; kk < C::kTile / 16; ++kk) {
+      const uint64_t db = wg::desc_sw128(sv + static_cast<uint32_t>(kk) * 16 * 128, C::kTile * 128, 1024);
+      wg::wgmma_rs_tb<T, D>(o, pa[kk], db);
+    }
+    wg::commit();
+  };
+  // Cache-row lookup (non-contiguous layouts) and the barrier that frees the stages refilled next, then the copies
+  // of K of tile `kt` (when it exists) and V of tile `vt` as one group, and the wait for the previous group.
+  bool bad_k = false;  // a row of the tile whose K is loaded next is missing (its rows are looked up with its K)
+  auto load_step = [&](int kt, int vt) {
+    if (kt < n_tiles) {
+      bad_k = compute_rows(kt);
+      issue_operand(kt, gk, off_k(kt));
+    } else {
+      __syncthreads();
+    }
+    issue_operand(vt, gv, off_v(vt));
+    cp_async_commit();
+    cp_async_wait<1>();
+    wg::fence_async_smem();
+    __syncthreads();
+  };
 
+  // Masking (boundary tiles only) and the online softmax of S of tile `it` into P (16-bit A fragments) and the
+  // factors alpha that O must be rescaled by; touches neither O nor the P of the previous tile, which the PV wgmma
+  // may still be reading.
+  auto softmax_tile = [&](float (&s)[C::kTile / 2], int it, bool bad, uint32_t (&pf)[C::kTile / 16][4],
+                          float (&alpha)[2]) {
+    const int64_t t0 = lo + static_cast<int64_t>(it) * C::kTile;
     // Interior tiles (every key visible to every row of the block, no softcap, no additive mask, a positive scale)
     // skip the per-element code entirely: S stays raw and the softmax folds the scale into its exponent FFMA. The
     // test is block-uniform, so the branch never diverges. Boundary tiles (and every tile of a softcapped / masked
@@ -216,7 +228,6 @@ __global__ void __launch_bounds__(256, 1) attention_prefill_sm90_kernel(kern::At
 
     // Online softmax: the base-2 logit of a key is s * sc; the row max is taken on s (sc > 0), then each exponent
     // is one FFMA and one MUFU. The quad max needs 2 shuffles per row; the row sum stays per thread until the end.
-    float alpha[2];
 #pragma unroll
     for (int hr = 0; hr < 2; ++hr) {
       float mx = -INFINITY;
@@ -239,7 +250,16 @@ __global__ void __launch_bounds__(256, 1) attention_prefill_sm90_kernel(kern::At
       m_run[hr] = m_new;
       l_run[hr] = l_run[hr] * alpha[hr] + sum;
     }
-    // The O rescale only where some row of the warp saw its max grow (rare after the first tiles of a row).
+#pragma unroll
+    for (int kk = 0; kk < C::kTile / 16; ++kk) {
+      pf[kk][0] = M::pack(s[8 * kk + 0], s[8 * kk + 1]);
+      pf[kk][1] = M::pack(s[8 * kk + 2], s[8 * kk + 3]);
+      pf[kk][2] = M::pack(s[8 * kk + 4], s[8 * kk + 5]);
+      pf[kk][3] = M::pack(s[8 * kk + 6], s[8 * kk + 7]);
+    }
+  };
+  // The O rescale, only where some row of the warp saw its max grow (rare after the first tiles of a row).
+  auto rescale_o = [&](const float (&alpha)[2]) {
     if (__any_sync(0xffffffffu, alpha[0] != 1.0f || alpha[1] != 1.0f)) {
 #pragma unroll
       for (int n = 0; n < kDT; ++n) {
@@ -249,24 +269,61 @@ __global__ void __launch_bounds__(256, 1) attention_prefill_sm90_kernel(kern::At
         o[4 * n + 3] *= alpha[1];
       }
     }
+  };
 
-    // O += P V.
+  // Software pipeline (FlashAttention-3's intra-warpgroup overlap): iteration it issues S of tile it and then PV of
+  // tile it - 1, waits for S only (wait_group 1: groups complete in order), runs the softmax of tile it while the
+  // PV wgmma still runs, then waits for PV and rescales O. Loads run one tile ahead: the group issued in iteration
+  // it holds K of tile it + 1 and V of tile it, so each stage is refilled only after the wgmmas that read it (the
+  // previous iteration's, ended by load_step's first barrier) are done. The first tile (no PV yet) and the last PV
+  // are peeled, so every wgmma and wait sits in straight-line code at a fixed group depth.
+  if (n_tiles > 0) {
+    const bool bad0 = compute_rows(0);
+    issue_operand(0, gk, off_k(0));
+    cp_async_commit();
+    float s[C::kTile / 2];
     uint32_t pf[C::kTile / 16][4];
-#pragma unroll
-    for (int kk = 0; kk < C::kTile / 16; ++kk) {
-      pf[kk][0] = M::pack(s[8 * kk + 0], s[8 * kk + 1]);
-      pf[kk][1] = M::pack(s[8 * kk + 2], s[8 * kk + 3]);
-      pf[kk][2] = M::pack(s[8 * kk + 4], s[8 * kk + 5]);
-      pf[kk][3] = M::pack(s[8 * kk + 6], s[8 * kk + 7]);
-    }
-    wg::fence_regs(o);
+    float alpha[2];
+    load_step(1, 0);
     wg::fence();
-#pragma unroll
-    for (int kk = 0; kk < C::kTile / 16; ++kk) {
-      const uint64_t db = wg::desc_sw128(sv + static_cast<uint32_t>(kk) * 16 * 128, C::kTile * 128, 1024);
-      wg::wgmma_rs_tb<T, D>(o, pf[kk], db);
+    gemm_s(s, 0);
+    wg::wait<0>();
+    wg::fence_regs(s);
+    softmax_tile(s, 0, bad0, pf, alpha);  // O is still zero: no rescale
+    // One pipelined step: S of tile it, PV of tile it - 1 from `pa`, softmax of tile it into `pb`. Two P buffers
+    // used alternately (the loop is unrolled by two) keep the P being read by the in-flight PV apart from the one
+    // the softmax writes: with one buffer and a copy, ptxas merges the two and serializes the wgmmas (C7513).
+    auto step = [&](int it, const uint32_t (&pa)[C::kTile / 16][4], uint32_t (&pb)[C::kTile / 16][4]) {
+      const bool bad_cur = bad_k;
+      load_step(it + 1, it);
+      wg::fence();
+      gemm_s(s, it);
+      gemm_pv(pa, it - 1);
+      wg::wait<1>();
+      wg::fence_regs(s);
+      softmax_tile(s, it, bad_cur, pb, alpha);
+      wg::wait<0>();
+      wg::fence_regs(o);
+      rescale_o(alpha);
+    };
+    uint32_t pf2[C::kTile / 16][4];
+    int it = 1;
+    for (; it + 1 < n_tiles; it += 2) {
+      step(it, pf, pf2);
+      step(it + 1, pf2, pf);
     }
-    wg::commit();
+    const bool odd = it < n_tiles;  // one tile left: its P ends in pf2
+    if (odd) step(it, pf, pf2);
+    cp_async_wait<0>();
+    wg::fence_async_smem();
+    __syncthreads();
+    if (odd) {
+      wg::fence();
+      gemm_pv(pf2, n_tiles - 1);
+    } else {
+      wg::fence();
+      gemm_pv(pf, n_tiles - 1);
+    }
     wg::wait<0>();
     wg::fence_regs(o);
   }
