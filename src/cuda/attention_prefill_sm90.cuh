@@ -36,9 +36,16 @@ struct PrefillSm90Cfg {
   static constexpr uint32_t kTileBytes = kTile * D * 2;
   static constexpr uint32_t kOffKv = kQBytes;
   static constexpr uint32_t kOffRow = kQBytes + 4 * kTileBytes;  // two stages of K and V
-  static constexpr size_t kSmem = 1024 + kOffRow + sizeof(int64_t) * 3 * kTile;
+  static constexpr size_t kSmem = 1024 + kOffRow + sizeof(int64_t) * 4 * kTile;  // cache rows of 4 tiles
   static_assert(D == 64 || D == 128, "the wgmma prefill takes head dims 64 and 128");
 };
+
+// tanh(x) = 1 - 2 / (exp(2x) + 1) on ex2.approx and a fast divide: absolute error ~1e-7 (cancellation near 0 only
+// costs relative accuracy there), +-1 at the extremes (ex2 overflows to inf, 2 / inf = 0). tanhf's longer sequence
+// pushes the kernel past 255 registers.
+__device__ __forceinline__ float tanh_fast(float x) {
+  return 1.0f - __fdividef(2.0f, exp2_approx(x * 2.8853900817779268f) + 1.0f);
+}
 
 template <typename T, int D>
 __global__ void __launch_bounds__(256, 1) attention_prefill_sm90_kernel(kern::AttentionParams p) {
@@ -95,7 +102,8 @@ __global__ void __launch_bounds__(256, 1) attention_prefill_sm90_kernel(kern::At
   const uint32_t c_so = wg::swizzle_offset(cj, cch, C::kTile);
   const bool linear = c.layout == kern::kKvContiguous;
   const int64_t lin_row0 = static_cast<int64_t>(b) * c.capacity;  // row of position 0 (contiguous layout)
-  // Cache rows of tile `it` (slot it % 3: the previous tile's may still be read); returns, to every thread, whether
+  // Cache rows of tile `it` (slot it & 3: written before the barrier while the trailing warpgroup may still mask tile
+  // it - 3 and the leading one issue V of tile it - 1 and K of tile it); returns, to every thread, whether
   // a row of the tile is missing. Its barrier also ends every use of the stage refilled next.
   auto compute_rows = [&](int it) -> bool {
     if (linear) {
@@ -106,7 +114,7 @@ __global__ void __launch_bounds__(256, 1) attention_prefill_sm90_kernel(kern::At
     if (tid < C::kTile) {
       const int64_t pos = lo + static_cast<int64_t>(it) * C::kTile + tid;
       const int64_t r = pos < hi ? kern::kv_row(c, b, pos) : -1;
-      s_row[(it % 3) * C::kTile + tid] = r;
+      s_row[(it & 3) * C::kTile + tid] = r;
       bad = r < 0;
     }
     return __syncthreads_or(bad) != 0;
@@ -124,7 +132,7 @@ __global__ void __launch_bounds__(256, 1) attention_prefill_sm90_kernel(kern::At
         cp_async16(sd + k * kRowsPass * 128, g + off, ok);
       }
     } else {
-      const int64_t* rows = s_row + (it % 3) * C::kTile + cj;
+      const int64_t* rows = s_row + (it & 3) * C::kTile + cj;
 #pragma unroll
       for (int k = 0; k < kPasses; ++k) {
         const int64_t r = rows[k * kRowsPass];
@@ -205,25 +213,55 @@ __global__ void __launch_bounds__(256, 1) attention_prefill_sm90_kernel(kern::At
     const bool full = !bad && n_rows == C::kRowsQ && t0 + C::kTile <= hi && (!p.causal || t0 + C::kTile - 1 <= t_min) &&
                       (p.window == 0 || t0 > t_max - p.window);
     if (!(fold && full)) {
+      if (!fold) {  // softcap or additive mask: base-2 logits now (sc is 1)
+        if (use_softcap) {
 #pragma unroll
-      for (int n = 0; n < kNT; ++n)
+          for (int i = 0; i < C::kTile / 2; ++i) s[i] = cap_out * tanh_fast(s[i] * cap_in);
+        } else {
 #pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const int hr = e >> 1;
-          const int j = n * 8 + 2 * tq + (e & 1);
-          const int64_t pos = t0 + j;
-          float v = s[4 * n + e];
-          if (!fold) v = use_softcap ? cap_out * tanhf(v * cap_in) : v * qk_scale;
-          if (p.mask != nullptr && row_ok[hr] && pos < hi)
-            v += kLog2e *
-                 load_any_f32(p.mask, p.tmask, b * p.mask_batch_stride + (row_a + 8 * hr) * p.mask_row_stride + pos);
-          if (!full) {
-            const bool vis = row_ok[hr] && pos < hi && (linear || s_row[(it % 3) * C::kTile + j] >= 0) &&
-                             (!p.causal || pos <= t_row[hr]) && (p.window == 0 || pos > t_row[hr] - p.window);
-            if (!vis) v = -INFINITY;
-          }
-          s[4 * n + e] = v;
+          for (int i = 0; i < C::kTile / 2; ++i) s[i] *= qk_scale;
         }
+        if (p.mask != nullptr) {
+#pragma unroll
+          for (int n = 0; n < kNT; ++n)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+              const int hr = e >> 1;
+              const int64_t pos = t0 + n * 8 + 2 * tq + (e & 1);
+              if (row_ok[hr] && pos < hi)
+                s[4 * n + e] += kLog2e * load_any_f32(p.mask, p.tmask,
+                                                      b * p.mask_batch_stride +
+                                                          (row_a + 8 * hr) * p.mask_row_stride + pos);
+            }
+        }
+      }
+      if (!full) {
+        // Visible keys of a row are one run [j_lo, j_hi) of the tile: past the window start, before the causal
+        // limit and the length; none for a row past the chunk. Missing cache rows (paged) are masked one by one.
+        int j_lo[2], j_hi[2];
+#pragma unroll
+        for (int hr = 0; hr < 2; ++hr) {
+          const int64_t end = p.causal ? min(hi, t_row[hr] + 1) : hi;
+          const int64_t start = p.window > 0 ? t_row[hr] - p.window + 1 : t0;
+          j_lo[hr] = static_cast<int>(max(int64_t{0}, min(int64_t{C::kTile}, start - t0)));
+          j_hi[hr] = row_ok[hr] ? static_cast<int>(max(int64_t{0}, min(int64_t{C::kTile}, end - t0))) : 0;
+        }
+#pragma unroll
+        for (int n = 0; n < kNT; ++n)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            const int hr = e >> 1;
+            const int j = n * 8 + 2 * tq + (e & 1);
+            if (j < j_lo[hr] || j >= j_hi[hr]) s[4 * n + e] = -INFINITY;
+          }
+        if (bad) {
+#pragma unroll
+          for (int n = 0; n < kNT; ++n)
+#pragma unroll
+            for (int e = 0; e < 4; ++e)
+              if (s_row[(it & 3) * C::kTile + n * 8 + 2 * tq + (e & 1)] < 0) s[4 * n + e] = -INFINITY;
+        }
+      }
     }
 
     // Online softmax: the base-2 logit of a key is s * sc; the row max is taken on s (sc > 0), then each exponent
