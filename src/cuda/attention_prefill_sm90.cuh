@@ -1,24 +1,29 @@
-// Flash-attention prefill on warpgroup MMA (sm_90a): the FlashAttention-2 algorithm with Hopper's wgmma doing both
-// products (the FlashAttention-3 data path without its producer warp and ping-pong scheduling).
+// Flash-attention prefill on warpgroup MMA (sm_90a): FlashAttention-2's algorithm with Hopper's wgmma doing both
+// products and FlashAttention-3's intra-warpgroup pipelining (without its producer warp and its ping-pong between
+// the two warpgroups).
 //
 // A block of two warpgroups takes 128 query rows of one head (64 per warpgroup, the wgmma M) and walks the visible
-// key range in tiles of 128 keys. K and V tiles arrive by cp.async into 128-byte-swizzled shared memory (double
-// buffered, every thread copies); Q stays in shared memory for the whole block. Per tile and warpgroup:
+// key range in tiles of 128 keys. K and V tiles arrive by cp.async into 128-byte-swizzled shared memory (K and V one
+// tile apart, two stages each, every thread copies a fixed chunk column); Q stays in shared memory for the block.
+// Per tile and warpgroup:
 //   S = Q K^T   wgmma m64n128k16, both operands K-major in shared memory, D / 16 steps;
-//   online softmax on the S registers (base 2, scale folded), the O accumulator rescaled;
+//   online softmax on the S registers (base 2, the scale folded into the exponent FFMA on interior tiles);
 //   O += P V    wgmma m64nDk16 with P from registers (the S accumulator layout is the A fragment layout, converted
-//               to 16-bit in place) and V read MN-major (transposed) from the same swizzled tile layout as K.
-// Masking, windows, softcap, sinks, the additive mask and the cache layouts follow the mma.sync kernel
-// (attention_prefill.cuh) line for line; that kernel remains for sm_80-89, other head dims and unaligned views.
+//               to 16-bit) and V read MN-major (transposed) from the same swizzled tile layout as K.
+// S of tile j + 1 and PV of tile j are in flight together and the softmax of tile j + 1 runs under the PV (see the
+// schedule below). Interior tiles (no causal diagonal, window edge, padding or length edge, no softcap or mask) run
+// no per-element code. Masking, windows, softcap, sinks, the additive mask and the cache layouts have the semantics
+// of the mma.sync kernel (attention_prefill.cuh), which remains for sm_80-89, other head dims and unaligned views.
 //
-// Status (H200, 32 / 8 heads, causal, bf16): 88-119 TFLOP/s at 2k-8k for head dim 128, 5-9 % above the mma.sync
-// kernel, far from the ~450-600 FlashAttention-3 reaches; head dim 64 measured slower than mma.sync, so only 128
-// is routed here. ncu (4k): 2 warps per scheduler (one block of 256 threads per SM at 237 registers), 0.28
-// instructions issued per cycle per scheduler, about 2,300 instructions per warp per tile: the warpgroups wait on
-// their MMAs and then on their softmax in lock step. Missing FlashAttention-3 pieces: a producer warp with TMA,
-// ping-pong between the two warpgroups (named barriers), and the softmax of tile j overlapped with the MMAs of tile
-// j + 1. Two experiments that did not pay: two MMA groups in flight at once (ptxas then serializes every wgmma,
-// warning C7515), and a leaner softmax with K / V staged separately (slower: 97 TFLOP/s at 8k).
+// Status. Before this version (H200, 32 / 8 heads, causal, bf16, head dim 128): 88 / 108 / 121 TFLOP/s at 2k / 4k /
+// 8k, ncu: 0.28 issued instructions per cycle per scheduler, ~2,300 instructions per warp per tile, both warpgroups
+// waiting on their MMAs and then on their softmax in lock step, and two MMA groups in flight made ptxas serialize
+// every wgmma. This version (not yet measured on a GPU): the interior-tile path is ~790 SASS instructions per warp
+// per tile (static count of the unrolled loop; ~660 when the O rescale is skipped), 255 registers, no spills, no
+// C7513 / C7515 / C7520 serialization. Not done: TMA (tensor maps) with a producer warp, the inter-warpgroup
+// ping-pong (tried: a trailing warpgroup that softmaxes tile j - 1 before issuing its wgmmas; it spilled and ptxas
+// wrapped the shuffles in WARPSYNC.COLLECTIVE loops at 255 registers), and head dim 64 (measured slower than
+// mma.sync before, only 128 is routed here).
 #pragma once
 
 #include "cuda/attention_prefill.cuh"
@@ -102,9 +107,9 @@ __global__ void __launch_bounds__(256, 1) attention_prefill_sm90_kernel(kern::At
   const uint32_t c_so = wg::swizzle_offset(cj, cch, C::kTile);
   const bool linear = c.layout == kern::kKvContiguous;
   const int64_t lin_row0 = static_cast<int64_t>(b) * c.capacity;  // row of position 0 (contiguous layout)
-  // Cache rows of tile `it` (slot it & 3: written before the barrier while the trailing warpgroup may still mask tile
-  // it - 3 and the leading one issue V of tile it - 1 and K of tile it); returns, to every thread, whether
-  // a row of the tile is missing. Its barrier also ends every use of the stage refilled next.
+  // Cache rows of tile `it` into slot it & 3 (written before the barrier, while slower warps may still read the slots
+  // of tiles it - 2 and it - 1); returns, to every thread, whether a row of the tile is missing. Its barrier also
+  // ends every use of the stages refilled next.
   auto compute_rows = [&](int it) -> bool {
     if (linear) {
       __syncthreads();
