@@ -1,6 +1,6 @@
 // Flash-attention prefill on warpgroup MMA (sm_90a): FlashAttention-2's algorithm with Hopper's wgmma doing both
-// products and FlashAttention-3's intra-warpgroup pipelining (without its producer warp and its ping-pong between
-// the two warpgroups).
+// products, FlashAttention-3's intra-warpgroup pipelining and a light form of its ping-pong (warpgroup 1 issues its
+// wgmmas after warpgroup 0's; no producer warp).
 //
 // A block of two warpgroups takes 128 query rows of one head (64 per warpgroup, the wgmma M) and walks the visible
 // key range in tiles of 128 keys. K and V tiles arrive by cp.async into 128-byte-swizzled shared memory (K and V one
@@ -20,10 +20,10 @@
 // waiting on their MMAs and then on their softmax in lock step, and two MMA groups in flight made ptxas serialize
 // every wgmma. This version (not yet measured on a GPU): the interior-tile path is ~790 SASS instructions per warp
 // per tile (static count of the unrolled loop; ~660 when the O rescale is skipped), 255 registers, no spills, no
-// C7513 / C7515 / C7520 serialization. Not done: TMA (tensor maps) with a producer warp, the inter-warpgroup
-// ping-pong (tried: a trailing warpgroup that softmaxes tile j - 1 before issuing its wgmmas; it spilled and ptxas
-// wrapped the shuffles in WARPSYNC.COLLECTIVE loops at 255 registers), and head dim 64 (measured slower than
-// mma.sync before, only 128 is routed here).
+// C7513 / C7515 / C7520 serialization. Not done: TMA (tensor maps) with a producer warp and mbarriers instead of
+// the two block barriers per tile, the full inter-warpgroup ping-pong (tried: a trailing warpgroup that softmaxes
+// tile j - 1 before issuing its wgmmas; it spilled and ptxas wrapped the shuffles in WARPSYNC.COLLECTIVE loops at
+// 255 registers), and head dim 64 (measured slower than mma.sync before, only 128 is routed here).
 #pragma once
 
 #include "cuda/attention_prefill.cuh"
@@ -314,6 +314,21 @@ __global__ void __launch_bounds__(256, 1) attention_prefill_sm90_kernel(kern::At
     }
   };
 
+  // Warpgroup 1 issues its wgmmas only after warpgroup 0 has issued its own (named barrier 1: warpgroup 0 arrives,
+  // warpgroup 1 waits), so the tensor cores finish warpgroup 0's S first and its softmax starts while warpgroup 1's
+  // products run. Predicated, not branched (a branch would put divergent code around the wgmmas for ptxas), and
+  // the predicate comes from %tid.x each time (no register kept across the loop: the kernel is at 255).
+  auto issue_order_begin = []() {
+    asm volatile(
+        "{\n.reg .pred p;\n.reg .u32 t;\nmov.u32 t, %tid.x;\nsetp.ge.u32 p, t, 128;\n@p bar.sync 1, 256;\n}\n" ::
+            : "memory");
+  };
+  auto issue_order_end = []() {
+    asm volatile(
+        "{\n.reg .pred p;\n.reg .u32 t;\nmov.u32 t, %tid.x;\nsetp.lt.u32 p, t, 128;\n@p bar.arrive 1, 256;\n}\n" ::
+            : "memory");
+  };
+
   // Software pipeline (FlashAttention-3's intra-warpgroup overlap): iteration it issues S of tile it and then PV of
   // tile it - 1, waits for S only (wait_group 1: groups complete in order), runs the softmax of tile it while the
   // PV wgmma still runs, then waits for PV and rescales O. Loads run one tile ahead: the group issued in iteration
@@ -339,9 +354,11 @@ __global__ void __launch_bounds__(256, 1) attention_prefill_sm90_kernel(kern::At
     auto step = [&](int it, const uint32_t (&pa)[C::kTile / 16][4], uint32_t (&pb)[C::kTile / 16][4]) {
       const bool bad_cur = bad_k;
       load_step(it + 1, it);
+      issue_order_begin();
       wg::fence();
       gemm_s(s, it);
       gemm_pv(pa, it - 1);
+      issue_order_end();
       wg::wait<1>();
       wg::fence_regs(s);
       softmax_tile(s, it, bad_cur, pb, alpha);
