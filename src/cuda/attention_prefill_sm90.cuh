@@ -40,7 +40,7 @@ struct PrefillSm90Cfg {
   static constexpr uint32_t kQBytes = kRowsQ * D * 2;
   static constexpr uint32_t kTileBytes = kTile * D * 2;
   static constexpr uint32_t kOffKv = kQBytes;
-  static constexpr uint32_t kOffRow = kQBytes + 4 * kTileBytes;  // two stages of K and V
+  static constexpr uint32_t kOffRow = kQBytes + 4 * kTileBytes;                  // two stages of K and V
   static constexpr size_t kSmem = 1024 + kOffRow + sizeof(int64_t) * 4 * kTile;  // cache rows of 4 tiles
   static_assert(D == 64 || D == 128, "the wgmma prefill takes head dims 64 and 128");
 };
@@ -234,9 +234,9 @@ __global__ void __launch_bounds__(256, 1) attention_prefill_sm90_kernel(kern::At
               const int hr = e >> 1;
               const int64_t pos = t0 + n * 8 + 2 * tq + (e & 1);
               if (row_ok[hr] && pos < hi)
-                s[4 * n + e] += kLog2e * load_any_f32(p.mask, p.tmask,
-                                                      b * p.mask_batch_stride +
-                                                          (row_a + 8 * hr) * p.mask_row_stride + pos);
+                s[4 * n + e] +=
+                    kLog2e *
+                    load_any_f32(p.mask, p.tmask, b * p.mask_batch_stride + (row_a + 8 * hr) * p.mask_row_stride + pos);
             }
         }
       }
@@ -280,7 +280,7 @@ __global__ void __launch_bounds__(256, 1) attention_prefill_sm90_kernel(kern::At
       mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
       const float m_new = fmaxf(m_run[hr], mx * sc);
       const float m_use = m_new == -INFINITY ? 0.0f : m_new;  // nothing visible yet: exp2(-inf - 0) = 0
-      alpha[hr] = exp2_approx(m_run[hr] - m_use);              // exactly 1 when the max did not change
+      alpha[hr] = exp2_approx(m_run[hr] - m_use);             // exactly 1 when the max did not change
       float sum = 0.0f;
 #pragma unroll
       for (int n = 0; n < kNT; ++n)
