@@ -18,9 +18,9 @@
 // Status. Before this version (H200, 32 / 8 heads, causal, bf16, head dim 128): 88 / 108 / 121 TFLOP/s at 2k / 4k /
 // 8k, ncu: 0.28 issued instructions per cycle per scheduler, ~2,300 instructions per warp per tile, both warpgroups
 // waiting on their MMAs and then on their softmax in lock step, and two MMA groups in flight made ptxas serialize
-// every wgmma. This version (not yet measured on a GPU): the interior-tile path is ~790 SASS instructions per warp
-// per tile (static count of the unrolled loop; ~660 when the O rescale is skipped), 255 registers, no spills, no
-// C7513 / C7515 / C7520 serialization. Not done: TMA (tensor maps) with a producer warp and mbarriers instead of
+// every wgmma. This version (not yet measured on a GPU): an interior tile executes ~670 SASS instructions per warp
+// (~600 when the O rescale is skipped; static count of the unrolled loop, contiguous cache), 255 registers, no
+// spills, no C7513 / C7515 / C7520 serialization. Not done: TMA (tensor maps) with a producer warp and mbarriers instead of
 // the two block barriers per tile, the full inter-warpgroup ping-pong (tried: a trailing warpgroup that softmaxes
 // tile j - 1 before issuing its wgmmas; it spilled and ptxas wrapped the shuffles in WARPSYNC.COLLECTIVE loops at
 // 255 registers), and head dim 64 (measured slower than mma.sync before, only 128 is routed here).
@@ -168,24 +168,24 @@ __global__ void __launch_bounds__(256, 1) attention_prefill_sm90_kernel(kern::At
 
   // S = Q K^T of tile `it` (one commit group).
   auto gemm_s = [&](float (&sacc)[C::kTile / 2], int it) {
-    const uint32_t sk = base + off_k(it);
+    // Descriptors of the k16 steps: the first one's plus the byte offset / 16 (wg::desc_add), one add each.
+    const uint64_t da0 = wg::desc_sw128(q_base, 16, 1024);
+    const uint64_t db0 = wg::desc_sw128(base + off_k(it), 16, 1024);
 #pragma unroll
     for (int ks = 0; ks < D / 16; ++ks) {
       const uint32_t koff = static_cast<uint32_t>(ks & 3) * 32;  // k16 step inside the 128-byte atom row
-      const uint64_t da = wg::desc_sw128(q_base + static_cast<uint32_t>(ks >> 2) * C::kRowsQ * 128 + koff, 16, 1024);
-      const uint64_t db = wg::desc_sw128(sk + static_cast<uint32_t>(ks >> 2) * C::kTile * 128 + koff, 16, 1024);
+      const uint64_t da = wg::desc_add(da0, static_cast<uint32_t>(ks >> 2) * C::kRowsQ * 128 + koff);
+      const uint64_t db = wg::desc_add(db0, static_cast<uint32_t>(ks >> 2) * C::kTile * 128 + koff);
       wg::wgmma_ss<T, C::kTile>(sacc, da, db, ks > 0 ? 1 : 0);
     }
     wg::commit();
   };
   // O += P V of tile `it` (one commit group).
   auto gemm_pv = [&](const uint32_t (&pa)[C::kTile / 16][4], int it) {
-    const uint32_t sv = base + off_v(it);
+    const uint64_t db0 = wg::desc_sw128(base + off_v(it), C::kTile * 128, 1024);
 #pragma unroll
-    for (int kk = 0; kk < C::kTile / 16; ++kk) {
-      const uint64_t db = wg::desc_sw128(sv + static_cast<uint32_t>(kk) * 16 * 128, C::kTile * 128, 1024);
-      wg::wgmma_rs_tb<T, D>(o, pa[kk], db);
-    }
+    for (int kk = 0; kk < C::kTile / 16; ++kk)
+      wg::wgmma_rs_tb<T, D>(o, pa[kk], wg::desc_add(db0, static_cast<uint32_t>(kk) * 16 * 128));
     wg::commit();
   };
   // Cache-row lookup (non-contiguous layouts) and the barrier that frees the stages refilled next, then the copies
