@@ -1,6 +1,6 @@
 // Flash-attention prefill on warpgroup MMA (sm_90a): FlashAttention-2's algorithm with Hopper's wgmma doing both
-// products, FlashAttention-3's intra-warpgroup pipelining and a light form of its ping-pong (warpgroup 1 issues its
-// wgmmas after warpgroup 0's; no producer warp).
+// products, FlashAttention-3's intra-warpgroup pipelining and a light form of its ping-pong (the two warpgroups'
+// S products issued one after the other, ahead of the PV products; no producer warp).
 //
 // A block of two warpgroups takes 128 query rows of one head (64 per warpgroup, the wgmma M) and walks the visible
 // key range in tiles of 128 keys. K and V tiles arrive by cp.async into 128-byte-swizzled shared memory (K and V one
@@ -314,18 +314,21 @@ __global__ void __launch_bounds__(256, 1) attention_prefill_sm90_kernel(kern::At
     }
   };
 
-  // Warpgroup 1 issues its wgmmas only after warpgroup 0 has issued its own (named barrier 1: warpgroup 0 arrives,
-  // warpgroup 1 waits), so the tensor cores finish warpgroup 0's S first and its softmax starts while warpgroup 1's
-  // products run. Predicated, not branched (a branch would put divergent code around the wgmmas for ptxas), and
-  // the predicate comes from %tid.x each time (no register kept across the loop: the kernel is at 255).
-  auto issue_order_begin = []() {
+  // Issue order across the warpgroups, so that the tensor cores run S of warpgroup 0, S of warpgroup 1, then the two
+  // PV products: each warpgroup's softmax starts as early as possible (warpgroup 0's while warpgroup 1's S runs,
+  // warpgroup 1's under the PV products) instead of both waiting for two interleaved S products. Named barriers:
+  // warpgroup 1 issues its S after warpgroup 0 has issued its S (barrier 1), warpgroup 0 its PV after warpgroup 1
+  // has issued its S (barrier 2). Predicated, not branched (a branch would be divergent code around the wgmmas for
+  // ptxas), and the predicate comes from %tid.x each time (no register kept across the loop: the kernel is at 255).
+  auto order_before_s = []() {  // warpgroup 1 waits for warpgroup 0's S
     asm volatile(
         "{\n.reg .pred p;\n.reg .u32 t;\nmov.u32 t, %tid.x;\nsetp.ge.u32 p, t, 128;\n@p bar.sync 1, 256;\n}\n" ::
             : "memory");
   };
-  auto issue_order_end = []() {
+  auto order_after_s = []() {  // warpgroup 0 signals barrier 1 and waits on 2; warpgroup 1 signals barrier 2
     asm volatile(
-        "{\n.reg .pred p;\n.reg .u32 t;\nmov.u32 t, %tid.x;\nsetp.lt.u32 p, t, 128;\n@p bar.arrive 1, 256;\n}\n" ::
+        "{\n.reg .pred p;\n.reg .u32 t;\nmov.u32 t, %tid.x;\nsetp.lt.u32 p, t, 128;\n@p bar.arrive 1, 256;\n"
+        "@!p bar.arrive 2, 256;\n@p bar.sync 2, 256;\n}\n" ::
             : "memory");
   };
 
@@ -354,11 +357,11 @@ __global__ void __launch_bounds__(256, 1) attention_prefill_sm90_kernel(kern::At
     auto step = [&](int it, const uint32_t (&pa)[C::kTile / 16][4], uint32_t (&pb)[C::kTile / 16][4]) {
       const bool bad_cur = bad_k;
       load_step(it + 1, it);
-      issue_order_begin();
+      order_before_s();
       wg::fence();
       gemm_s(s, it);
+      order_after_s();
       gemm_pv(pa, it - 1);
-      issue_order_end();
       wg::wait<1>();
       wg::fence_regs(s);
       softmax_tile(s, it, bad_cur, pb, alpha);
