@@ -4,8 +4,9 @@
 // head dims that are multiples of 16 up to 256 (src/cuda/attention_decode.cuh: per-warp cp.async pipelines, one block
 // per SM, a merge kernel only when a sequence has several splits), on CUDA cores for 512 (src/cuda/attention.cuh);
 // longer chunks with Q and a 16-bit KV of one dtype run the mma.sync prefill kernel (src/cuda/attention_prefill.cuh,
-// FlashAttention-2 structure). Not yet here: a wgmma / TMA prefill for sm_90a (the FlashAttention-3 structure:
-// producer warp with TMA, two consumer warpgroups, ping-pong softmax), and a prefill kernel for quantized caches.
+// FlashAttention-2 structure); on sm_90a, head dim 128 runs the wgmma prefill instead (src/cuda/
+// attention_prefill_sm90.cuh: intra-warpgroup pipelining; not yet a TMA producer warp or ping-pong). Not yet here: a
+// prefill kernel for quantized caches.
 #include "cuda/kernel_table.h"
 #include "kernels/attention.h"
 

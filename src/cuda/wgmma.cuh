@@ -38,6 +38,11 @@ __device__ __forceinline__ uint64_t desc_sw128(uint32_t addr, uint32_t lbo_bytes
          (static_cast<uint64_t>((sbo_bytes >> 4) & 0x3FFFu) << 32) | (uint64_t{1} << 62);
 }
 
+// The descriptor of the operand `byte_off` bytes further (a multiple of 16) in the same shared-memory window: the
+// start address field is addr / 16 in bits 0-13 and shared addresses stay below 2^18, so the add never carries out
+// of the field and one integer add replaces the masking and shifting of desc_sw128.
+__device__ __forceinline__ uint64_t desc_add(uint64_t desc, uint32_t byte_off) { return desc + (byte_off >> 4); }
+
 __device__ __forceinline__ void fence() {
 #if MLXN_WGMMA
   asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
