@@ -1,5 +1,6 @@
 // y = x W^T for 5 <= M <= 16 rows of x, W in a GGML block format or MLX affine, on the int8 tensor cores
-// (mma.sync m16n8k32 s8), with the accuracy contract of the M <= 4 dp4a kernel of qgemv.cuh (include/mlxn/ops/matmul.h).
+// (mma.sync m16n8k32 s8), with the accuracy contract of the M <= 4 dp4a kernel of qgemv.cuh
+// (include/mlxn/ops/matmul.h).
 //
 // Why: the tensor-core kernel of qmatmul.cuh forms every weight in f16 (about 25 instructions per four weight pairs)
 // and is issue bound; at m = 8 it took 1.4-2.4x the m = 1 time (H200, 14336 x 4096). Here a weight block stays in its
@@ -72,54 +73,71 @@ __device__ __forceinline__ uint32_t ldg32_a2(const uint8_t* p) { return ldg16(p)
 __device__ __forceinline__ uint32_t ldg32(const uint8_t* p) { return __ldg(reinterpret_cast<const uint32_t*>(p)); }
 
 // ---- direct decoders: a lane's A-fragment words of one row of block kb ----
-// frag(): lo = the code bytes at positions 4tq..4tq+3, hi = positions 16+4tq..; d, m: w = d q + m.
+// load() issues the global loads of the lane's bytes into kRaw words (no arithmetic on them, so the loads of a whole
+// step go out before the first one is used); decode() forms lo = the code bytes at positions 4tq..4tq+3, hi =
+// positions 16+4tq.., and d, m (w = d q + m).
 template <DType T>
 struct Direct {
   static constexpr bool kOn = false;
+  static constexpr int kRaw = 1;
 };
 template <>
 struct Direct<DType::Q4_0> {
   static constexpr bool kOn = true;
-  __device__ static void frag(const uint8_t* row, int64_t kb, int tq, uint32_t& lo, uint32_t& hi, float& d, float& m) {
+  static constexpr int kRaw = 3;
+  __device__ static void load(const uint8_t* row, int64_t kb, int tq, uint32_t (&r)[kRaw]) {
     const uint8_t* b = row + kb * 18;
-    const uint32_t w = ldg32_a2(b + 2 + 4 * tq);
+    r[0] = ldg16(b + 2 + 4 * tq), r[1] = ldg16(b + 4 + 4 * tq), r[2] = ldg16(b);
+  }
+  __device__ static void decode(const uint32_t (&r)[kRaw], uint32_t& lo, uint32_t& hi, float& d, float& m) {
+    const uint32_t w = r[0] | r[1] << 16;
     lo = w & qmm::kLow4, hi = (w >> 4) & qmm::kLow4;
-    d = f16_bits(ldg16(b));
+    d = f16_bits(r[2]);
     m = -8.0f * d;
   }
 };
 template <>
 struct Direct<DType::Q4_1> {
   static constexpr bool kOn = true;
-  __device__ static void frag(const uint8_t* row, int64_t kb, int tq, uint32_t& lo, uint32_t& hi, float& d, float& m) {
+  static constexpr int kRaw = 2;
+  __device__ static void load(const uint8_t* row, int64_t kb, int tq, uint32_t (&r)[kRaw]) {
     const uint8_t* b = row + kb * 20;  // 20-byte blocks: rows and blocks 4-byte aligned
-    const uint32_t w = ldg32(b + 4 + 4 * tq);
-    lo = w & qmm::kLow4, hi = (w >> 4) & qmm::kLow4;
-    const uint32_t dm = ldg32(b);
-    d = f16_bits(dm);
-    m = f16_bits(dm >> 16);
+    r[0] = ldg32(b + 4 + 4 * tq), r[1] = ldg32(b);
+  }
+  __device__ static void decode(const uint32_t (&r)[kRaw], uint32_t& lo, uint32_t& hi, float& d, float& m) {
+    lo = r[0] & qmm::kLow4, hi = (r[0] >> 4) & qmm::kLow4;
+    d = f16_bits(r[1]);
+    m = f16_bits(r[1] >> 16);
   }
 };
 template <>
 struct Direct<DType::Q8_0> {
   static constexpr bool kOn = true;
-  __device__ static void frag(const uint8_t* row, int64_t kb, int tq, uint32_t& lo, uint32_t& hi, float& d, float& m) {
+  static constexpr int kRaw = 5;
+  __device__ static void load(const uint8_t* row, int64_t kb, int tq, uint32_t (&r)[kRaw]) {
     const uint8_t* b = row + kb * 34;
-    lo = ldg32_a2(b + 2 + 4 * tq);
-    hi = ldg32_a2(b + 18 + 4 * tq);
-    d = f16_bits(ldg16(b));
+    r[0] = ldg16(b + 2 + 4 * tq), r[1] = ldg16(b + 4 + 4 * tq);
+    r[2] = ldg16(b + 18 + 4 * tq), r[3] = ldg16(b + 20 + 4 * tq);
+    r[4] = ldg16(b);
+  }
+  __device__ static void decode(const uint32_t (&r)[kRaw], uint32_t& lo, uint32_t& hi, float& d, float& m) {
+    lo = r[0] | r[1] << 16, hi = r[2] | r[3] << 16;
+    d = f16_bits(r[4]);
     m = 0.0f;
   }
 };
 template <>
 struct Direct<DType::IQ4_NL> {
   static constexpr bool kOn = true;
-  __device__ static void frag(const uint8_t* row, int64_t kb, int tq, uint32_t& lo, uint32_t& hi, float& d, float& m) {
-    const uint8_t* b = row + kb * 18;
-    const uint32_t w = ldg32_a2(b + 2 + 4 * tq);
+  static constexpr int kRaw = 3;
+  __device__ static void load(const uint8_t* row, int64_t kb, int tq, uint32_t (&r)[kRaw]) {
+    Direct<DType::Q4_0>::load(row, kb, tq, r);  // Q4_0's layout
+  }
+  __device__ static void decode(const uint32_t (&r)[kRaw], uint32_t& lo, uint32_t& hi, float& d, float& m) {
+    const uint32_t w = r[0] | r[1] << 16;
     lo = qgv::STable16<quant::kIQ4NLValues>::map(w & qmm::kLow4);
     hi = qgv::STable16<quant::kIQ4NLValues>::map((w >> 4) & qmm::kLow4);
-    d = f16_bits(ldg16(b));
+    d = f16_bits(r[2]);
     m = 0.0f;
   }
 };
@@ -158,15 +176,13 @@ __device__ __forceinline__ void mma_k32(int (&c)[4], uint32_t a0, uint32_t a1, u
 template <bool kSignedA>
 __device__ __forceinline__ void mma_k16(int (&c)[4], uint32_t a0, uint32_t a1, uint32_t b0) {
   if constexpr (kSignedA) {
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.s32.s8.s8.s32 {%0, %1, %2, %3}, {%4, %5}, {%6}, {%7, %7, %7, %7};\n"
-        : "=r"(c[0]), "=r"(c[1]), "=r"(c[2]), "=r"(c[3])
-        : "r"(a0), "r"(a1), "r"(b0), "r"(0));
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.s32.s8.s8.s32 {%0, %1, %2, %3}, {%4, %5}, {%6}, {%7, %7, %7, %7};\n"
+                 : "=r"(c[0]), "=r"(c[1]), "=r"(c[2]), "=r"(c[3])
+                 : "r"(a0), "r"(a1), "r"(b0), "r"(0));
   } else {
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.s32.u8.s8.s32 {%0, %1, %2, %3}, {%4, %5}, {%6}, {%7, %7, %7, %7};\n"
-        : "=r"(c[0]), "=r"(c[1]), "=r"(c[2]), "=r"(c[3])
-        : "r"(a0), "r"(a1), "r"(b0), "r"(0));
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.s32.u8.s8.s32 {%0, %1, %2, %3}, {%4, %5}, {%6}, {%7, %7, %7, %7};\n"
+                 : "=r"(c[0]), "=r"(c[1]), "=r"(c[2]), "=r"(c[3])
+                 : "r"(a0), "r"(a1), "r"(b0), "r"(0));
   }
 }
 
@@ -212,8 +228,8 @@ __global__ void __launch_bounds__(256) quantize_x_kernel(kern::QMatmulParams p, 
 // Accumulates one n-tile's mma result into acc (c: rows g / g + 8 x cols 2tq / 2tq + 1; dw / mw per row g, g + 8;
 // xi per col).
 template <bool kHasMin>
-__device__ __forceinline__ void scale_acc(float (&acc)[4], const int (&c)[4], const float (&dw)[2], const float (&mw)[2],
-                                          const float4 (&xi)[2]) {
+__device__ __forceinline__ void scale_acc(float (&acc)[4], const int (&c)[4], const float (&dw)[2],
+                                          const float (&mw)[2], const float4 (&xi)[2]) {
 #pragma unroll
   for (int i = 0; i < 4; ++i) {
     const int r = i >> 1, col = i & 1;
@@ -246,11 +262,8 @@ __global__ void __launch_bounds__(kThreads) qgemm_i8_kernel(kern::QMatmulParams 
 #pragma unroll
     for (int i = 0; i < 4; ++i) acc[t][i] = 0.0f;
 
-  pdl_wait();  // the workspace is written by quantize_x_kernel
-  pdl_trigger();
-
   // x fragments and infos of n-tile t, block kb.
-  auto xfrag = [&](int t, int64_t kb, uint32_t& b0, uint32_t& b1, float4 (&xi)[2]) {
+  auto xfrag = [&](int t, int64_t kb, uint32_t& b0, uint32_t& b1, float4(&xi)[2]) {
     const uint8_t* xr = xcodes + (static_cast<int64_t>(t * 8 + g) * nblk + kb) * 32;
     b0 = *reinterpret_cast<const uint32_t*>(xr + 4 * tq);
     b1 = *reinterpret_cast<const uint32_t*>(xr + 16 + 4 * tq);
@@ -262,15 +275,37 @@ __global__ void __launch_bounds__(kThreads) qgemm_i8_kernel(kern::QMatmulParams 
     using D = Direct<Path::kType>;
     const uint8_t* row0 = wbase + r0 * p.row_bytes;
     const uint8_t* row1 = wbase + r1 * p.row_bytes;
-    for (int64_t step = warp; step < nsteps; step += kWarps) {
+    // The raw words of one step: every load of the step is issued before the first is used (predicated past K).
+    uint32_t raw[kStepBlocks][2][D::kRaw];
+    auto load = [&](int64_t step) {
+#pragma unroll
+      for (int i = 0; i < kStepBlocks; ++i) {
+        const int64_t kb = step * kStepBlocks + i;
+        if (kb < nblk) {
+          D::load(row0, kb, tq, raw[i][0]);
+          D::load(row1, kb, tq, raw[i][1]);
+        } else {
+#pragma unroll
+          for (int j = 0; j < D::kRaw; ++j) raw[i][0][j] = raw[i][1][j] = 0;
+        }
+      }
+    };
+    // Weights are constants: the first step's loads go out before waiting for the previous kernels (safe even if W
+    // was written by the op before this one: quantize_x_kernel lets this kernel start only after its own wait).
+    int64_t step = warp;
+    if (step < nsteps) load(step);
+    pdl_wait();  // the workspace is written by quantize_x_kernel
+    pdl_trigger();
+    for (bool first = true; step < nsteps; step += kWarps, first = false) {
+      if (!first) load(step);
 #pragma unroll
       for (int i = 0; i < kStepBlocks; ++i) {
         const int64_t kb = step * kStepBlocks + i;
         if (kb >= nblk) break;
         uint32_t a0, a1, a2, a3;
         float dw[2], mw[2];
-        D::frag(row0, kb, tq, a0, a2, dw[0], mw[0]);
-        D::frag(row1, kb, tq, a1, a3, dw[1], mw[1]);
+        D::decode(raw[i][0], a0, a2, dw[0], mw[0]);
+        D::decode(raw[i][1], a1, a3, dw[1], mw[1]);
 #pragma unroll
         for (int t = 0; t < NT; ++t) {
           uint32_t b0, b1;
@@ -283,6 +318,8 @@ __global__ void __launch_bounds__(kThreads) qgemm_i8_kernel(kern::QMatmulParams 
       }
     }
   } else {
+    pdl_wait();  // the workspace is written by quantize_x_kernel
+    pdl_trigger();
     uint32_t* codes = reinterpret_cast<uint32_t*>(smem + warp * kWarpSmem);
     float4* sinfo = reinterpret_cast<float4*>(smem + warp * kWarpSmem + kCodeBytes);
     for (int64_t step = warp; step < nsteps; step += kWarps) {
@@ -379,9 +416,9 @@ Status launch_nt(const kern::QMatmulParams& p, const F& fmt, cudaStream_t stream
   const int64_t nblk = p.K / 32, mp = NT * 8;
   uint8_t* ws = static_cast<uint8_t*>(p.workspace);
   const unsigned qgrid = static_cast<unsigned>((mp * nblk + 7) / 8);
-  MLXN_TRY(launch_status(launch_kernel(quantize_x_kernel<F>, dim3(qgrid), dim3(256), stream, true, p,
-                                       static_cast<int>(mp), ws),
-                         "matmul"));
+  MLXN_TRY(launch_status(
+      launch_kernel(quantize_x_kernel<F>, dim3(qgrid), dim3(256), stream, true, p, static_cast<int>(mp), ws),
+      "matmul"));
   constexpr int smem = smem_bytes<F>();
   if constexpr (smem > 48 * 1024) {
     static const bool opted = [] {
@@ -391,9 +428,8 @@ Status launch_nt(const kern::QMatmulParams& p, const F& fmt, cudaStream_t stream
     (void)opted;
   }
   const unsigned grid = static_cast<unsigned>((p.N + kTileRows - 1) / kTileRows);
-  return launch_status(launch_kernel_smem(qgemm_i8_kernel<F, NT>, dim3(grid), dim3(kThreads),
-                                          static_cast<size_t>(smem), stream, true, p, fmt,
-                                          static_cast<const uint8_t*>(ws)),
+  return launch_status(launch_kernel_smem(qgemm_i8_kernel<F, NT>, dim3(grid), dim3(kThreads), static_cast<size_t>(smem),
+                                          stream, true, p, fmt, static_cast<const uint8_t*>(ws)),
                        "matmul");
 }
 
