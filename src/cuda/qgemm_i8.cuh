@@ -11,8 +11,10 @@
 // 1. quantize_x_kernel: x [M, K] (f32 / f16 / bf16) to int8 codes per 32-element block exactly as qgv::quantize_x
 //    does (d = max|x| / 127, codes round-to-nearest-even of x * (127 / max|x|), the same f32 expressions), into the
 //    workspace the op layer allocates from the session's scratch (kern::qgemm_i8_workspace_bytes):
-//      codes [MP][K] int8, MP = 8 (M <= 8) or 16 rows (rows >= M are zero), each 32-block in F::pos() order;
-//      info  [MP][K / 32] float4 {d, d * sum q, d * sum q(pos 0..15), d * sum q(pos 16..31)}.
+//      codes [K / 32][MP][32] int8, MP = 8 (M <= 8) or 16 rows (rows >= M are zero), each block in F::pos() order;
+//      info  [K / 32][MP] float4 {d, d * sum q, d * sum q(pos 0..15), d * sum q(pos 16..31)}.
+//    Block-major, so the 8 x rows of an n-tile's fragments for one block are 256 contiguous bytes (2 cache lines
+//    per fragment load rather than 8) and their infos 128 bytes.
 //    One warp per (row, block): lane l takes element l (coalesced loads), max and sums by warp reductions.
 // 2. qgemm_i8_kernel: a block of kWarps warps owns a tile of 16 rows of W (blockIdx.x) and all of K; warp w takes the
 //    256-element steps w, w + kWarps, ... (eight 32-element blocks each) and the warps' partial tiles are added in
@@ -29,21 +31,25 @@
 // "k" here is the position of a code within its 32-block in F::pos() order (the decoders' output order; natural
 // order for the GGML formats); x's codes are stored in the same order, so the products pair up.
 //
-// Weights, two paths:
-// - direct (Q4_0, Q4_1, Q8_0, IQ4_NL): a lane loads exactly its fragment bytes from global memory: for the nibble
+// Weights: the GGML formats stream through a per-warp shared-memory ring of kStages slots (one 256-element step of
+// the tile's 16 rows per slot): on sm_90 lanes 0-15 each issue one bulk copy (cp.async.bulk, an mbarrier per slot
+// counts the bytes), below sm_90 16-byte cp.async. Two steps are in flight while one is used, the first ones issued
+// before pdl_wait(). Direct loads of row-strided fragments from global memory would touch 8 cache lines per warp
+// load (8 L1 wavefronts for 16 bytes of weights per row): the L1 would bound the kernel at a fraction of DRAM speed.
+// MLX affine (three byte ranges) is decoded straight from global memory (not staged: a gap to close).
+// Two ways to form the A fragments from the staged bytes:
+// - direct (Q4_0, Q4_1, Q8_0, IQ4_NL): a lane loads exactly its fragment bytes: for the nibble
 //   formats (byte e holds elements e and e + 16) one 32-bit word, bytes 4tq..4tq+3 of the block's codes, gives a0
 //   (low nibbles) and a2 (high nibbles) of row g; a second word of row g + 8 gives a1 / a3. Q8_0: two words per row.
-//   Per lane, block and row: 2 (Q4_1: 1) word loads as 16-bit pairs (GGML blocks are 2-byte aligned) + the scale;
-//   about 12 instructions of decode per block for both rows, then per n-tile 4 x-word loads (b0, b1; L1 / L2
-//   resident), 2 info loads, 1 mma, 4 cvt + 4 mul + 4 fma (+ 4 fma for the offset). About 30 + 20 NT instructions
-//   per lane per 32-element block of 16 rows (512 weights): ~2.5 per 32 weights at M = 8, under the ~40 the dp4a
-//   kernel spends on 32 weights at M = 1.
+//   Per lane and block (PTX of Q4_0, M <= 8): 6 shared 16-bit loads (codes and scale of rows g and g + 8: GGML
+//   blocks are 2-byte aligned), ~8 integer ops to form a0..a3, 2 cvt for the scales; per n-tile 2 x-word loads and 2
+//   float4 info loads (L1 / L2 resident), 1 mma, 4 cvt + 4 mul + 8 fma: about 40 instructions per lane per mma of
+//   16 rows x 32 k (512 weights), 0.08 warp instructions per weight (the dp4a kernel at M = 1: ~0.14); each further
+//   n-tile (M > 8) adds ~22. Plus per step (8 blocks) ~25 for the bulk copies and the ring.
 // - generic (every other format): per step, the warp's lanes decode the step's 16 x 8 blocks with the I8<T> decoders
-//   of qgemv.cuh (4 blocks per lane, straight from global memory) into a per-warp shared-memory tile, then read the
+//   of qgemv.cuh (4 blocks per lane, from the staged copy) into a per-warp shared-memory tile, then read the
 //   fragments from there (padded rows: conflict-free). The formats with a scale per 16 elements (Q2_K, Q3_K, Q6_K)
 //   run two m16n8k16 per block instead of one m16n8k32.
-// Weights are read with plain (read-only) global loads, unrolled over the step's eight blocks for bytes in flight; NOT
-// staged through shared memory with cp.async / bulk copies yet (see the report of branch s4-mma).
 #pragma once
 
 #include "cuda/qgemv.cuh"
@@ -67,15 +73,12 @@ inline constexpr int kCodeBytes = kTileRows * kRowWords * 4;
 inline constexpr int kInfoStride = kStepBlocks + 1;
 inline constexpr int kWarpSmem = kCodeBytes + kTileRows * kInfoStride * 16;
 
-// ---- 16-bit-aligned loads of read-only global memory ----
-__device__ __forceinline__ uint32_t ldg16(const uint8_t* p) { return __ldg(reinterpret_cast<const uint16_t*>(p)); }
-__device__ __forceinline__ uint32_t ldg32_a2(const uint8_t* p) { return ldg16(p) | ldg16(p + 2) << 16; }
-__device__ __forceinline__ uint32_t ldg32(const uint8_t* p) { return __ldg(reinterpret_cast<const uint32_t*>(p)); }
+using qmm::ld16;
+using qmm::ld32;
 
-// ---- direct decoders: a lane's A-fragment words of one row of block kb ----
-// load() issues the global loads of the lane's bytes into kRaw words (no arithmetic on them, so the loads of a whole
-// step go out before the first one is used); decode() forms lo = the code bytes at positions 4tq..4tq+3, hi =
-// positions 16+4tq.., and d, m (w = d q + m).
+// ---- direct decoders: a lane's A-fragment words of one row of block kb (row: the row's staged step) ----
+// load() reads the lane's bytes into kRaw words (GGML blocks are 2-byte aligned: 16-bit loads); decode() forms
+// lo = the code bytes at positions 4tq..4tq+3, hi = positions 16+4tq.., and d, m (w = d q + m).
 template <DType T>
 struct Direct {
   static constexpr bool kOn = false;
@@ -87,7 +90,7 @@ struct Direct<DType::Q4_0> {
   static constexpr int kRaw = 3;
   __device__ static void load(const uint8_t* row, int64_t kb, int tq, uint32_t (&r)[kRaw]) {
     const uint8_t* b = row + kb * 18;
-    r[0] = ldg16(b + 2 + 4 * tq), r[1] = ldg16(b + 4 + 4 * tq), r[2] = ldg16(b);
+    r[0] = ld16(b + 2 + 4 * tq), r[1] = ld16(b + 4 + 4 * tq), r[2] = ld16(b);
   }
   __device__ static void decode(const uint32_t (&r)[kRaw], uint32_t& lo, uint32_t& hi, float& d, float& m) {
     const uint32_t w = r[0] | r[1] << 16;
@@ -102,7 +105,7 @@ struct Direct<DType::Q4_1> {
   static constexpr int kRaw = 2;
   __device__ static void load(const uint8_t* row, int64_t kb, int tq, uint32_t (&r)[kRaw]) {
     const uint8_t* b = row + kb * 20;  // 20-byte blocks: rows and blocks 4-byte aligned
-    r[0] = ldg32(b + 4 + 4 * tq), r[1] = ldg32(b);
+    r[0] = ld32(b + 4 + 4 * tq), r[1] = ld32(b);
   }
   __device__ static void decode(const uint32_t (&r)[kRaw], uint32_t& lo, uint32_t& hi, float& d, float& m) {
     lo = r[0] & qmm::kLow4, hi = (r[0] >> 4) & qmm::kLow4;
@@ -116,9 +119,9 @@ struct Direct<DType::Q8_0> {
   static constexpr int kRaw = 5;
   __device__ static void load(const uint8_t* row, int64_t kb, int tq, uint32_t (&r)[kRaw]) {
     const uint8_t* b = row + kb * 34;
-    r[0] = ldg16(b + 2 + 4 * tq), r[1] = ldg16(b + 4 + 4 * tq);
-    r[2] = ldg16(b + 18 + 4 * tq), r[3] = ldg16(b + 20 + 4 * tq);
-    r[4] = ldg16(b);
+    r[0] = ld16(b + 2 + 4 * tq), r[1] = ld16(b + 4 + 4 * tq);
+    r[2] = ld16(b + 18 + 4 * tq), r[3] = ld16(b + 20 + 4 * tq);
+    r[4] = ld16(b);
   }
   __device__ static void decode(const uint32_t (&r)[kRaw], uint32_t& lo, uint32_t& hi, float& d, float& m) {
     lo = r[0] | r[1] << 16, hi = r[2] | r[3] << 16;
@@ -195,7 +198,7 @@ __global__ void __launch_bounds__(256) quantize_x_kernel(kern::QMatmulParams p, 
   const int64_t nblk = p.K / 32;
   const int64_t item = static_cast<int64_t>(blockIdx.x) * 8 + (threadIdx.x >> 5);
   if (item >= mp * nblk) return;
-  const int64_t m = item / nblk, b = item % nblk;
+  const int64_t m = item % mp, b = item / mp;  // item = b mp + m: the layout below
   float v = 0.0f;
   if (m < p.M) {
     const int64_t i = m * p.ldx + 32 * b + lane;
@@ -214,7 +217,7 @@ __global__ void __launch_bounds__(256) quantize_x_kernel(kern::QMatmulParams p, 
   const float id = amax > 0.0f ? 127.0f / amax : 0.0f;
   const int q = __float2int_rn(v * id);
   const int ps = F::pos(lane);
-  ws[m * nblk * 32 + 32 * b + ps] = static_cast<uint8_t>(q & 0xFF);
+  ws[item * 32 + ps] = static_cast<uint8_t>(q & 0xFF);
   const int s_lo = __reduce_add_sync(0xffffffffu, ps < 16 ? q : 0);
   const int s_hi = __reduce_add_sync(0xffffffffu, ps < 16 ? 0 : q);
   if (lane == 0) {
@@ -238,23 +241,54 @@ __device__ __forceinline__ void scale_acc(float (&acc)[4], const int (&c)[4], co
   }
 }
 
+// Staging of GGML weights (one byte range per row): a warp step of row n is the bytes of its 8 blocks (Q*_0 / Q*_1 /
+// IQ4_NL / MXFP4) or of its one 256-element super-block (K formats), copied from the 16-byte aligned address below
+// its start in whole 16-byte pieces (rows are only 2-byte aligned), plus 16 bytes of slack for the decoders' word
+// loads past the end.
+template <typename F>
+constexpr int stage_chunk() {
+  if constexpr (F::kRanges == 1)
+    return kStepBlocks * 32 / F::kSpan * F::kBytes;
+  else
+    return 0;
+}
+template <typename F>
+struct Stage {
+  static constexpr bool kOn = F::kRanges == 1;
+  static constexpr int kChunk = stage_chunk<F>();
+  static constexpr int kRowStride = (kChunk + 30) / 16 * 16 + 16;
+  static constexpr int kStageBytes = kTileRows * kRowStride;
+};
+// Ring slots per warp: two steps in flight while one is used.
+inline constexpr int kStages = 3;
+
+template <typename F>
+constexpr int warp_smem() {
+  return (Stage<F>::kOn ? kStages * Stage<F>::kStageBytes : 0) + (PathOf<F>::kDirect ? 0 : kWarpSmem);
+}
+
 template <typename F, int NT>
 __global__ void __launch_bounds__(kThreads) qgemm_i8_kernel(kern::QMatmulParams p, F fmt, const uint8_t* ws) {
   using Path = PathOf<F>;
+  using St = Stage<F>;
   constexpr bool kSigned = F::kSigned, kHasMin = F::kHasMin;
+  constexpr int S = kStages;
   extern __shared__ __align__(16) uint8_t smem[];
   __shared__ float red[kWarps][NT * 4][32];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int g = lane >> 2, tq = lane & 3;
   const int64_t nblk = p.K / 32;
   const int64_t nsteps = (nblk + kStepBlocks - 1) / kStepBlocks;
+  const int64_t nitems = warp < nsteps ? (nsteps - warp + kWarps - 1) / kWarps : 0;  // steps of this warp
   const int64_t n0 = static_cast<int64_t>(blockIdx.x) * kTileRows;
   const int mp = NT * 8;
   const uint8_t* wbase = static_cast<const uint8_t*>(p.w);
   // Rows past N repeat the last row (computed, never stored).
-  const int64_t r0 = min(n0 + g, p.N - 1), r1 = min(n0 + g + 8, p.N - 1);
+  auto row_ptr = [&](int r) { return wbase + min(n0 + r, p.N - 1) * p.row_bytes; };
   const uint8_t* xcodes = ws;
   const float4* xinfo = reinterpret_cast<const float4*>(ws + mp * nblk * 32);
+  uint8_t* wsm = smem + warp * warp_smem<F>();  // this warp's ring, then (generic) its decoded tile
+  uint8_t* tile = wsm + (St::kOn ? S * St::kStageBytes : 0);
 
   float acc[NT][4];
 #pragma unroll
@@ -262,50 +296,95 @@ __global__ void __launch_bounds__(kThreads) qgemm_i8_kernel(kern::QMatmulParams 
 #pragma unroll
     for (int i = 0; i < 4; ++i) acc[t][i] = 0.0f;
 
-  // x fragments and infos of n-tile t, block kb.
-  auto xfrag = [&](int t, int64_t kb, uint32_t& b0, uint32_t& b1, float4(&xi)[2]) {
-    const uint8_t* xr = xcodes + (static_cast<int64_t>(t * 8 + g) * nblk + kb) * 32;
-    b0 = *reinterpret_cast<const uint32_t*>(xr + 4 * tq);
-    b1 = *reinterpret_cast<const uint32_t*>(xr + 16 + 4 * tq);
-    xi[0] = xinfo[static_cast<int64_t>(t * 8 + 2 * tq) * nblk + kb];
-    xi[1] = xinfo[static_cast<int64_t>(t * 8 + 2 * tq + 1) * nblk + kb];
+      // ---- the ring: item i (the warp's step warp + i kWarps) goes to slot i % S; lane r < 16 copies row r ----
+#if MLXN_HAS_BULK_COPY
+  __shared__ uint64_t bars[kWarps][S];
+  if (lane == 0) {
+#pragma unroll
+    for (int i = 0; i < S; ++i) mbar_init(&bars[warp][i], 1);
+    fence_barrier_init();
+  }
+  __syncwarp();
+#endif
+  const uint8_t* my_row = row_ptr(lane & 15);
+  auto issue = [&](int64_t item) {
+    if constexpr (St::kOn) {
+      const int64_t off = (warp + item * kWarps) * St::kChunk;
+      const uint8_t* a = my_row + off;
+      const uint32_t mis = static_cast<uint32_t>(reinterpret_cast<uintptr_t>(a)) & 15u;
+      const uint32_t len =
+          (mis + static_cast<uint32_t>(min(static_cast<int64_t>(St::kChunk), p.row_bytes - off)) + 15u) & ~15u;
+      uint8_t* dst = wsm + (item % S) * St::kStageBytes + (lane & 15) * St::kRowStride;
+#if MLXN_HAS_BULK_COPY
+      // One bulk copy per row (lanes 0-15); lane 0 announces the slot's bytes first.
+      const uint32_t total = __reduce_add_sync(0xffffffffu, lane < 16 ? len : 0u);
+      uint64_t* bar = &bars[warp][item % S];
+      if (lane == 0) mbar_arrive_expect(bar, total);
+      __syncwarp();
+      if (lane < 16) bulk_copy(dst, a - mis, len, bar);
+#else
+      // Below sm_90: 16-byte cp.async, lanes 0-15 and 16-31 taking alternate pieces of their row.
+      for (uint32_t q = 16u * (lane >> 4); q < len; q += 32u) cp_async16(dst + q, a - mis + q, true);
+#endif
+    }
+  };
+  auto wait_slot = [&](int64_t item) {
+    if constexpr (St::kOn) {
+#if MLXN_HAS_BULK_COPY
+      mbar_wait(&bars[warp][item % S], static_cast<uint32_t>(item / S) & 1u);
+#else
+      cp_async_commit();
+      cp_async_wait<S - 1>();
+      __syncwarp();
+#endif
+    }
+  };
+  // Where row r's step starts inside its staged copy.
+  auto staged_row = [&](int64_t item, int r) -> const uint8_t* {
+    const int64_t off = (warp + item * kWarps) * St::kChunk;
+    const uint32_t mis = static_cast<uint32_t>(reinterpret_cast<uintptr_t>(row_ptr(r) + off)) & 15u;
+    return wsm + (item % S) * St::kStageBytes + r * St::kRowStride + mis;
   };
 
-  if constexpr (Path::kDirect) {
-    using D = Direct<Path::kType>;
-    const uint8_t* row0 = wbase + r0 * p.row_bytes;
-    const uint8_t* row1 = wbase + r1 * p.row_bytes;
-    // The raw words of one step: every load of the step is issued before the first is used (predicated past K).
-    uint32_t raw[kStepBlocks][2][D::kRaw];
-    auto load = [&](int64_t step) {
-#pragma unroll
-      for (int i = 0; i < kStepBlocks; ++i) {
-        const int64_t kb = step * kStepBlocks + i;
-        if (kb < nblk) {
-          D::load(row0, kb, tq, raw[i][0]);
-          D::load(row1, kb, tq, raw[i][1]);
-        } else {
-#pragma unroll
-          for (int j = 0; j < D::kRaw; ++j) raw[i][0][j] = raw[i][1][j] = 0;
-        }
-      }
-    };
-    // Weights are constants: the first step's loads go out before waiting for the previous kernels (safe even if W
-    // was written by the op before this one: quantize_x_kernel lets this kernel start only after its own wait).
-    int64_t step = warp;
-    if (step < nsteps) load(step);
-    pdl_wait();  // the workspace is written by quantize_x_kernel
-    pdl_trigger();
-    for (bool first = true; step < nsteps; step += kWarps, first = false) {
-      if (!first) load(step);
+  // Weights are constants: the first stages are issued before waiting for the previous kernels (safe even if W was
+  // written by the op before this one: quantize_x_kernel lets this kernel start only after its own wait).
+  for (int i = 0; i < S - 1; ++i) {
+    if (i < nitems) issue(i);
+#if !MLXN_HAS_BULK_COPY
+    if constexpr (St::kOn) cp_async_commit();
+#endif
+  }
+  pdl_wait();  // the workspace is written by quantize_x_kernel
+  pdl_trigger();
+
+  // x fragments and infos of n-tile t, block kb (layout: codes [kb][mp][32], info [kb][mp]).
+  auto xfrag = [&](int t, int64_t kb, uint32_t& b0, uint32_t& b1, float4(&xi)[2]) {
+    const uint8_t* xr = xcodes + (kb * mp + t * 8 + g) * 32;
+    b0 = *reinterpret_cast<const uint32_t*>(xr + 4 * tq);
+    b1 = *reinterpret_cast<const uint32_t*>(xr + 16 + 4 * tq);
+    xi[0] = xinfo[kb * mp + t * 8 + 2 * tq];
+    xi[1] = xinfo[kb * mp + t * 8 + 2 * tq + 1];
+  };
+
+  for (int64_t item = 0; item < nitems; ++item) {
+    const int64_t step = warp + item * kWarps;
+    if (item + S - 1 < nitems) issue(item + S - 1);
+    wait_slot(item);
+    if constexpr (Path::kDirect) {
+      using D = Direct<Path::kType>;
+      const uint8_t* w0 = staged_row(item, g);
+      const uint8_t* w1 = staged_row(item, g + 8);
 #pragma unroll
       for (int i = 0; i < kStepBlocks; ++i) {
         const int64_t kb = step * kStepBlocks + i;
         if (kb >= nblk) break;
+        uint32_t raw0[D::kRaw], raw1[D::kRaw];
+        D::load(w0, i, tq, raw0);
+        D::load(w1, i, tq, raw1);
         uint32_t a0, a1, a2, a3;
         float dw[2], mw[2];
-        D::decode(raw[i][0], a0, a2, dw[0], mw[0]);
-        D::decode(raw[i][1], a1, a3, dw[1], mw[1]);
+        D::decode(raw0, a0, a2, dw[0], mw[0]);
+        D::decode(raw1, a1, a3, dw[1], mw[1]);
 #pragma unroll
         for (int t = 0; t < NT; ++t) {
           uint32_t b0, b1;
@@ -316,28 +395,34 @@ __global__ void __launch_bounds__(kThreads) qgemm_i8_kernel(kern::QMatmulParams 
           scale_acc<kHasMin>(acc[t], c, dw, mw, xi);
         }
       }
-    }
-  } else {
-    pdl_wait();  // the workspace is written by quantize_x_kernel
-    pdl_trigger();
-    uint32_t* codes = reinterpret_cast<uint32_t*>(smem + warp * kWarpSmem);
-    float4* sinfo = reinterpret_cast<float4*>(smem + warp * kWarpSmem + kCodeBytes);
-    for (int64_t step = warp; step < nsteps; step += kWarps) {
-      // Decode: item j * 32 + lane is (row (j * 32 + lane) / 8, block (j * 32 + lane) % 8) of the step.
+    } else {
+      uint32_t* codes = reinterpret_cast<uint32_t*>(tile);
+      float4* sinfo = reinterpret_cast<float4*>(tile + kCodeBytes);
+      // Decode: item j * 32 + lane of the step is (row (j * 32 + lane) / 8, block (j * 32 + lane) % 8).
 #pragma unroll
       for (int j = 0; j < kTileRows * kStepBlocks / 32; ++j) {
         const int it = j * 32 + lane, r = it / kStepBlocks, bl = it % kStepBlocks;
         const int64_t kb = step * kStepBlocks + bl;
         if (kb >= nblk) continue;
-        const int64_t n = min(n0 + r, p.N - 1);
-        // The decoders address block kb as lane kb % 32 of the 1024-element step kb / 32 (qgv's layout).
-        Range rr[F::kRanges];
-        fmt.ranges(p, wbase, n, kb / 32, rr);
-        Staged st;
+        Dec dec;
+        if constexpr (St::kOn) {
+          // The staged step is "lanes" 0-7 of a qgv step: blocks bl (32-element formats) or sub-blocks bl of one
+          // super-block (K formats).
+          Staged st;
+          st.p[0] = staged_row(item, r);
+          st.step = 0;
+          dec = fmt.decode(st, bl);
+        } else {
+          // MLX affine (three ranges), decoded straight from global memory: block kb is lane kb % 32 of the
+          // 1024-element qgv step kb / 32.
+          Range rr[F::kRanges];
+          fmt.ranges(p, wbase, min(n0 + r, p.N - 1), kb / 32, rr);
+          Staged st;
 #pragma unroll
-        for (int t = 0; t < F::kRanges; ++t) st.p[t] = rr[t].src;
-        st.step = kb / 32;
-        const Dec dec = fmt.decode(st, static_cast<int>(kb % 32));
+          for (int t = 0; t < F::kRanges; ++t) st.p[t] = rr[t].src;
+          st.step = kb / 32;
+          dec = fmt.decode(st, static_cast<int>(kb % 32));
+        }
         uint4* dst = reinterpret_cast<uint4*>(codes + r * kRowWords + bl * 8);
         dst[0] = make_uint4(dec.q[0], dec.q[1], dec.q[2], dec.q[3]);
         dst[1] = make_uint4(dec.q[4], dec.q[5], dec.q[6], dec.q[7]);
@@ -381,11 +466,14 @@ __global__ void __launch_bounds__(kThreads) qgemm_i8_kernel(kern::QMatmulParams 
           }
         }
       }
-      __syncwarp();  // the tile is rewritten by the next step's decode
     }
+    __syncwarp();  // every lane is done with this slot (and the tile) before they are refilled
   }
+#if !MLXN_HAS_BULK_COPY
+  if constexpr (St::kOn) cp_async_wait<0>();
+#endif
 
-  // The warps' partial tiles, added in warp order by the first warp.
+    // The warps' partial tiles, added in warp order by the first warp.
 #pragma unroll
   for (int t = 0; t < NT; ++t)
 #pragma unroll
@@ -408,7 +496,7 @@ __global__ void __launch_bounds__(kThreads) qgemm_i8_kernel(kern::QMatmulParams 
 // ---- host side ----
 template <typename F>
 constexpr int smem_bytes() {
-  return PathOf<F>::kDirect ? 0 : kWarps * kWarpSmem;
+  return kWarps * warp_smem<F>();
 }
 
 template <typename F, int NT>
