@@ -258,13 +258,14 @@ struct Stage {
   static constexpr int kChunk = stage_chunk<F>();
   static constexpr int kRowStride = (kChunk + 30) / 16 * 16 + 16;
   static constexpr int kStageBytes = kTileRows * kRowStride;
+  // Ring slots per warp: three (two steps in flight while one is used) where the block's rings fit 72 KB, so that
+  // three blocks (24 warps) share an SM (Q4_0: 67.6 KB); else two (Q8_0: 77.8 KB, two blocks per SM).
+  static constexpr int kStages = kOn && 3 * kWarps * kStageBytes > 72 * 1024 ? 2 : 3;
 };
-// Ring slots per warp: two steps in flight while one is used.
-inline constexpr int kStages = 3;
 
 template <typename F>
 constexpr int warp_smem() {
-  return (Stage<F>::kOn ? kStages * Stage<F>::kStageBytes : 0) + (PathOf<F>::kDirect ? 0 : kWarpSmem);
+  return (Stage<F>::kOn ? Stage<F>::kStages * Stage<F>::kStageBytes : 0) + (PathOf<F>::kDirect ? 0 : kWarpSmem);
 }
 
 template <typename F, int NT>
@@ -272,9 +273,8 @@ __global__ void __launch_bounds__(kThreads) qgemm_i8_kernel(kern::QMatmulParams 
   using Path = PathOf<F>;
   using St = Stage<F>;
   constexpr bool kSigned = F::kSigned, kHasMin = F::kHasMin;
-  constexpr int S = kStages;
+  constexpr int S = St::kStages;
   extern __shared__ __align__(16) uint8_t smem[];
-  __shared__ float red[kWarps][NT * 4][32];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int g = lane >> 2, tq = lane & 3;
   const int64_t nblk = p.K / 32;
@@ -473,7 +473,11 @@ __global__ void __launch_bounds__(kThreads) qgemm_i8_kernel(kern::QMatmulParams 
   if constexpr (St::kOn) cp_async_wait<0>();
 #endif
 
-    // The warps' partial tiles, added in warp order by the first warp.
+  // The warps' partial tiles, added in warp order by the first warp, in the (now idle) dynamic shared memory: every
+  // issued copy has been waited for, and the barrier keeps slower warps' last reads ahead of the writes.
+  static_assert(kWarps * NT * 4 * 32 * 4 <= kWarps * warp_smem<F>(), "the partial tiles fit the rings");
+  auto red = reinterpret_cast<float(*)[NT * 4][32]>(smem);
+  __syncthreads();
 #pragma unroll
   for (int t = 0; t < NT; ++t)
 #pragma unroll
