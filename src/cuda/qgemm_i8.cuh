@@ -296,9 +296,8 @@ __global__ void __launch_bounds__(kThreads) qgemm_i8_kernel(kern::QMatmulParams 
 #pragma unroll
     for (int i = 0; i < 4; ++i) acc[t][i] = 0.0f;
 
-      // ---- the ring: item i (the warp's step warp + i kWarps) goes to slot i % S; lane r < 16 copies row r ----
 #if MLXN_HAS_BULK_COPY
-  __shared__ uint64_t bars[kWarps][S];
+  __shared__ uint64_t bars[kWarps][S];  // one mbarrier per ring slot
   if (lane == 0) {
 #pragma unroll
     for (int i = 0; i < S; ++i) mbar_init(&bars[warp][i], 1);
@@ -306,6 +305,7 @@ __global__ void __launch_bounds__(kThreads) qgemm_i8_kernel(kern::QMatmulParams 
   }
   __syncwarp();
 #endif
+  // The ring: item i (the warp's step warp + i kWarps) goes to slot i % S; lane r < 16 copies row r.
   const uint8_t* my_row = row_ptr(lane & 15);
   auto issue = [&](int64_t item) {
     if constexpr (St::kOn) {
