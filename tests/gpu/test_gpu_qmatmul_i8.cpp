@@ -15,8 +15,10 @@ bool i8_on() {
   return true;
 }
 
-#define MLXN_I8_OR_SKIP() \
-  if (!i8_on()) GTEST_SKIP() << "MLXN_TUNE_QGEMM_I8=0: the int8 tensor-core kernel is off"
+#define MLXN_I8_OR_SKIP()                                                       \
+  if (!i8_on()) {                                                               \
+    GTEST_SKIP() << "MLXN_TUNE_QGEMM_I8=0: the int8 tensor-core kernel is off"; \
+  }
 
 std::vector<test::QMatmulCase> i8_cases() {
   std::vector<test::QMatmulCase> cases;
@@ -153,7 +155,9 @@ TEST(GpuQMatmulI8, SharedWorkspaceUnderCaptureAndExplicitMode) {
     auto y1 = gpu.alloc(DType::BF16, {M, N}).value(), y2 = gpu.alloc(DType::BF16, {M, N}).value();
     test::poison(y1);
     test::poison(y2);
-    if (capture) EXPECT_TRUE(s.begin_capture().is_ok());
+    if (capture) {
+      EXPECT_TRUE(s.begin_capture().is_ok());
+    }
     EXPECT_TRUE(ops::matmul(s, x1, w1, y1).is_ok());
     EXPECT_TRUE(ops::matmul(s, x2, w2, y2).is_ok());
     if (capture) {
