@@ -155,8 +155,16 @@ const bool registered = [] {
   std::vector<QCase> cases;
   for (DType t : all) {
     for (auto [N, K] : shapes) cases.push_back({t, 4, 1, N, K});
-    // m = 2 and 4 run the int8 kernel as m = 1 does; 8 and 16 the tensor-core one.
+    // m = 2 and 4 run the dp4a int8 kernel as m = 1 does; 8 and 16 the int8 mma kernel (src/cuda/qgemm_i8.cuh;
+    // MLXN_TUNE_QGEMM_I8=0: the f16 tensor-core one).
     for (int64_t m : {2, 4, 8, 16}) cases.push_back({t, 4, m, 14336, 4096});
+  }
+  // The int8 mma kernel across its range (m = 5, 13) and shapes: few rows (1024: 64 tiles of 16 rows for 132 SMs),
+  // long rows (K = 14336), the largest N.
+  for (DType t : {DType::Q4_0, DType::Q4_K, DType::Q8_0}) {
+    for (int64_t m : {5, 13}) cases.push_back({t, 4, m, 14336, 4096});
+    for (auto [N, K] : {std::pair<int64_t, int64_t>{1024, 4096}, {4096, 14336}, {151936, 4096}})
+      cases.push_back({t, 4, 8, N, K});
   }
   for (int bits : {4, 8}) {
     for (auto [N, K] : shapes) cases.push_back({DType::U32, bits, 1, N, K});

@@ -74,4 +74,25 @@ def qgemv():
     yield "matmul_experts_dense.cu", fn, _file(fn, [], adds), SETS
 
 
-FAMILIES = [qmatmul, qgemv]
+def qgemm_i8():
+    # The int8 tensor-core kernel for 5 <= M <= 16 (src/cuda/qgemm_i8.cuh): like the int8 kernel above it does not
+    # depend on x's dtype. One file per weight format, called from the launchers of qmatmul_*.cu; the add function is
+    # empty (nothing to register) but keeps the file in the kernel table's list like the others.
+    def launch(ftype):
+        return (f"template Status qg8::launch<{ftype}>(const kern::QMatmulParams&, const {ftype}&, "
+                f"cudaStream_t);")
+
+    def text(fn, body):
+        return "".join([BANNER, '#include "cuda/kernel_table.h"\n#include "cuda/qgemm_i8.cuh"\n\n'
+                        "namespace mlxn::cuda {\n\n"] + [f"{line}\n" for line in body] +
+                       [f"\nvoid {fn}(KernelTable&) {{}}\n\n}}  // namespace mlxn::cuda\n"])
+
+    for f in GGML:
+        fn = f"add_qgemm_i8_{f.lower()}"
+        yield f"qgemm_i8_{f.lower()}.cu", fn, text(fn, [launch(_ggml_t(f))]), SETS
+    for b in AFFINE_BITS:
+        fn = f"add_qgemm_i8_affine{b}"
+        yield f"qgemm_i8_affine{b}.cu", fn, text(fn, [launch(_affine_t(b, ts)) for ts in SCALES]), SETS
+
+
+FAMILIES = [qmatmul, qgemv, qgemm_i8]

@@ -1130,11 +1130,24 @@ inline bool qgemv_enabled() {
   return on;
 }
 
+// 5 <= M <= 16 with a workspace from the op layer: the int8 tensor-core kernel of qgemm_i8.cuh (instantiated per
+// weight format in qgemm_i8_<format>.cu). MLXN_TUNE_QGEMM_I8=0 (or MLXN_TUNE_QGEMV=0) gives the tensor-core kernel.
+namespace qg8 {
+template <typename F>
+Status launch(const kern::QMatmulParams& p, const F& fmt, cudaStream_t stream);
+}
+inline bool qgemm_i8_takes(const kern::QMatmulParams& p) {
+  static const bool on = tune_knob("MLXN_TUNE_QGEMM_I8", 1) != 0;
+  return on && qgemv_enabled() && p.M >= kern::kQGemmI8MinM && p.M <= kern::kQGemmI8MaxM && p.K % 32 == 0 &&
+         p.workspace != nullptr;
+}
+
 template <DType T, typename Tx>
 Status launch_qmatmul_ggml(const kern::QMatmulParams& p, const ExecContext& ctx) {
   if (p.M == 0 || p.N == 0) return Status::ok();
   auto stream = static_cast<cudaStream_t>(ctx.stream);
   if (qgemv_enabled() && qgv::fits<qgv::Ggml<T>>(p, p.M)) return qgv::launch(p, qgv::Ggml<T>{}, stream);
+  if (qgemm_i8_takes(p)) return qg8::launch(p, qgv::Ggml<T>{}, stream);
   return qmm::launch_tiles<qmm::Ggml<T>, Tx>(p, qmm::Ggml<T>{}, stream);
 }
 
@@ -1148,6 +1161,11 @@ Status launch_qmatmul_affine(const kern::QMatmulParams& p, const ExecContext& ct
       qgv::Affine<BITS, Ts> f;
       f.group = p.group;
       return qgv::launch(p, f, stream);
+    }
+    if (qgemm_i8_takes(p)) {
+      qgv::Affine<BITS, Ts> f;
+      f.group = p.group;
+      return qg8::launch(p, f, stream);
     }
     qmm::Affine<BITS, Ts> f;
     f.group = p.group;

@@ -31,7 +31,19 @@ struct QMatmulParams {
   int64_t M = 0, N = 0, K = 0;
   int64_t ldx = 0, ldy = 0;  // row strides in elements
   int64_t row_bytes = 0;     // bytes of one row of W
+  // CUDA, 5 <= M <= 16: device scratch for x quantized to int8 (qgemm_i8_workspace_bytes; null: not given, the
+  // tensor-core kernel runs instead). Written by the matmul, never read by the caller.
+  void* workspace = nullptr;
+  int64_t workspace_bytes = 0;
 };
+
+// Rows of x the int8 tensor-core kernel (src/cuda/qgemm_i8.cuh) takes, and the workspace it needs: x padded to 8 or
+// 16 rows of K int8 codes, then one float4 {d, d sum, d sum(0..15), d sum(16..31)} per row and 32-element block.
+inline constexpr int64_t kQGemmI8MinM = 5, kQGemmI8MaxM = 16;
+inline constexpr int64_t qgemm_i8_workspace_bytes(int64_t M, int64_t K) {
+  const int64_t rows = M <= 8 ? 8 : 16;
+  return rows * (K / 32) * (32 + 16);
+}
 
 // Expert-routed matmul: for slot z = t * top_k + j (t < T, j < top_k), e = ids[z]:
 //   y[z * N + n] = sum_k x[(x_per_slot ? z : t) * ldx + k] * W_e(n, k)   (0 when e is outside [0, E))

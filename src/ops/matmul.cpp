@@ -55,6 +55,20 @@ Status record_qmatmul(Session& s, const kern::QMatmulParams& kp, const std::stri
   reads.insert(reads.end(), w_ranges.begin(), w_ranges.end());
   // Prefill-sized M on CUDA: dequantize W in chunks and multiply on cuBLASLt (src/ops/dequantize.cpp).
   if (detail::use_qprefill(s, kp)) return detail::record_qprefill(s, kp, reads, y);
+  // 5 <= M <= 16 on CUDA: the int8 tensor-core kernel quantizes x into a workspace first (src/cuda/qgemm_i8.cuh).
+  // The scratch is shared by the session's ops: declared as written (automatic hazard tracking orders the users),
+  // with a barrier in explicit mode as record_qprefill does.
+  if (s.device().backend() == Backend::Cuda && kp.M >= kern::kQGemmI8MinM && kp.M <= kern::kQGemmI8MaxM &&
+      kp.K % 32 == 0 && kp.N > 0) {
+    MLXN_ASSIGN_OR_RETURN(Buffer ws, s.scratch(static_cast<size_t>(kern::qgemm_i8_workspace_bytes(kp.M, kp.K))));
+    kern::QMatmulParams kw = kp;
+    kw.workspace = ws.data();
+    kw.workspace_bytes = static_cast<int64_t>(ws.nbytes());
+    const MemRange sr = ws.range();
+    s.barrier_between({}, {sr});
+    const MemRange writes[2] = {y.range(), sr};
+    return s.record(op, reads, writes, [kw](const ExecContext& ctx) { return MLXN_BACKEND_CALL(qmatmul, kw, ctx); });
+  }
   const MemRange writes[1] = {y.range()};
   return s.record(op, reads, writes, [kp](const ExecContext& ctx) { return MLXN_BACKEND_CALL(qmatmul, kp, ctx); });
 }

@@ -1,9 +1,17 @@
-// Quantized matmul on CUDA (the int8 kernel at M <= 4, the tensor-core one above; every GGML format and MLX affine)
+// Quantized matmul on CUDA (the int8 kernels at M <= 16, the tensor-core one above; every GGML format and MLX affine)
 // against the float64 reference, each with the error bound of its arithmetic.
+#include <cstdlib>
+
 #include "qmatmul_cases.h"
 
 namespace mlxn {
 namespace {
+
+// MLXN_TUNE_QGEMM_I8=0 sends 5 <= M <= 16 to the f16 tensor-core kernel (and its error bound).
+bool i8_on() {
+  const char* v = std::getenv("MLXN_TUNE_QGEMM_I8");
+  return v == nullptr || std::atoi(v) != 0;
+}
 
 TEST(GpuQMatmul, MatchesReference) {
   MLXN_CUDA_DEVICE_OR_SKIP(gpu);
@@ -14,8 +22,9 @@ TEST(GpuQMatmul, MatchesReference) {
     const auto q = test::make_qweights(c, seed);
     auto run = test::run_qmatmul(gpu, c, q, seed);
     ASSERT_TRUE(run.status.is_ok()) << run.status.to_string();
-    if (c.M <= 4) {
-      // The int8 kernel (src/cuda/qgemv.cuh): x quantized per 32-element block, exact integer products.
+    if (c.M <= 4 || (c.M <= 16 && i8_on())) {
+      // The int8 kernels (M <= 4: src/cuda/qgemv.cuh, dp4a; 5..16: src/cuda/qgemm_i8.cuh, int8 mma): x quantized
+      // per 32-element block, exact integer products.
       EXPECT_LE(test::qmatmul_err_int8(run, test::rtol_for(c.tx)), 1.0);
       continue;
     }

@@ -66,6 +66,25 @@ set(MLXN_CUDA_INSTANCE_SOURCES
   src/cuda/instances/qgemv_affine6.cu
   src/cuda/instances/qgemv_affine8.cu
   src/cuda/instances/matmul_experts_dense.cu
+  src/cuda/instances/qgemm_i8_q4_0.cu
+  src/cuda/instances/qgemm_i8_q4_1.cu
+  src/cuda/instances/qgemm_i8_q5_0.cu
+  src/cuda/instances/qgemm_i8_q5_1.cu
+  src/cuda/instances/qgemm_i8_q8_0.cu
+  src/cuda/instances/qgemm_i8_q2_k.cu
+  src/cuda/instances/qgemm_i8_q3_k.cu
+  src/cuda/instances/qgemm_i8_q4_k.cu
+  src/cuda/instances/qgemm_i8_q5_k.cu
+  src/cuda/instances/qgemm_i8_q6_k.cu
+  src/cuda/instances/qgemm_i8_iq4_nl.cu
+  src/cuda/instances/qgemm_i8_iq4_xs.cu
+  src/cuda/instances/qgemm_i8_mxfp4.cu
+  src/cuda/instances/qgemm_i8_affine2.cu
+  src/cuda/instances/qgemm_i8_affine3.cu
+  src/cuda/instances/qgemm_i8_affine4.cu
+  src/cuda/instances/qgemm_i8_affine5.cu
+  src/cuda/instances/qgemm_i8_affine6.cu
+  src/cuda/instances/qgemm_i8_affine8.cu
   src/cuda/instances/reduce_f32.cu
   src/cuda/instances/reduce_f16.cu
   src/cuda/instances/reduce_bf16.cu
