@@ -26,10 +26,11 @@
 // issues one bulk copy per row and range (the copy engine moves the bytes; an mbarrier per slot counts them in), below
 // sm_90 every lane issues 16-byte cp.async copies. GGML blocks are only 2-byte aligned, so lanes read their block from
 // the staged copy with aligned word loads and funnel shifts. Profile (ncu, H200, q4_0 14336x4096, after the bulk
-// copies): ~290 instructions per warp step of two rows, about half of them lane 0's staging address arithmetic, and
-// the staged words read with generic loads (LD) rather than LDS; the fix is on branch s4-qgemv-cursor, not yet run. The first S - 1 stages are issued before pdl_wait(): weights are constants, only x (and the
-// expert ids) come from the previous kernel. At the end of a round the warp's sums are reduced across lanes; with
-// KS > 1 the group's warps add their partials in shared memory in a fixed order (deterministic, no atomics).
+// copies): ~290 instructions per warp step of two rows, about half of them lane 0's per-stage address arithmetic,
+// and the staged words read with generic loads (LD) rather than LDS (bench/RESULTS.md). The first S - 1 stages are
+// issued before pdl_wait(): weights are constants, only x (and the expert ids) come from the previous kernel. At
+// the end of a round the warp's sums are reduced across lanes; with KS > 1 the group's warps add their partials in
+// shared memory in a fixed order (deterministic, no atomics).
 //
 // Shared memory: per row of x, 1024 code bytes per step laid out [half][lane][16 bytes] (lane-consecutive 16-byte
 // loads, no bank conflicts) and a float4 per block {d, d * sum, d * sum of positions 0-15, d * sum of 16-31}; then
@@ -743,7 +744,6 @@ __global__ void __launch_bounds__(kThreads, 1) qgemv_kernel(kern::QMatmulParams 
   auto row_of = [&](int64_t rg, int r) { return glu ? rg : min(rg * kRows + r, p.N - 1); };
   auto base_of = [&](int r) { return glu && r == 1 ? wbase_up : wbase; };
   auto group_of = [&](int round) { return (static_cast<int64_t>(round) * gridDim.x + blockIdx.x) * gpb + gslot; };
-  // Copies the rows of item i (round i / ipr, step kslot + (i % ipr) ks) into ring slot i % S.
 #if MLXN_HAS_BULK_COPY
   // One mbarrier per ring slot of the warp: lane 0 copies a stage's byte ranges with bulk copies (one instruction
   // per range, where 16-byte cp.async needed every lane and ~30 address instructions per row) and the lanes wait on
@@ -756,6 +756,7 @@ __global__ void __launch_bounds__(kThreads, 1) qgemv_kernel(kern::QMatmulParams 
   }
   __syncwarp();
 #endif
+  // Copies the rows of item i (round i / ipr, step kslot + (i % ipr) ks) into ring slot i % S.
   auto stage = [&](int round, int j, int slot) {
     const int64_t rg = group_of(round);
     const int64_t step = kslot + static_cast<int64_t>(j) * ks;
@@ -806,6 +807,7 @@ __global__ void __launch_bounds__(kThreads, 1) qgemv_kernel(kern::QMatmulParams 
 #endif
   };
 
+  // The expert of this slot: ids come from an earlier kernel, so the weight prefetch waits for them.
   const bool routed = route.ids != nullptr;
   int64_t expert = 0;
   auto prefetch = [&] {
