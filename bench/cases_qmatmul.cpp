@@ -30,7 +30,8 @@ std::map<std::string, double>& m1_times() {
 bool selected(const QCase& c) {
   const char* f = std::getenv("MLXN_BENCH_QCASE");
   if (f == nullptr || *f == 0) return true;
-  const std::string key = qname(c) + " m=" + std::to_string(c.M) + " " + std::to_string(c.N) + "x" + std::to_string(c.K);
+  const std::string key =
+      qname(c) + " m=" + std::to_string(c.M) + " " + std::to_string(c.N) + "x" + std::to_string(c.K);
   return key.find(f) != std::string::npos;
 }
 
@@ -38,8 +39,9 @@ Status bench_qmatmul(Harness& h, const QCase& c) {
   if (!selected(c)) return Status::ok();
   const bool affine = c.tw == DType::U32;
   constexpr int kGroup = 64;
-  const double w_bytes = affine ? static_cast<double>(c.N * c.K) * c.bits / 8 + static_cast<double>(c.N * c.K / kGroup) * 4
-                                : static_cast<double>(dtype_storage_bytes(c.tw, c.N * c.K).value());
+  const double w_bytes = affine
+                             ? static_cast<double>(c.N * c.K) * c.bits / 8 + static_cast<double>(c.N * c.K / kGroup) * 4
+                             : static_cast<double>(dtype_storage_bytes(c.tw, c.N * c.K).value());
   const int sets = h.rotation(w_bytes);
   std::vector<Buffer> ws, ss, bs;
   for (int i = 0; i < sets; ++i) {
@@ -133,7 +135,8 @@ Status bench_experts_glu(Harness& h, DType tw, int64_t N, int64_t K) {
   const std::string shape = "128x2x" + std::to_string(N) + "x" + std::to_string(K) + " top8";
   const std::string type = std::string(dtype_name(tw)) + " x bf16";
   MLXN_ASSIGN_OR_RETURN(double fused, h.time_us([&](int k) -> Status {
-    return ops::matmul_experts_glu(h.session(), ops::Activation::Silu, x, wg, wu, ids[static_cast<size_t>(k) % ids.size()], y);
+    return ops::matmul_experts_glu(h.session(), ops::Activation::Silu, x, wg, wu,
+                                   ids[static_cast<size_t>(k) % ids.size()], y);
   }));
   MLXN_ASSIGN_OR_RETURN(double unfused, h.time_us([&](int k) -> Status {
     const Buffer& id = ids[static_cast<size_t>(k) % ids.size()];
@@ -148,7 +151,7 @@ Status bench_experts_glu(Harness& h, DType tw, int64_t N, int64_t K) {
 }
 
 const bool registered = [] {
-  const DType all[] = {DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q8_0,   DType::Q2_K,   DType::Q3_K,
+  const DType all[] = {DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1,   DType::Q8_0,   DType::Q2_K, DType::Q3_K,
                        DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::IQ4_NL, DType::IQ4_XS, DType::MXFP4};
   const std::pair<int64_t, int64_t> shapes[] = {{4096, 4096},  {1024, 4096},  {14336, 4096},
                                                 {4096, 14336}, {12288, 4096}, {151936, 4096}};
@@ -171,13 +174,16 @@ const bool registered = [] {
     cases.push_back({DType::U32, bits, 8, 14336, 4096});
   }
   for (const QCase& c : cases)
-    add_case("qmatmul", 31, [c](Harness& h, const BenchEnv&) { return bench_qmatmul(h, c); }, true);
+    add_case(
+        "qmatmul", 31, [c](Harness& h, const BenchEnv&) { return bench_qmatmul(h, c); }, true);
   for (DType t : {DType::Q4_0, DType::Q4_K, DType::Q8_0, DType::Q6_K, DType::BF16})
     for (auto [N, K] : {std::pair<int64_t, int64_t>{768, 2048}, {2048, 768}})
-      add_case("matmul_experts", 32, [=](Harness& h, const BenchEnv&) { return bench_experts(h, t, N, K); }, true);
+      add_case(
+          "matmul_experts", 32, [=](Harness& h, const BenchEnv&) { return bench_experts(h, t, N, K); }, true);
   for (DType t : {DType::Q4_0, DType::Q4_K, DType::Q8_0, DType::Q6_K, DType::BF16})
-    add_case("matmul_experts_glu", 33, [=](Harness& h, const BenchEnv&) { return bench_experts_glu(h, t, 768, 2048); },
-             true);
+    add_case(
+        "matmul_experts_glu", 33, [=](Harness& h, const BenchEnv&) { return bench_experts_glu(h, t, 768, 2048); },
+        true);
   return true;
 }();
 

@@ -54,7 +54,8 @@ TEST(MatmulExperts, GluErrorPaths) {
   auto narrow = cpu.alloc(DType::Q8_0, {4, 4, 64}).value();
   EXPECT_EQ(ops::matmul_experts_glu(s, ops::Activation::Silu, x, wg, narrow, ids, y).code(),
             StatusCode::InvalidArgument);
-  Status ov = ops::matmul_experts_glu(s, ops::Activation::Silu, x, wg, wu, ids, x.view(0, DType::F32, {2, 2, 8}).value());
+  Status ov =
+      ops::matmul_experts_glu(s, ops::Activation::Silu, x, wg, wu, ids, x.view(0, DType::F32, {2, 2, 8}).value());
   EXPECT_FALSE(ov.is_ok());
 }
 

@@ -26,10 +26,11 @@
 // issues one bulk copy per row and range (the copy engine moves the bytes; an mbarrier per slot counts them in), below
 // sm_90 every lane issues 16-byte cp.async copies. GGML blocks are only 2-byte aligned, so lanes read their block from
 // the staged copy with aligned word loads (LDS) and funnel shifts. Profile before the staging cursor below (ncu,
-// H200, q4_0 14336x4096): ~290 instructions per warp step of two rows, about half of them lane 0's per-stage address
-// arithmetic, and the staged words read with generic loads (LD). The first S - 1 stages are issued before
-// pdl_wait(): weights are constants, only x (and the expert ids) come from the previous kernel. At the end of a round the warp's sums are reduced across lanes; with
-// KS > 1 the group's warps add their partials in shared memory in a fixed order (deterministic, no atomics).
+// H200, q4_0 14336x4096, after the bulk copies): ~290 instructions per warp step of two rows, about half of them lane
+// 0's per-stage address arithmetic, and the staged words read with generic loads (LD). The first S - 1 stages are
+// issued before pdl_wait(): weights are constants, only x (and the expert ids) come from the previous kernel. At
+// the end of a round the warp's sums are reduced across lanes; with KS > 1 the group's warps add their partials in
+// shared memory in a fixed order (deterministic, no atomics).
 //
 // Shared memory: per row of x, 1024 code bytes per step laid out [half][lane][16 bytes] (lane-consecutive 16-byte
 // loads, no bank conflicts) and a float4 per block {d, d * sum, d * sum of positions 0-15, d * sum of 16-31}; then
@@ -838,6 +839,7 @@ __global__ void __launch_bounds__(kThreads, 1) qgemv_kernel(kern::QMatmulParams 
 #endif
   };
 
+  // The expert of this slot: ids come from an earlier kernel, so the weight prefetch waits for them.
   const bool routed = route.ids != nullptr;
   int64_t expert = 0;
   auto prefetch = [&] {
