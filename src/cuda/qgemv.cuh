@@ -1140,8 +1140,7 @@ Status launch(const kern::QMatmulParams& p, const F& fmt, cudaStream_t stream);
 }
 inline bool qgemm_i8_takes(const kern::QMatmulParams& p) {
   static const bool on = tune_knob("MLXN_TUNE_QGEMM_I8", 1) != 0;
-  return on && qgemv_enabled() && p.M >= kern::kQGemmI8MinM && p.M <= kern::kQGemmI8MaxM && p.K % 32 == 0 &&
-         p.workspace != nullptr;
+  return on && qgemv_enabled() && kern::qgemm_i8_takes_m(p) && p.workspace != nullptr;
 }
 
 template <DType T, typename Tx>

@@ -40,6 +40,27 @@ struct QMatmulParams {
 // Rows of x the int8 tensor-core kernel (src/cuda/qgemm_i8.cuh) takes, and the workspace it needs: x padded to 8 or
 // 16 rows of K int8 codes, then one float4 {d, d sum, d sum(0..15), d sum(16..31)} per row and 32-element block.
 inline constexpr int64_t kQGemmI8MinM = 5, kQGemmI8MaxM = 16;
+// The smallest M that takes it, per weight format. Formats whose lanes decode straight into mma fragments (Q4_0, Q4_1,
+// Q8_0, IQ4_NL), Q5_0 / Q5_1 and MLX affine win from M = 5; the formats decoded through a shared tile (K-quants,
+// IQ4_XS, MXFP4) lose to the dequantizing tensor-core kernel up to M = 8 (H200, 14336x4096 at M = 8: q4_K 47.7 vs
+// 37.2 us, q6_K 65.7 vs 58.0, mxfp4 50.3 vs 40.7; bench/RESULTS.md) and take it from M = 9.
+inline constexpr int64_t qgemm_i8_min_m(QWeight layout, DType tw) {
+  if (layout != QWeight::Ggml) return kQGemmI8MinM;
+  switch (tw) {
+    case DType::Q4_0:
+    case DType::Q4_1:
+    case DType::Q5_0:
+    case DType::Q5_1:
+    case DType::Q8_0:
+    case DType::IQ4_NL:
+      return kQGemmI8MinM;
+    default:
+      return 9;
+  }
+}
+inline constexpr bool qgemm_i8_takes_m(const QMatmulParams& p) {
+  return p.M >= qgemm_i8_min_m(p.layout, p.tw) && p.M <= kQGemmI8MaxM && p.K % 32 == 0 && p.N > 0;
+}
 inline constexpr int64_t qgemm_i8_workspace_bytes(int64_t M, int64_t K) {
   const int64_t rows = M <= 8 ? 8 : 16;
   return rows * (K / 32) * (32 + 16);

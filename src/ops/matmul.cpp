@@ -55,11 +55,10 @@ Status record_qmatmul(Session& s, const kern::QMatmulParams& kp, const std::stri
   reads.insert(reads.end(), w_ranges.begin(), w_ranges.end());
   // Prefill-sized M on CUDA: dequantize W in chunks and multiply on cuBLASLt (src/ops/dequantize.cpp).
   if (detail::use_qprefill(s, kp)) return detail::record_qprefill(s, kp, reads, y);
-  // 5 <= M <= 16 on CUDA: the int8 tensor-core kernel quantizes x into a workspace first (src/cuda/qgemm_i8.cuh).
+  // 5 (or 9) <= M <= 16 on CUDA: the int8 tensor-core kernel quantizes x into a workspace first (src/cuda/qgemm_i8.cuh).
   // The scratch is shared by the session's ops: declared as written (automatic hazard tracking orders the users),
   // with a barrier in explicit mode as record_qprefill does.
-  if (s.device().backend() == Backend::Cuda && kp.M >= kern::kQGemmI8MinM && kp.M <= kern::kQGemmI8MaxM &&
-      kp.K % 32 == 0 && kp.N > 0) {
+  if (s.device().backend() == Backend::Cuda && kern::qgemm_i8_takes_m(kp)) {
     MLXN_ASSIGN_OR_RETURN(Buffer ws, s.scratch(static_cast<size_t>(kern::qgemm_i8_workspace_bytes(kp.M, kp.K))));
     kern::QMatmulParams kw = kp;
     kw.workspace = ws.data();

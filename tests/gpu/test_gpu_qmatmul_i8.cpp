@@ -1,10 +1,11 @@
-// The int8 tensor-core matmul for 5 <= M <= 16 (src/cuda/qgemm_i8.cuh): every GGML format and MLX affine against
+// The int8 tensor-core matmul for 5 (9 for the shared-tile formats) <= M <= 16 (src/cuda/qgemm_i8.cuh): every GGML format and MLX affine against
 // the float64 reference with the int8 kernels' error bound, rows independent of M (same x quantization and integer
 // sums as the M = 1 kernel), the shared workspace under graph capture and explicit hazards, and dispatch at M = 8.
 // With MLXN_TUNE_QGEMM_I8=0 these shapes run the f16 tensor-core kernel: the tests skip.
 #include <cstdlib>
 
 #include "dequant_cases.h"
+#include "kernels/qmatmul.h"
 
 namespace mlxn {
 namespace {
@@ -31,7 +32,9 @@ std::vector<test::QMatmulCase> i8_cases() {
     // K of 7 blocks (not a multiple of 256 for the 32-element formats: a partial last step of the warps), and past
     // 4096 with a partial step: several steps per warp and split over the block's warps.
     const int64_t ks[] = {kb == 32 ? 7 * 32 : 3 * kb, (4096 / kb + 3) * kb};
-    for (int64_t M : {5, 8, 13, 16})
+    // The formats decoded through a shared tile take the kernel from M = 9 (kern::qgemm_i8_min_m).
+    const int64_t m0 = kern::qgemm_i8_min_m(kern::QWeight::Ggml, t);
+    for (int64_t M : {m0, m0 + 3, int64_t{13}, int64_t{16}})
       for (int64_t N : {1, 33})
         for (int64_t K : ks) {
           cases.push_back({t, 0, 0, DType::F16, M, N, K, xs[i % 3], pads[i % 3]});

@@ -15,15 +15,15 @@ namespace mlxn::ops {
 // Accumulation is in f32 (float64 on the CPU reference, which dequantizes W exactly as quant::dequantize does).
 // Dense W: decode-sized M (<= 16) runs a bandwidth-bound kernel that reads W once per 8 rows of x (once for M = 2..16
 // when W and x are both bf16 or both f16: mma.sync on the tensor cores); larger M runs a tensor-core GEMM.
-// Quantized W on CUDA, M <= 16 (M <= 4: src/cuda/qgemv.cuh, dp4a; 5 <= M <= 16: src/cuda/qgemm_i8.cuh, int8 mma.sync
-// with x quantized first into the session's scratch, M x K bytes and a float4 per block, padded to 8 or 16 rows):
+// Quantized W on CUDA, M <= 16 (M <= 4: src/cuda/qgemv.cuh, dp4a; 5 <= M <= 16: src/cuda/qgemm_i8.cuh, int8 mma.sync,
+// from M = 9 for the K-quants, IQ4_XS and MXFP4, which run the f16 kernel below at M = 5..8; x quantized first into the session's scratch, M x K bytes and a float4 per block, padded to 8 or 16 rows):
 // each 32-element block b of a row of x is quantized to int8 as
 // ggml's q8_1 does (d_b = max|x| / 127, codes round(x / d_b)), so |x - xq| <= d_b / 2 per element, and the
 // products are exact integer dot products scaled in f32: |y - ref| <= sum_b (d_b / 2) sum_{k in b} |W(n, k)| plus
 // f32 rounding of the per-block terms and the output rounding. For Gaussian x that bound is about 1 % of
 // sum_k |x| |W(n, k)|, and the typical error about 0.5 % of the outputs' RMS (ggml's mmvq has the same error).
 // A row's result does not depend on M beyond the f32 order of adding the scaled block sums.
-// 16 < M < 64 (and 5..16 with MLXN_TUNE_QGEMM_I8=0, or K not a multiple of 32): the weights are formed in f16 and
+// 16 < M < 64 (and the M above not taken by the int8 kernel, with MLXN_TUNE_QGEMM_I8=0, or K not a multiple of 32): the weights are formed in f16 and
 // multiplied on the tensor cores with x rounded to f16 (f32 / bf16 values beyond +-65504 saturate); W is read once
 // per 16 rows of x. From M = 64 on (CUDA), W is dequantized in chunks of rows into the session's scratch
 // (Session::scratch, at most 64 MiB) in x's dtype and multiplied by cuBLASLt: each weight rounded once to x's dtype
