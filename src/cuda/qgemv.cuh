@@ -1006,12 +1006,15 @@ struct Plan {
 
 // KS and the grid for N rows and nsteps K steps on `target` blocks (the SMs, or the SMs per expert slot): the time
 // is (rounds of the busiest block) x (steps per warp and round); the smallest KS among equals (fewer partials).
+// MLXN_TUNE_QGEMV_KS=k (1, 2, 4, 8, 16) forces KS = k where k <= nsteps: tuning runs only.
 inline Plan plan(int64_t N, int64_t nsteps, int64_t target) {
+  static const int forced = tune_knob("MLXN_TUNE_QGEMV_KS", 0);
   const int64_t rowgroups = (N + kRows - 1) / kRows;
   Plan best;
   int64_t best_t = -1;
   for (int ks = 1; ks <= kWarps; ks *= 2) {
     if (ks > 1 && ks > nsteps) break;
+    if (forced > 0 && forced <= nsteps && ks != forced) continue;
     const int64_t gpb = kWarps / ks;
     const int64_t br = (rowgroups + gpb - 1) / gpb;
     const int64_t grid = std::max<int64_t>(1, std::min(br, target));

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 
 #include "kernels/exec.h"
 
@@ -133,6 +134,13 @@ inline int32_t decode_row_groups(int32_t q_len, int32_t n_heads, int32_t n_kv_he
 // CUDA-core kernel (head dim 512): 2 blocks per SM, the fewest splits whose blocks fill the slots evenly.
 inline int32_t decode_splits(int sms, int64_t batch_heads_groups, int64_t capacity, int32_t head_dim) {
   const int64_t bhg = std::max<int64_t>(batch_heads_groups, 1);
+  // MLXN_TUNE_DECODE_SPLITS=S forces S splits (at most one per 128 keys of capacity): tuning runs only.
+  static const int forced = [] {
+    const char* v = std::getenv("MLXN_TUNE_DECODE_SPLITS");
+    return v != nullptr ? std::atoi(v) : 0;
+  }();
+  if (forced > 0)
+    return static_cast<int32_t>(std::clamp<int64_t>(forced, 1, std::clamp<int64_t>((capacity + 127) / 128, 1, 256)));
   if (decode_uses_mma(head_dim)) {
     const int64_t slots = std::max(sms, 1);
     const int64_t max_s = std::clamp<int64_t>((capacity + 127) / 128, 1, 256);
