@@ -1004,8 +1004,12 @@ struct Plan {
   unsigned grid = 1;
 };
 
-// KS and the grid for N rows and nsteps K steps on `target` blocks (the SMs, or the SMs per expert slot): the time
-// is (rounds of the busiest block) x (steps per warp and round); the smallest KS among equals (fewer partials).
+// KS and the grid for N rows and nsteps K steps on `target` blocks (the SMs, or the SMs per expert slot). Modelled
+// time: (rounds of the busiest block) x (steps per warp and round + the round's fixed cost), in hundredths of a step.
+// The fixed cost with KS > 1 (partials through shared memory, two block barriers that put all 16 warps in lock step)
+// measured about 0.85 of a step (H200, MLXN_TUNE_QGEMV_KS, m = 1, x bf16: at 14336x4096 KS = 1 runs q4_0 at 2317
+// GB/s, KS = 2 at 1890, KS = 4 at 1420; q4_K 1898 / 1606 / 1258); with KS = 1 it is a few shuffles. The smallest KS
+// among equals (fewer partials).
 // MLXN_TUNE_QGEMV_KS=k (1, 2, 4, 8, 16) forces KS = k where k <= nsteps: tuning runs only.
 inline Plan plan(int64_t N, int64_t nsteps, int64_t target) {
   static const int forced = tune_knob("MLXN_TUNE_QGEMV_KS", 0);
@@ -1018,7 +1022,7 @@ inline Plan plan(int64_t N, int64_t nsteps, int64_t target) {
     const int64_t gpb = kWarps / ks;
     const int64_t br = (rowgroups + gpb - 1) / gpb;
     const int64_t grid = std::max<int64_t>(1, std::min(br, target));
-    const int64_t t = (br + grid - 1) / grid * ((nsteps + ks - 1) / ks);
+    const int64_t t = (br + grid - 1) / grid * (100 * ((nsteps + ks - 1) / ks) + (ks > 1 ? 85 : 10));
     if (best_t < 0 || t < best_t) best_t = t, best.ks = ks, best.grid = static_cast<unsigned>(grid);
   }
   return best;
