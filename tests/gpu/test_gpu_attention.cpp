@@ -32,8 +32,23 @@ void expect_gpu_matches_cpu(const Device& gpu, test::AttnCase c, uint64_t seed) 
   ASSERT_TRUE(cuda.status.is_ok()) << cuda.status.to_string();
   EXPECT_TRUE(cuda.cache_ok) << cuda.cache_error;
   // q8_0 / q4_0 caches: CUDA rounds each dequantized K / V value once more, to f16, before the tensor-core
-  // products (include/mlxn/ops/attention.h): twice the relative allowance (measured up to 1.4x the plain one).
+  // products (include/mlxn/ops/attention.h). Where the naive double reference is cheap, compare against it over
+  // the cache values rounded the same way, within the f16 cache's allowance: that rounding moves the scores by up
+  // to |q| |k| 2^-11 scale, which large logits turn into more than a fixed multiple of rtol (seen: 4.6x at d 256
+  // with a mask). Larger cases: the CPU backend within twice the relative allowance.
   const bool block_kv = c.tkv == DType::Q8_0 || c.tkv == DType::Q4_0;
+  int64_t work = 0;
+  for (int32_t kv : c.kv_lens) work += static_cast<int64_t>(c.q_len) * c.hq * kv * c.d;
+  if (block_kv && work <= 50'000'000) {
+    test::AttnRun r = cuda;
+    for (auto& v : r.k_abs) v = test::rounded(DType::F16, v);
+    for (auto& v : r.v_abs) v = test::rounded(DType::F16, v);
+    const auto ref64 = test::attention_naive(c, r);
+    const std::vector<float> ref(ref64.begin(), ref64.end());
+    EXPECT_LE(test::max_scaled_err(cuda.out, ref, atol_for(c.tout), 2 * test::rtol_for(c.tout)), 1.0);
+    EXPECT_LE(test::rel_l2(cuda.out, ref), c.tout == DType::BF16 ? 8e-3 : 2e-3);
+    return;
+  }
   EXPECT_LE(test::max_scaled_err(cuda.out, cpu.out, atol_for(c.tout), (block_kv ? 4 : 2) * test::rtol_for(c.tout)),
             1.0);
   EXPECT_LE(test::rel_l2(cuda.out, cpu.out), c.tout == DType::BF16 ? 8e-3 : 2e-3);
