@@ -149,6 +149,9 @@ class Model {
 
  private:
   Model(ModelConfig config, ModelWeights weights, Device dev, Session session, const ModelOptions& o);
+  // create(), with bf16 activations on CUDA for bf16 weights when o leaves act_dtype open (load() uses it).
+  static Result<std::unique_ptr<Model>> create_for_weights(ModelConfig config, ModelWeights weights, const Device& dev,
+                                                           const ModelOptions& o);
   Status init();
   Result<Buffer> alloc(DType t, const Shape& shape, uint64_t* counter);
   Result<Buffer> step_view(int slot) const;
