@@ -3,7 +3,7 @@
 // the session scratch, cuBLASLt) against the float64 reference, eager, captured and in explicit-barrier mode.
 #include <cstring>
 
-#include "dequant_cases.h"
+#include "qmatmul_gpu_cases.h"
 
 namespace mlxn {
 namespace {
@@ -203,36 +203,12 @@ TEST(GpuQPrefill, SharedScratchUnderCaptureAndExplicitMode) {
   const auto q1 = test::make_qweights(c1, seed), q2 = test::make_qweights(c1, seed + 11);
   auto w1 = test::upload_qweight(gpu, c1, q1).w, w2 = test::upload_qweight(gpu, c1, q2).w;
   auto x = test::make_buffer(gpu, DType::BF16, {M, K}, test::randn(static_cast<size_t>(M * K), seed + 1));
-  auto run = [&](Session& s, bool capture) -> std::pair<std::vector<float>, std::vector<float>> {
-    auto y1 = gpu.alloc(DType::BF16, {M, N}).value(), y2 = gpu.alloc(DType::BF16, {M, N}).value();
-    test::poison(y1);
-    test::poison(y2);
-    if (capture) {
-      EXPECT_TRUE(s.begin_capture().is_ok());
-    }
-    EXPECT_TRUE(ops::matmul(s, x, w1, y1).is_ok());
-    EXPECT_TRUE(ops::matmul(s, x, w2, y2).is_ok());
-    if (capture) {
-      auto g = s.end_capture();
-      EXPECT_TRUE(g.is_ok()) << g.status().to_string();
-      if (!g.is_ok()) return {};
-      EXPECT_TRUE(g->replay().is_ok());
-      EXPECT_TRUE(g->replay().is_ok());
-    }
-    EXPECT_TRUE(s.finish().is_ok());
-    return {test::read_f32(y1), test::read_f32(y2)};
-  };
-  auto eager_s = Session::create(gpu).value();
-  const auto eager = run(eager_s, false);
-  auto cap_s = Session::create(gpu).value();
-  const auto captured = run(cap_s, true);
-  SessionOptions ex;
-  ex.hazards = HazardMode::Explicit;
-  auto ex_s = Session::create(gpu, ex).value();
-  const auto explicit_run = run(ex_s, true);  // no barriers: the scratch alone must order the two ops
+  // No barriers in the explicit run: the scratch alone must order the two ops.
+  const auto runs = test::run_shared_scratch_pair(gpu, x, w1, x, w2, M, N);
+  const auto& eager = runs.eager;
   // A race on the shared scratch would mix the two weights (or leave poison); cuBLASLt need not be bitwise
   // reproducible between streams, so compare to the eager results at bf16 resolution.
-  for (const auto* r : {&captured, &explicit_run}) {
+  for (const auto* r : {&runs.captured, &runs.explicit_run}) {
     ASSERT_EQ(r->first.size(), eager.first.size());
     EXPECT_LE(test::max_scaled_err(r->first, eager.first, 1e-2, 1.6e-2), 1.0);
     EXPECT_LE(test::max_scaled_err(r->second, eager.second, 1e-2, 1.6e-2), 1.0);

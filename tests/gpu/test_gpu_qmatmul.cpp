@@ -2,7 +2,7 @@
 // against the float64 reference, each with the error bound of its arithmetic.
 #include <cstdlib>
 
-#include "qmatmul_cases.h"
+#include "qmatmul_gpu_cases.h"
 
 namespace mlxn {
 namespace {
@@ -64,19 +64,7 @@ TEST(GpuQMatmul, RowsIndependentOfM) {
 
 TEST(GpuQMatmul, RegistryAgreesWithDispatch) {
   MLXN_CUDA_DEVICE_OR_SKIP(gpu);
-  auto s = Session::create(gpu).value();
-  for (DType tx : test::float_dtypes())
-    for (DType tw : test::qmatmul_formats()) {
-      auto x = gpu.alloc(tx, {1, 256}).value();
-      auto w = gpu.alloc(tw, {16, 256}).value();
-      auto y = gpu.alloc(tx, {1, 16}).value();
-      ASSERT_TRUE(x.fill_bytes(0).is_ok());
-      ASSERT_TRUE(w.fill_bytes(0).is_ok());
-      const bool listed = gpu.kernels().supports("qmatmul", KernelRegistry::key({tw, tx}));
-      Status st = ops::matmul(s, x, w, y);
-      EXPECT_EQ(st.is_ok(), listed) << tw << " " << tx << ": " << st.to_string();
-    }
-  ASSERT_TRUE(s.finish().is_ok());
+  test::expect_qmatmul_registry_agrees(gpu, 1);
 }
 
 }  // namespace

@@ -1,11 +1,11 @@
-// The int8 tensor-core matmul for 5 (9 for the shared-tile formats) <= M <= 16 (src/cuda/qgemm_i8.cuh): every GGML format and MLX affine against
-// the float64 reference with the int8 kernels' error bound, rows independent of M (same x quantization and integer
-// sums as the M = 1 kernel), the shared workspace under graph capture and explicit hazards, and dispatch at M = 8.
-// With MLXN_TUNE_QGEMM_I8=0 these shapes run the f16 tensor-core kernel: the tests skip.
+// The int8 tensor-core matmul for 5 (9 for the shared-tile formats) <= M <= 16 (src/cuda/qgemm_i8.cuh): every GGML
+// format and MLX affine against the float64 reference with the int8 kernels' error bound, rows independent of M (same x
+// quantization and integer sums as the M = 1 kernel), the shared workspace under graph capture and explicit hazards,
+// and dispatch at M = 8. With MLXN_TUNE_QGEMM_I8=0 these shapes run the f16 tensor-core kernel: the tests skip.
 #include <cstdlib>
 
-#include "dequant_cases.h"
 #include "kernels/qmatmul.h"
+#include "qmatmul_gpu_cases.h"
 
 namespace mlxn {
 namespace {
@@ -154,33 +154,8 @@ TEST(GpuQMatmulI8, SharedWorkspaceUnderCaptureAndExplicitMode) {
   auto w1 = test::upload_qweight(gpu, c, q1).w, w2 = test::upload_qweight(gpu, c, q2).w;
   auto x1 = test::make_buffer(gpu, DType::BF16, {M, K}, test::randn(static_cast<size_t>(M * K), seed + 1));
   auto x2 = test::make_buffer(gpu, DType::BF16, {M, K}, test::randn(static_cast<size_t>(M * K), seed + 2, 5.0f));
-  auto run = [&](Session& s, bool capture) -> std::pair<std::vector<float>, std::vector<float>> {
-    auto y1 = gpu.alloc(DType::BF16, {M, N}).value(), y2 = gpu.alloc(DType::BF16, {M, N}).value();
-    test::poison(y1);
-    test::poison(y2);
-    if (capture) {
-      EXPECT_TRUE(s.begin_capture().is_ok());
-    }
-    EXPECT_TRUE(ops::matmul(s, x1, w1, y1).is_ok());
-    EXPECT_TRUE(ops::matmul(s, x2, w2, y2).is_ok());
-    if (capture) {
-      auto g = s.end_capture();
-      EXPECT_TRUE(g.is_ok()) << g.status().to_string();
-      if (!g.is_ok()) return {};
-      EXPECT_TRUE(g->replay().is_ok());
-      EXPECT_TRUE(g->replay().is_ok());
-    }
-    EXPECT_TRUE(s.finish().is_ok());
-    return {test::read_f32(y1), test::read_f32(y2)};
-  };
-  auto eager_s = Session::create(gpu).value();
-  const auto eager = run(eager_s, false);
-  auto cap_s = Session::create(gpu).value();
-  const auto captured = run(cap_s, true);
-  SessionOptions ex;
-  ex.hazards = HazardMode::Explicit;
-  auto ex_s = Session::create(gpu, ex).value();
-  const auto explicit_run = run(ex_s, true);
+  const auto r = test::run_shared_scratch_pair(gpu, x1, w1, x2, w2, M, N);
+  const auto &eager = r.eager, &captured = r.captured, &explicit_run = r.explicit_run;
   EXPECT_EQ(captured, eager);
   EXPECT_EQ(explicit_run, eager);
   EXPECT_NE(eager.first, eager.second);
@@ -189,19 +164,7 @@ TEST(GpuQMatmulI8, SharedWorkspaceUnderCaptureAndExplicitMode) {
 // At M = 8 (the workspace path) every listed (format, x dtype) runs, and an unlisted one is refused.
 TEST(GpuQMatmulI8, RegistryAgreesWithDispatchAtM8) {
   MLXN_CUDA_DEVICE_OR_SKIP(gpu);
-  auto s = Session::create(gpu).value();
-  for (DType tx : test::float_dtypes())
-    for (DType tw : test::qmatmul_formats()) {
-      auto x = gpu.alloc(tx, {8, 256}).value();
-      auto w = gpu.alloc(tw, {16, 256}).value();
-      auto y = gpu.alloc(tx, {8, 16}).value();
-      ASSERT_TRUE(x.fill_bytes(0).is_ok());
-      ASSERT_TRUE(w.fill_bytes(0).is_ok());
-      const bool listed = gpu.kernels().supports("qmatmul", KernelRegistry::key({tw, tx}));
-      Status st = ops::matmul(s, x, w, y);
-      EXPECT_EQ(st.is_ok(), listed) << tw << " " << tx << ": " << st.to_string();
-    }
-  ASSERT_TRUE(s.finish().is_ok());
+  test::expect_qmatmul_registry_agrees(gpu, 8);
 }
 
 }  // namespace
