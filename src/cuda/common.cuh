@@ -90,6 +90,17 @@ __device__ __forceinline__ void mbar_init(uint64_t* bar, uint32_t count) {
 __device__ __forceinline__ void fence_barrier_init() {
   asm volatile("fence.mbarrier_init.release.cluster;\nfence.proxy.async.shared::cta;\n" ::: "memory");
 }
+// A warp's ring of S barriers (count 1 each: the issuing lane's arrive), initialised by lane 0 and fenced; the
+// warp is synced afterwards.
+template <int S>
+__device__ __forceinline__ void mbar_init_ring(uint64_t (&bars)[S], int lane) {
+  if (lane == 0) {
+#pragma unroll
+    for (int i = 0; i < S; ++i) mbar_init(&bars[i], 1);
+    fence_barrier_init();
+  }
+  __syncwarp();
+}
 __device__ __forceinline__ void mbar_arrive_expect(uint64_t* bar, uint32_t bytes) {
   asm volatile("mbarrier.arrive.expect_tx.release.cta.shared::cta.b64 _, [%0], %1;\n" ::"r"(
                    static_cast<unsigned>(__cvta_generic_to_shared(bar))),

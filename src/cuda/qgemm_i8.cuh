@@ -298,12 +298,7 @@ __global__ void __launch_bounds__(kThreads) qgemm_i8_kernel(kern::QMatmulParams 
 
 #if MLXN_HAS_BULK_COPY
   __shared__ uint64_t bars[kWarps][S];  // one mbarrier per ring slot
-  if (lane == 0) {
-#pragma unroll
-    for (int i = 0; i < S; ++i) mbar_init(&bars[warp][i], 1);
-    fence_barrier_init();
-  }
-  __syncwarp();
+  mbar_init_ring(bars[warp], lane);
 #endif
   // The ring: item i (the warp's step warp + i kWarps) goes to slot i % S; lane r < 16 copies row r.
   const uint8_t* my_row = row_ptr(lane & 15);

@@ -749,12 +749,7 @@ __global__ void __launch_bounds__(kThreads, 1) qgemv_kernel(kern::QMatmulParams 
   // per range, where 16-byte cp.async needed every lane and ~30 address instructions per row) and the lanes wait on
   // the slot's barrier. The slot's k-th use completes phase k: parity k & 1.
   __shared__ uint64_t bars[kWarps][S];
-  if (lane == 0) {
-#pragma unroll
-    for (int i = 0; i < S; ++i) mbar_init(&bars[warp][i], 1);
-    fence_barrier_init();
-  }
-  __syncwarp();
+  mbar_init_ring(bars[warp], lane);
 #endif
   // Staging cursor: the (round, step) of the next item to stage, S - 1 items ahead of the compute loop, with its row
   // group and the rows' addresses (64-bit arithmetic once per round, not per stage: lane 0's staging code is on
