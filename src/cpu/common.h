@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 #include "mlxn/core/dtype.h"
 #include "mlxn/core/half.h"
@@ -26,6 +27,21 @@ inline void store_f32(void* p, DType t, int64_t i, float v) {
     case DType::BF16: static_cast<uint16_t*>(p)[i] = f32_to_bf16(v); break;
     default: break;
   }
+}
+
+// Rows [0, rows) of a [rows, cols] matrix of any float dtype (row stride ld elements) as contiguous f32.
+inline std::vector<float> rows_f32(const void* p, DType t, int64_t rows, int64_t cols, int64_t ld) {
+  std::vector<float> out(static_cast<size_t>(rows * cols));
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) out[static_cast<size_t>(r * cols + c)] = load_f32(p, t, r * ld + c);
+  return out;
+}
+
+// sum_k a[k] b[k] accumulated in double, in order.
+inline double dot_f64(const float* a, const float* b, int64_t n) {
+  double acc = 0.0;
+  for (int64_t k = 0; k < n; ++k) acc += static_cast<double>(a[k]) * b[k];
+  return acc;
 }
 
 // Runs f(i) for i in [0, n), split across threads when there is enough work.
