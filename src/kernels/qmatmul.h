@@ -43,7 +43,8 @@ inline constexpr int64_t kQGemmI8MinM = 5, kQGemmI8MaxM = 16;
 // The smallest M that takes it, per weight format. Formats whose lanes decode straight into mma fragments (Q4_0, Q4_1,
 // Q8_0, IQ4_NL), Q5_0 / Q5_1 and MLX affine win from M = 5; the formats decoded through a shared tile (K-quants,
 // IQ4_XS, MXFP4) lose to the dequantizing tensor-core kernel up to M = 8 (H200, 14336x4096 at M = 8: q4_K 47.7 vs
-// 37.2 us, q6_K 65.7 vs 58.0, mxfp4 50.3 vs 40.7; bench/RESULTS.md) and take it from M = 9.
+// 37.2 us, q6_K 65.7 vs 58.0, mxfp4 50.3 vs 40.7; bench/RESULTS.md) and take it from M = 9 (at M = 16
+// the int8 kernel measured q4_K 62.5 us, q6_K 78.3; the f16 kernel's M = 9..16 times are not measured yet).
 inline constexpr int64_t qgemm_i8_min_m(QWeight layout, DType tw) {
   if (layout != QWeight::Ggml) return kQGemmI8MinM;
   switch (tw) {
