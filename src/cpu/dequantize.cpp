@@ -5,15 +5,11 @@
 #include <vector>
 
 #include "cpu/common.h"
-#include "mlxn/quant/affine.h"
-#include "mlxn/quant/quant.h"
+#include "cpu/qrow.h"
 
 namespace mlxn::cpu {
 
 Status dequantize(const kern::DequantParams& p, const ExecContext&) {
-  const auto* wb = static_cast<const uint8_t*>(p.w);
-  const size_t ts = p.layout == kern::QWeight::Affine ? dtype_size(p.ts) : 0;
-  const int64_t groups = p.layout == kern::QWeight::Affine ? p.cols / p.group : 0;
   std::vector<Status> errors(static_cast<size_t>(p.n), Status::ok());
   parallel_for(p.n, 1, [&](int64_t t) {
     const int64_t r = p.ids != nullptr ? p.ids[t] : t;
@@ -22,12 +18,7 @@ Status dequantize(const kern::DequantParams& p, const ExecContext&) {
       return;
     }
     std::vector<float> v(static_cast<size_t>(p.cols));
-    Status st = p.layout == kern::QWeight::Ggml
-                    ? quant::dequantize(p.tw, wb + r * p.row_bytes, static_cast<size_t>(p.row_bytes), v.data(), p.cols)
-                    : quant::affine_dequantize({p.bits, p.group}, 1, p.cols, wb + r * p.row_bytes,
-                                               static_cast<size_t>(p.row_bytes), p.ts,
-                                               static_cast<const uint8_t*>(p.scales) + r * groups * ts,
-                                               static_cast<const uint8_t*>(p.biases) + r * groups * ts, v.data());
+    Status st = dequantize_row(p, r, p.cols, v.data());
     if (!st.is_ok()) {
       errors[static_cast<size_t>(t)] = st;
       return;

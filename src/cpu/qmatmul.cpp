@@ -7,17 +7,12 @@
 #include <vector>
 
 #include "cpu/common.h"
-#include "kernels/qmatmul.h"
-#include "mlxn/quant/affine.h"
-#include "mlxn/quant/quant.h"
+#include "cpu/qrow.h"
 
 namespace mlxn::cpu {
 
 Status qmatmul(const kern::QMatmulParams& p, const ExecContext&) {
   const std::vector<float> x = rows_f32(p.x, p.tx, p.M, p.K, p.ldx);
-  const auto* wb = static_cast<const uint8_t*>(p.w);
-  const size_t ts = p.layout == kern::QWeight::Ggml ? 0 : dtype_size(p.ts);
-  const int64_t groups = p.layout == kern::QWeight::Ggml ? 0 : p.K / p.group;
   std::atomic<bool> failed{false};
   std::mutex mu;
   Status first_error = Status::ok();
@@ -25,13 +20,7 @@ Status qmatmul(const kern::QMatmulParams& p, const ExecContext&) {
     if (failed.load(std::memory_order_relaxed)) return;
     thread_local std::vector<float> w;
     w.resize(static_cast<size_t>(p.K));
-    const Status st =
-        p.layout == kern::QWeight::Ggml
-            ? quant::dequantize(p.tw, wb + n * p.row_bytes, static_cast<size_t>(p.row_bytes), w.data(), p.K)
-            : quant::affine_dequantize({p.bits, p.group}, 1, p.K, wb + n * p.row_bytes,
-                                       static_cast<size_t>(p.row_bytes), p.ts,
-                                       static_cast<const uint8_t*>(p.scales) + n * groups * ts,
-                                       static_cast<const uint8_t*>(p.biases) + n * groups * ts, w.data());
+    const Status st = dequantize_row(p, n, p.K, w.data());
     if (!st.is_ok()) {
       std::lock_guard<std::mutex> lock(mu);
       if (!failed.exchange(true)) first_error = st;
