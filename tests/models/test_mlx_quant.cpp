@@ -8,6 +8,7 @@
 
 #include "mlx_quant_util.h"
 #include "mlxn/models/model.h"
+#include "models/model_test_util.h"
 #include "test_util.h"
 
 namespace mlxn {
@@ -19,19 +20,10 @@ using models::Arch;
 using test::TmpDir;
 
 std::unique_ptr<models::Model> load(const fs::path& p) {
-  models::ModelOptions o;
-  o.max_chunk = 8;
-  o.max_context = 32;
-  auto m = models::Model::load(p.string(), Device::cpu(), o);
-  EXPECT_TRUE(m.is_ok()) << m.status().to_string();
-  return m.is_ok() ? std::move(m).value() : nullptr;
+  return test::load_model(p.string(), Device::cpu(), test::model_options(8, 32));
 }
 
-std::vector<float> logits_of(models::Model& m) {
-  auto l = m.read_logits();
-  EXPECT_TRUE(l.is_ok()) << l.status().to_string();
-  return l.is_ok() ? l.value() : std::vector<float>{};
-}
+using test::logits_of;
 
 struct Case {
   Arch arch;

@@ -10,6 +10,7 @@
 #include "mlx_quant_util.h"
 #include "mlxn/models/model.h"
 #include "mlxn/models/synth.h"
+#include "models/model_test_util.h"
 #include "test_util.h"
 
 namespace mlxn {
@@ -49,21 +50,10 @@ models::ModelConfig tiny(Arch a, int64_t layers = 0) {
 // f16 activations on the CPU: the block outputs are f16 while the residual stream is f32, as on CUDA, so the mixed
 // add_rms_norm path runs.
 std::unique_ptr<models::Model> load(const std::string& path, bool fuse) {
-  models::ModelOptions o;
-  o.max_chunk = 16;
-  o.max_context = 64;
-  o.act_dtype = DType::F16;
-  o.fuse = fuse;
-  auto m = models::Model::load(path, Device::cpu(), o);
-  EXPECT_TRUE(m.is_ok()) << m.status().to_string();
-  return m.is_ok() ? std::move(m).value() : nullptr;
+  return test::load_model(path, Device::cpu(), test::model_options(16, 64, DType::F16, fuse));
 }
 
-std::vector<float> logits_of(models::Model& m) {
-  auto l = m.read_logits();
-  EXPECT_TRUE(l.is_ok()) << l.status().to_string();
-  return l.is_ok() ? l.value() : std::vector<float>{};
-}
+using test::logits_of;
 
 double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
   double m = a.size() == b.size() ? 0.0 : INFINITY;

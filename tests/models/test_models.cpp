@@ -17,6 +17,7 @@
 #include "mlxn/models/synth.h"
 #include "mlxn/quant/ggml_type.h"
 #include "model_ref.h"
+#include "models/model_test_util.h"
 #include "test_util.h"
 
 namespace mlxn {
@@ -45,12 +46,7 @@ std::string write_tiny(const TmpDir& dir, Arch a, DType type, uint64_t seed, con
 }
 
 std::unique_ptr<models::Model> load(const std::string& path, int64_t chunk = 16, int64_t ctx = 64) {
-  models::ModelOptions o;
-  o.max_chunk = chunk;
-  o.max_context = ctx;
-  auto m = models::Model::load(path, Device::cpu(), o);
-  EXPECT_TRUE(m.is_ok()) << m.status().to_string();
-  return m.is_ok() ? std::move(m).value() : nullptr;
+  return test::load_model(path, Device::cpu(), test::model_options(chunk, ctx));
 }
 
 std::vector<int32_t> random_tokens(size_t n, int64_t vocab, uint64_t seed) {
@@ -60,11 +56,7 @@ std::vector<int32_t> random_tokens(size_t n, int64_t vocab, uint64_t seed) {
   return t;
 }
 
-std::vector<float> logits_of(models::Model& m) {
-  auto l = m.read_logits();
-  EXPECT_TRUE(l.is_ok()) << l.status().to_string();
-  return l.is_ok() ? l.value() : std::vector<float>{};
-}
+using test::logits_of;
 
 size_t argmax(const std::vector<float>& v) {
   return static_cast<size_t>(std::max_element(v.begin(), v.end()) - v.begin());

@@ -7,6 +7,7 @@
 #include "mlxn/core/kernel_registry.h"
 #include "mlxn/models/model.h"
 #include "models/mlx_quant_util.h"
+#include "models/model_test_util.h"
 #include "test_util.h"
 
 namespace mlxn {
@@ -22,11 +23,7 @@ struct Case {
 
 class GpuMlxQuant : public ::testing::TestWithParam<Case> {};
 
-std::vector<float> logits_of(models::Model& m) {
-  auto l = m.read_logits();
-  EXPECT_TRUE(l.is_ok()) << l.status().to_string();
-  return l.is_ok() ? l.value() : std::vector<float>{};
-}
+using test::logits_of;
 
 TEST_P(GpuMlxQuant, MatchesCpuDense) {
   MLXN_CUDA_DEVICE_OR_SKIP(dev);

@@ -4,44 +4,21 @@
 // block output into the f32 stream.
 #include <gtest/gtest.h>
 
-#include <filesystem>
-
 #include "mlxn/models/model.h"
 #include "mlxn/models/synth.h"
+#include "models/model_test_util.h"
 #include "test_util.h"
 
 namespace mlxn {
 namespace {
 
-namespace fs = std::filesystem;
 using models::Arch;
 
-struct TmpFile {
-  std::string path;
-  explicit TmpFile(const std::string& name)
-      : path((fs::temp_directory_path() / (name + std::to_string(test::fresh_seed()) + ".gguf")).string()) {}
-  ~TmpFile() {
-    std::error_code ec;
-    fs::remove(path, ec);
-  }
-};
-
 std::unique_ptr<models::Model> load(const std::string& path, const Device& dev, DType act, bool fuse) {
-  models::ModelOptions o;
-  o.max_chunk = 32;
-  o.max_context = 128;
-  o.act_dtype = act;
-  o.fuse = fuse;
-  auto m = models::Model::load(path, dev, o);
-  EXPECT_TRUE(m.is_ok()) << m.status().to_string();
-  return m.is_ok() ? std::move(m).value() : nullptr;
+  return test::load_model(path, dev, test::model_options(32, 128, act, fuse));
 }
 
-std::vector<float> logits_of(models::Model& m) {
-  auto l = m.read_logits();
-  EXPECT_TRUE(l.is_ok()) << l.status().to_string();
-  return l.is_ok() ? l.value() : std::vector<float>{};
-}
+using test::logits_of;
 
 struct Case {
   Arch arch;
@@ -61,14 +38,11 @@ TEST_P(GpuModelFuse, FusedGraphEqualsUnfusedGraph) {
     GTEST_SKIP() << "qmatmul " << KernelRegistry::key({c.weights, c.act}) << " is not in this build's kernel set";
   const uint64_t seed = test::fresh_seed();
   SCOPED_TRACE(seed);
-  TmpFile f("mlxn_gpu_fuse_");
-  auto preset = models::synth_preset(c.arch, "tiny");
-  ASSERT_TRUE(preset.is_ok());
-  models::SynthOptions so;
-  so.type = c.weights;
-  so.seed = seed;
-  ASSERT_TRUE(models::write_synth_gguf(*preset, f.path, so).is_ok());
-  auto plain = load(f.path, dev, c.act, false), fused = load(f.path, dev, c.act, true);
+  test::TmpDir tmp;
+  const std::string path = tmp.file("model.gguf");
+  auto preset = test::write_tiny_gguf(c.arch, c.weights, seed, path);
+  ASSERT_TRUE(preset.is_ok()) << preset.status().to_string();
+  auto plain = load(path, dev, c.act, false), fused = load(path, dev, c.act, true);
   ASSERT_TRUE(plain && fused);
   ASSERT_TRUE(fused->weights().layers[0].wqkv.valid());
   std::mt19937_64 g(seed);

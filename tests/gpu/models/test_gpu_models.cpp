@@ -3,37 +3,20 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <filesystem>
 
 #include "mlxn/models/generate.h"
 #include "mlxn/models/model.h"
 #include "mlxn/models/synth.h"
+#include "models/model_test_util.h"
 #include "test_util.h"
 
 namespace mlxn {
 namespace {
 
-namespace fs = std::filesystem;
 using models::Arch;
 
-struct TmpFile {
-  std::string path;
-  explicit TmpFile(const std::string& name)
-      : path((fs::temp_directory_path() / (name + std::to_string(test::fresh_seed()) + ".gguf")).string()) {}
-  ~TmpFile() {
-    std::error_code ec;
-    fs::remove(path, ec);
-  }
-};
-
 std::unique_ptr<models::Model> load(const std::string& path, const Device& dev, std::optional<DType> act = {}) {
-  models::ModelOptions o;
-  o.max_chunk = 32;
-  o.max_context = 128;
-  o.act_dtype = act;
-  auto m = models::Model::load(path, dev, o);
-  EXPECT_TRUE(m.is_ok()) << m.status().to_string();
-  return m.is_ok() ? std::move(m).value() : nullptr;
+  return test::load_model(path, dev, test::model_options(32, 128, act));
 }
 
 std::vector<int32_t> random_tokens(size_t n, int64_t vocab, uint64_t seed) {
@@ -43,11 +26,7 @@ std::vector<int32_t> random_tokens(size_t n, int64_t vocab, uint64_t seed) {
   return t;
 }
 
-std::vector<float> logits_of(models::Model& m) {
-  auto l = m.read_logits();
-  EXPECT_TRUE(l.is_ok()) << l.status().to_string();
-  return l.is_ok() ? l.value() : std::vector<float>{};
-}
+using test::logits_of;
 
 struct Case {
   Arch arch;
@@ -72,15 +51,12 @@ TEST_P(GpuModel, MatchesCpu) {
     GTEST_SKIP() << "qmatmul " << KernelRegistry::key({c.weights, c.act}) << " is not in this build's kernel set";
   const uint64_t seed = test::fresh_seed();
   SCOPED_TRACE(seed);
-  TmpFile f("mlxn_gpu_model_");
-  auto preset = models::synth_preset(c.arch, "tiny");
-  ASSERT_TRUE(preset.is_ok());
-  models::SynthOptions so;
-  so.type = c.weights;
-  so.seed = seed;
-  ASSERT_TRUE(models::write_synth_gguf(*preset, f.path, so).is_ok());
-  auto cpu = load(f.path, Device::cpu());
-  auto gpu = load(f.path, dev, c.act);
+  test::TmpDir tmp;
+  const std::string path = tmp.file("model.gguf");
+  auto preset = test::write_tiny_gguf(c.arch, c.weights, seed, path);
+  ASSERT_TRUE(preset.is_ok()) << preset.status().to_string();
+  auto cpu = load(path, Device::cpu());
+  auto gpu = load(path, dev, c.act);
   ASSERT_TRUE(cpu && gpu);
   // bf16 keeps 8 bits of mantissa; quantized matmuls on CUDA also round x to f16.
   const double tol = c.act == DType::BF16 ? 4e-2 : 1.5e-2;
@@ -121,13 +97,11 @@ TEST(GpuModelGenerate, GraphEqualsEager) {
   MLXN_CUDA_DEVICE_OR_SKIP(dev);
   const uint64_t seed = test::fresh_seed();
   SCOPED_TRACE(seed);
-  TmpFile f("mlxn_gpu_gen_");
-  auto preset = models::synth_preset(Arch::Qwen3, "tiny");
-  models::SynthOptions so;
-  so.type = DType::F16;  // dense weights: in every kernel set
-  so.seed = seed;
-  ASSERT_TRUE(models::write_synth_gguf(*preset, f.path, so).is_ok());
-  auto a = load(f.path, dev), b = load(f.path, dev);
+  test::TmpDir tmp;
+  const std::string path = tmp.file("model.gguf");
+  auto preset = test::write_tiny_gguf(Arch::Qwen3, DType::F16, seed, path);  // dense weights: in every kernel set
+  ASSERT_TRUE(preset.is_ok()) << preset.status().to_string();
+  auto a = load(path, dev), b = load(path, dev);
   ASSERT_TRUE(a && b);
   const auto prompt = random_tokens(9, preset->n_vocab, seed);
   models::GenerateOptions o;
