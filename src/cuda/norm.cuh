@@ -52,6 +52,19 @@ __global__ void __launch_bounds__(rms_norm_max_threads<VPT>()) rms_norm_vec_kern
     }
   };
 
+  // The weights are constants (include/mlxn/ops/norm.h): read them before waiting for the previous kernel, where
+  // registers allow, so the row's loads are the only memory round trip after the wait.
+  constexpr bool kPreW = VPT * (2 * sizeof(Raw8<Tx>) + sizeof(Raw8<Tw>)) <= 384;
+  Raw8<Tw> wr[kPreW ? VPT : 1];
+  if constexpr (kPreW) {
+    if (w != nullptr) {
+#pragma unroll
+      for (int k = 0; k < VPT; ++k) {
+        const int64_t c = threadIdx.x + static_cast<int64_t>(k) * blockDim.x;
+        if (c < n8) wr[k] = load_raw8(w + c * 8);
+      }
+    }
+  }
   Raw8<Tx> cur[VPT], nxt[VPT];
   pdl_wait();
   if (row < p.rows) load_row(row, cur);
@@ -84,7 +97,10 @@ __global__ void __launch_bounds__(rms_norm_max_threads<VPT>()) rms_norm_vec_kern
       unpack8(cur[k], v);
       if (w != nullptr) {
         float wv[8];
-        load8(w + c * 8, wv);
+        if constexpr (kPreW)
+          unpack8(wr[k], wv);
+        else
+          load8(w + c * 8, wv);
 #pragma unroll
         for (int i = 0; i < 8; ++i) o[i] = v[i] * r * (wv[i] + p.w_offset);
       } else {
@@ -209,6 +225,17 @@ __global__ void __launch_bounds__(kNormMaxThreads) norm_vec_kernel(kern::NormPar
   const Tr* r = static_cast<const Tr*>(p.r) + row * p.cols;
   auto chunk = [&](int k) { return threadIdx.x + static_cast<int64_t>(k) * blockDim.x; };
 
+  // Weights are constants (include/mlxn/ops/norm.h): w is read before the wait where registers allow.
+  const Tw* w = static_cast<const Tw*>(p.w);
+  constexpr bool kPreW = VPT * (sizeof(Raw8<Tx>) + sizeof(Raw8<Tr>) + sizeof(Raw8<Tw>)) <= 320;
+  Raw8<Tw> wr[kPreW ? VPT : 1];
+  if constexpr (kPreW) {
+    if (w != nullptr) {
+#pragma unroll
+      for (int k = 0; k < VPT; ++k)
+        if (chunk(k) < n8) wr[k] = load_raw8(w + chunk(k) * 8);
+    }
+  }
   Raw8<Tx> v[VPT];
   Raw8<Tr> rv[VPT];
   pdl_wait();
@@ -260,7 +287,6 @@ __global__ void __launch_bounds__(kNormMaxThreads) norm_vec_kernel(kern::NormPar
   }
   if (!live) return;
   const NormStats st = norm_scale(p, s1, s2);
-  const Tw* w = static_cast<const Tw*>(p.w);
   const Tw* b = static_cast<const Tw*>(p.b);
   Ty* y = static_cast<Ty*>(p.y) + row * p.cols;
 #pragma unroll
@@ -273,7 +299,10 @@ __global__ void __launch_bounds__(kNormMaxThreads) norm_vec_kernel(kern::NormPar
     for (int i = 0; i < 8; ++i) o[i] = (o[i] - st.mean) * st.scale;
     if (w != nullptr) {
       float wv[8];
-      load8(w + c * 8, wv);
+      if constexpr (kPreW)
+        unpack8(wr[k], wv);
+      else
+        load8(w + c * 8, wv);
 #pragma unroll
       for (int i = 0; i < 8; ++i) o[i] *= wv[i] + p.w_offset;
     }

@@ -19,18 +19,21 @@
 // so the offset costs one FMA with the stored code sum (Q4_0's -8, K-quant mins, MLX affine biases alike).
 //
 // Work layout. A block has 16 warps and stays on its SM (one block per SM, persistent over "rounds"). A warp owns a
-// group of 2 rows and a share of K: the 16 warps form 16 / KS row groups of KS warps each, the KS warps of a group
-// taking the 1024-element K steps kslot, kslot + KS, ... (KS in {1, 2, 4, 8, 16}, chosen per shape on the host so
+// group of 2 rows and a share of K: the 16 warps form 16 / KS row groups of KS warps each, each warp of a group
+// taking a contiguous range of the 1024-element K steps (KS in {1, 2, 4, 8, 16}, chosen per shape on the host so
 // that N = 1024 .. 151936 fills the SMs; see plan()). Per step, lane l handles 32-element block 32 step + l of both
-// rows. The weight bytes of a step are staged into the warp's own shared-memory ring of S stages: on sm_90 lane 0
-// issues one bulk copy per row and range (the copy engine moves the bytes; an mbarrier per slot counts them in), below
-// sm_90 every lane issues 16-byte cp.async copies. GGML blocks are only 2-byte aligned, so lanes read their block from
-// the staged copy with aligned word loads (LDS) and funnel shifts. Profile before the staging cursor below (ncu,
-// H200, q4_0 14336x4096, after the bulk copies): ~290 instructions per warp step of two rows, about half of them lane
-// 0's per-stage address arithmetic, and the staged words read with generic loads (LD). The first S - 1 stages are
-// issued before pdl_wait(): weights are constants, only x (and the expert ids) come from the previous kernel. At
-// the end of a round the warp's sums are reduced across lanes; with KS > 1 the group's warps add their partials in
-// shared memory in a fixed order (deterministic, no atomics).
+// rows. The weight bytes are staged into the warp's own shared-memory ring of two slots, each holding a stage of up
+// to 8 consecutive steps (as many as shared memory allows: stage_steps()), so one stage of a row is one contiguous
+// range: on sm_90 lane 0 issues one bulk copy per row and range (the copy engine moves the bytes; an mbarrier per
+// slot counts them in), below sm_90 every lane issues 16-byte cp.async copies. GGML blocks are only 2-byte aligned,
+// so lanes read their block from the staged copy with aligned word loads (LDS) and funnel shifts. Profile with one
+// step per stage (ncu, H200, q4_0 14336x4096): ~250 warp instructions per step of two rows, of which ~100 were lane
+// 0's staging code and the barrier wait, ~150 the decode and dot products; the SM issued 2.6 instructions per cycle,
+// so the kernel was issue bound at ~54 % of copy bandwidth. Stages of several steps divide the staging cost by their
+// length. The first stage is issued before pdl_wait(): weights are constants, only x (and the expert ids) come from
+// the previous kernel. At the end of a round the warp's sums are reduced across lanes; with KS > 1 the group's warps
+// add their partials in shared memory in a fixed order after a barrier of that group only (deterministic, no
+// atomics).
 //
 // Shared memory: per row of x, 1024 code bytes per step laid out [half][lane][16 bytes] (lane-consecutive 16-byte
 // loads, no bank conflicts) and a float4 per block {d, d * sum, d * sum of positions 0-15, d * sum of 16-31}; then
@@ -69,7 +72,7 @@ using qmm::spread_bit4;
 inline constexpr int kWarps = 16, kThreads = kWarps * 32;
 inline constexpr int kRows = 2;                 // rows of W per warp
 inline constexpr int kStep = 1024;              // elements of K per warp step: 32 lanes x 32
-inline constexpr int kStageBudget = 96 * 1024;  // shared memory for the weight rings of one block
+inline constexpr int kStageBudget = 144 * 1024;  // shared memory for the weight rings of one block (at most)
 
 // One lane's decoded block: byte j of q[i] pairs with x position 4 i + j; d / m per half (positions 0-15, 16-31)
 // when the format has 16-element scales, else d[0] / m[0] for all 32.
@@ -507,26 +510,29 @@ struct Affine {
 __host__ __device__ constexpr int range_pieces(int cap) { return (cap + 30) / 16; }
 __host__ __device__ constexpr int range_stride(int cap) { return range_pieces(cap) * 16 + 16; }
 
+// Each warp's ring has two slots: one stage is computed while the next is in flight. A stage holds `sps` consecutive
+// K steps of the warp's rows (chosen per launch: as many as shared memory allows, up to kMaxSps), so a GGML row costs
+// one bulk copy per sps steps rather than one per step.
+inline constexpr int kStages = 2;
+inline constexpr int kMaxSps = 8;
+
 template <typename F>
 struct Geometry {
-  static constexpr int offset(int j) {
+  int sps = 1;  // K steps per stage
+  __host__ __device__ int offset(int j) const {
     int o = 0;
-    for (int i = 0; i < j; ++i) o += range_stride(F::cap(i));
+    for (int i = 0; i < j; ++i) o += range_stride(F::cap(i) * sps);
     return o;
   }
-  static constexpr int kRegion = offset(F::kRanges);  // one row's bytes of one stage
-  static constexpr int kStageWarp = kRows * kRegion;  // one warp's bytes of one stage
-  static constexpr int kStagesFit = kStageBudget / (kWarps * kStageWarp);
-  // Two stages at least (one in flight while one is used), four at most (three in flight: 55 KB per SM for Q4_0,
-  // well past the ~32 KB the H100 / H200 need to cover DRAM latency).
-  static constexpr int kStages = kStagesFit < 2 ? 2 : kStagesFit > 4 ? 4 : kStagesFit;
-  static constexpr int kStageBytes = kStages * kWarps * kStageWarp;
+  __host__ __device__ int region() const { return offset(F::kRanges); }  // one row's bytes of one stage
+  __host__ __device__ int stage_warp() const { return kRows * region(); }  // one warp's bytes of one stage
+  __host__ __device__ int64_t ring_bytes() const { return static_cast<int64_t>(kStages) * kWarps * stage_warp(); }
 };
 
 // Dynamic shared memory of a launch: the quantized x rows and the weight rings.
 template <typename F>
-constexpr int64_t smem_bytes(int mt, int64_t nsteps) {
-  return mt * nsteps * (kStep + 32 * 16) + Geometry<F>::kStageBytes;
+constexpr int64_t smem_bytes(int mt, int64_t nsteps, int sps) {
+  return mt * nsteps * (kStep + 32 * 16) + Geometry<F>{sps}.ring_bytes();
 }
 
 // ---- integer dot products ----
@@ -715,27 +721,40 @@ __device__ __forceinline__ void store_any(void* y, DType t, int64_t i, float v) 
     store_y<__nv_bfloat16>(y, i, v);
 }
 
-// The kernel. MT: x rows per launch (1, 2, 4; rows past M are zero). ks: warps per row group (divides 16).
+// Named barrier for the `warps` warps of one row group (id 1..15; id 0 is __syncthreads).
+__device__ __forceinline__ void group_sync(int id, int warps) {
+  asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(warps * 32) : "memory");
+}
+
+// The kernel. MT: x rows per launch (1, 2, 4; rows past M are zero). ks: warps per row group (divides 16); sps: K
+// steps per stage (the geometry of the rings).
 template <typename F, int MT>
-__global__ void __launch_bounds__(kThreads, 1) qgemv_kernel(kern::QMatmulParams p, F fmt, Route route, int ks) {
-  using G = Geometry<F>;
-  constexpr int S = G::kStages;
+__global__ void __launch_bounds__(kThreads, 1)
+    qgemv_kernel(kern::QMatmulParams p, F fmt, Route route, int ks, int sps) {
+  constexpr int S = kStages;
   constexpr int NV = kRows * MT;
-  __shared__ float partial[kWarps][NV];
+  // Partial sums of a row group's warps, by round parity: the group's one barrier per round orders the reads of
+  // round i before the writes of round i + 2.
+  __shared__ float partial[2][kWarps][NV];
   extern __shared__ __align__(16) uint8_t smem[];
+  const Geometry<F> geo{sps};
+  const int region = geo.region(), stage_warp = geo.stage_warp();
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int kslot = warp % ks, gslot = warp / ks, gpb = kWarps / ks;
   const int nsteps = static_cast<int>((p.K + kStep - 1) / kStep);
   const int64_t nblk = p.K / 32;
-  const int ipr = kslot < nsteps ? (nsteps - kslot + ks - 1) / ks : 0;  // steps per round of this warp
-  const bool glu = route.w_up != nullptr;  // routed only, with MT = 1
+  // The group's warps take contiguous step ranges (so a stage of sps steps is one contiguous range of each row).
+  const int spw = (nsteps + ks - 1) / ks;
+  const int kbeg = min(kslot * spw, nsteps), kend = min(kbeg + spw, nsteps);
+  const int ipr = (kend - kbeg + sps - 1) / sps;  // stages per round of this warp
+  const bool glu = route.w_up != nullptr;         // routed only, with MT = 1
   const int64_t rowgroups = glu ? p.N : (p.N + kRows - 1) / kRows;
   const int64_t brounds = (rowgroups + gpb - 1) / gpb;
   const int rounds = static_cast<int>((brounds - blockIdx.x + gridDim.x - 1) / gridDim.x);
   const int nitems = rounds * ipr;
   uint8_t* xq = smem;
   float4* xinfo = reinterpret_cast<float4*>(smem + static_cast<int64_t>(MT) * nsteps * kStep);
-  uint8_t* ring = smem + static_cast<int64_t>(MT) * nsteps * (kStep + 32 * 16) + warp * S * G::kStageWarp;
+  uint8_t* ring = smem + static_cast<int64_t>(MT) * nsteps * (kStep + 32 * 16) + warp * S * stage_warp;
   const int64_t z = blockIdx.z;
 
   const uint8_t* wbase = static_cast<const uint8_t*>(p.w);
@@ -746,14 +765,12 @@ __global__ void __launch_bounds__(kThreads, 1) qgemv_kernel(kern::QMatmulParams 
   auto group_of = [&](int round) { return (static_cast<int64_t>(round) * gridDim.x + blockIdx.x) * gpb + gslot; };
 #if MLXN_HAS_BULK_COPY
   // One mbarrier per ring slot of the warp: lane 0 copies a stage's byte ranges with bulk copies (one instruction
-  // per range, where 16-byte cp.async needed every lane and ~30 address instructions per row) and the lanes wait on
-  // the slot's barrier. The slot's k-th use completes phase k: parity k & 1.
+  // per row and range) and the lanes wait on the slot's barrier. The slot's k-th use completes phase k: parity k & 1.
   __shared__ uint64_t bars[kWarps][S];
   mbar_init_ring(bars[warp], lane);
 #endif
-  // Staging cursor: the (round, step) of the next item to stage, S - 1 items ahead of the compute loop, with its row
-  // group and the rows' addresses (64-bit arithmetic once per round, not per stage: lane 0's staging code is on
-  // every step's critical path).
+  // Staging cursor: the (round, stage) of the next item to stage, S - 1 items ahead of the compute loop, with its row
+  // group and the rows' addresses (64-bit arithmetic once per round, not per stage).
   struct Cursor {
     int round = 0, j = 0;
     int64_t rg = 0;
@@ -767,27 +784,32 @@ __global__ void __launch_bounds__(kThreads, 1) qgemv_kernel(kern::QMatmulParams 
 #pragma unroll
     for (int r = 0; r < kRows; ++r) cur.row[r] = base_of(r) + row_of(cur.rg, r) * p.row_bytes;
   };
-  // The byte ranges of row r of row group rg (whose row addresses are rowp) at `step`.
-  auto stage_ranges = [&](const uint8_t* const (&rowp)[kRows], int64_t rg, int r, int64_t step,
+  // The byte ranges of row r of row group rg (whose row addresses are rowp) over steps [step0, step0 + cnt).
+  auto stage_ranges = [&](const uint8_t* const (&rowp)[kRows], int64_t rg, int r, int64_t step0, int cnt,
                           Range(&rr)[F::kRanges]) {
     if constexpr (F::kRanges == 1) {
-      const int64_t off = step * F::kChunk;
+      const int64_t off = step0 * F::kChunk;
       rr[0].src = rowp[r] + off;
-      rr[0].bytes = min(static_cast<int64_t>(F::kChunk), p.row_bytes - off);
+      rr[0].bytes = min(static_cast<int64_t>(cnt) * F::kChunk, p.row_bytes - off);
     } else {
-      fmt.ranges(p, base_of(r), row_of(rg, r), step, rr);
+      Range last[F::kRanges];
+      fmt.ranges(p, base_of(r), row_of(rg, r), step0, rr);
+      fmt.ranges(p, base_of(r), row_of(rg, r), step0 + cnt - 1, last);
+#pragma unroll
+      for (int t = 0; t < F::kRanges; ++t) rr[t].bytes = (last[t].src + last[t].bytes) - rr[t].src;
     }
   };
   // Stages the cursor's item into ring slot `slot` and advances the cursor.
   auto stage = [&](int slot) {
-    // The item's row group, step and row addresses, taken before the cursor moves on (possibly to the next round).
+    // The item's row group, steps and row addresses, taken before the cursor moves on (possibly to the next round).
     const int64_t rg = cur.rg;
-    const int64_t step = kslot + static_cast<int64_t>(cur.j) * ks;
+    const int step0 = kbeg + cur.j * sps;
+    const int cnt = min(sps, kend - step0);
     const uint8_t* rowp[kRows];
 #pragma unroll
     for (int r = 0; r < kRows; ++r) rowp[r] = cur.row[r];
     if (++cur.j == ipr) cursor_round(cur.round + 1);
-    uint8_t* dst0 = ring + slot * G::kStageWarp;
+    uint8_t* dst0 = ring + slot * stage_warp;
 #if MLXN_HAS_BULK_COPY
     if (lane != 0) return;
     uint64_t* bar = &bars[warp][slot];
@@ -802,7 +824,7 @@ __global__ void __launch_bounds__(kThreads, 1) qgemv_kernel(kern::QMatmulParams 
 #pragma unroll
     for (int r = 0; r < kRows; ++r) {
       Range rr[F::kRanges];
-      stage_ranges(rowp, rg, r, step, rr);
+      stage_ranges(rowp, rg, r, step0, cnt, rr);
 #pragma unroll
       for (int t = 0; t < F::kRanges; ++t) {
         const uint32_t mis = static_cast<uint32_t>(reinterpret_cast<uintptr_t>(rr[t].src)) & 15u;
@@ -815,20 +837,20 @@ __global__ void __launch_bounds__(kThreads, 1) qgemv_kernel(kern::QMatmulParams 
 #pragma unroll
     for (int r = 0; r < kRows; ++r)
 #pragma unroll
-      for (int t = 0; t < F::kRanges; ++t) bulk_copy(dst0 + r * G::kRegion + G::offset(t), src[r][t], len[r][t], bar);
+      for (int t = 0; t < F::kRanges; ++t) bulk_copy(dst0 + r * region + geo.offset(t), src[r][t], len[r][t], bar);
 #else
     if (rg >= rowgroups) return;
 #pragma unroll
     for (int r = 0; r < kRows; ++r) {
       Range rr[F::kRanges];
-      stage_ranges(rowp, rg, r, step, rr);
+      stage_ranges(rowp, rg, r, step0, cnt, rr);
 #pragma unroll
       for (int t = 0; t < F::kRanges; ++t) {
         const uint8_t* a = reinterpret_cast<const uint8_t*>(reinterpret_cast<uintptr_t>(rr[t].src) & ~uintptr_t{15});
         const uint8_t* end = rr[t].src + rr[t].bytes;
-        uint8_t* dst = dst0 + r * G::kRegion + G::offset(t);
-        for (int q = lane; q < range_pieces(F::cap(t)); q += 32)
-          if (a + 16 * q < end) cp_async16(dst + 16 * q, a + 16 * q, true);
+        uint8_t* dst = dst0 + r * region + geo.offset(t);
+        const int pieces = static_cast<int>((end - a + 15) / 16);
+        for (int q = lane; q < pieces; q += 32) cp_async16(dst + 16 * q, a + 16 * q, true);
       }
     }
 #endif
@@ -896,36 +918,54 @@ __global__ void __launch_bounds__(kThreads, 1) qgemv_kernel(kern::QMatmulParams 
       cp_async_wait<S - 1>();
       __syncwarp();
 #endif
-      const int64_t step = kslot + static_cast<int64_t>(j) * ks;
-      const int64_t blk = step * 32 + lane;
-      if (rg < rowgroups && blk < nblk) {
-        const uint8_t* slot = ring + (item % S) * G::kStageWarp;
-        Dec dec[kRows];
+      const int step0 = kbeg + j * sps;
+      const int cnt = min(sps, kend - step0);
+      const uint8_t* slot = ring + (item % S) * stage_warp;
+      if (rg < rowgroups) {
+        // Where each row's stage starts within its staged copy (the copy began at the 16-byte piece below).
+        const uint8_t* sbase[kRows][F::kRanges];
+        Range first[kRows][F::kRanges];
 #pragma unroll
         for (int r = 0; r < kRows; ++r) {
-          Staged st;
           if constexpr (F::kRanges == 1) {
-            // Where the row's step starts within its 16-byte piece: low address bits only (32-bit arithmetic).
-            const uint32_t mis = (row_lo[r] + static_cast<uint32_t>(step) * static_cast<uint32_t>(F::kChunk)) & 15u;
-            st.p[0] = slot + r * G::kRegion + mis;
+            // Low address bits only (32-bit arithmetic).
+            const uint32_t mis = (row_lo[r] + static_cast<uint32_t>(step0) * static_cast<uint32_t>(F::kChunk)) & 15u;
+            sbase[r][0] = slot + r * region + mis;
           } else {
-            Range rr[F::kRanges];
-            fmt.ranges(p, base_of(r), row_of(rg, r), step, rr);
+            fmt.ranges(p, base_of(r), row_of(rg, r), step0, first[r]);
 #pragma unroll
             for (int t = 0; t < F::kRanges; ++t)
-              st.p[t] = slot + r * G::kRegion + G::offset(t) + (reinterpret_cast<uintptr_t>(rr[t].src) & 15);
+              sbase[r][t] = slot + r * region + geo.offset(t) + (reinterpret_cast<uintptr_t>(first[r][t].src) & 15);
           }
-          st.step = step;
-          dec[r] = fmt.decode(st, lane);
         }
+        for (int s = 0; s < cnt; ++s) {
+          const int step = step0 + s;
+          const int64_t blk = static_cast<int64_t>(step) * 32 + lane;
+          if (blk >= nblk) continue;
+          Dec dec[kRows];
 #pragma unroll
-        for (int m = 0; m < MT; ++m) {
-          const uint8_t* xrow = xq + (static_cast<int64_t>(m) * nsteps + step) * kStep + lane * 16;
-          const uint4 xa = *reinterpret_cast<const uint4*>(xrow);
-          const uint4 xb = *reinterpret_cast<const uint4*>(xrow + kStep / 2);
-          const float4 xi = xinfo[static_cast<int64_t>(m) * nsteps * 32 + blk];
+          for (int r = 0; r < kRows; ++r) {
+            Staged st;
+            if constexpr (F::kRanges == 1) {
+              st.p[0] = sbase[r][0] + s * F::kChunk;
+            } else {
+              Range rr[F::kRanges];
+              fmt.ranges(p, base_of(r), row_of(rg, r), step, rr);
 #pragma unroll
-          for (int r = 0; r < kRows; ++r) block_dot<F>(dec[r], xa, xb, xi, acc[r][m]);
+              for (int t = 0; t < F::kRanges; ++t) st.p[t] = sbase[r][t] + (rr[t].src - first[r][t].src);
+            }
+            st.step = step;
+            dec[r] = fmt.decode(st, lane);
+          }
+#pragma unroll
+          for (int m = 0; m < MT; ++m) {
+            const uint8_t* xrow = xq + (static_cast<int64_t>(m) * nsteps + step) * kStep + lane * 16;
+            const uint4 xa = *reinterpret_cast<const uint4*>(xrow);
+            const uint4 xb = *reinterpret_cast<const uint4*>(xrow + kStep / 2);
+            const float4 xi = xinfo[static_cast<int64_t>(m) * nsteps * 32 + blk];
+#pragma unroll
+            for (int r = 0; r < kRows; ++r) block_dot<F>(dec[r], xa, xb, xi, acc[r][m]);
+          }
         }
       }
       __syncwarp();  // every lane is done with this slot before lane 0's next copies refill it
@@ -949,11 +989,12 @@ __global__ void __launch_bounds__(kThreads, 1) qgemv_kernel(kern::QMatmulParams 
         if (writer && rg < rowgroups && n < p.N && m < rows) store_any(p.y, p.tx, ybase + m * p.ldy + n, sum);
       }
     } else {
-      if (writer) partial[warp][idx] = sum;
-      __syncthreads();
+      float(&part)[kWarps][NV] = partial[round & 1];
+      if (writer) part[warp][idx] = sum;
+      group_sync(1 + gslot, ks);  // only this group's warps: the others run on
       if (kslot == 0 && lane < NV && rg < rowgroups) {
         float t = 0.0f;
-        for (int k = 0; k < ks; ++k) t += partial[warp + k][lane];
+        for (int k = 0; k < ks; ++k) t += part[warp + k][lane];
         if (glu) {
           const float up = __shfl_sync((1u << NV) - 1, t, 1);
           if (lane == 0) store_any(p.y, p.tx, ybase + rg, glu_act(route.act, t) * up);
@@ -963,7 +1004,6 @@ __global__ void __launch_bounds__(kThreads, 1) qgemv_kernel(kern::QMatmulParams 
           if (n < p.N && m < rows) store_any(p.y, p.tx, ybase + m * p.ldy + n, t);
         }
       }
-      __syncthreads();
     }
   }
 #if !MLXN_HAS_BULK_COPY
@@ -1001,10 +1041,10 @@ struct Plan {
 
 // KS and the grid for N rows and nsteps K steps on `target` blocks (the SMs, or the SMs per expert slot). Modelled
 // time: (rounds of the busiest block) x (steps per warp and round + the round's fixed cost), in hundredths of a step.
-// The fixed cost with KS > 1 (partials through shared memory, two block barriers that put all 16 warps in lock step)
-// measured about 0.85 of a step (H200, MLXN_TUNE_QGEMV_KS, m = 1, x bf16: at 14336x4096 KS = 1 runs q4_0 at 2317
-// GB/s, KS = 2 at 1890, KS = 4 at 1420; q4_K 1898 / 1606 / 1258); with KS = 1 it is a few shuffles. The smallest KS
-// among equals (fewer partials).
+// With KS > 1 a round ends in partials through shared memory and one barrier of the group's warps (a named barrier:
+// the other groups run on); with KS = 1 it is a few shuffles. (Before the group barrier, a block-wide one put all
+// 16 warps in lock step and cost about 0.85 of a step: H200, MLXN_TUNE_QGEMV_KS, q4_0 14336x4096, KS = 1 / 2 / 4 at
+// 2317 / 1890 / 1420 GB/s.) The smallest KS among equals (fewer partials).
 // MLXN_TUNE_QGEMV_KS=k (1, 2, 4, 8, 16) forces KS = k where k <= nsteps: tuning runs only.
 inline Plan plan(int64_t N, int64_t nsteps, int64_t target) {
   static const int forced = tune_knob("MLXN_TUNE_QGEMV_KS", 0);
@@ -1017,21 +1057,37 @@ inline Plan plan(int64_t N, int64_t nsteps, int64_t target) {
     const int64_t gpb = kWarps / ks;
     const int64_t br = (rowgroups + gpb - 1) / gpb;
     const int64_t grid = std::max<int64_t>(1, std::min(br, target));
-    const int64_t t = (br + grid - 1) / grid * (100 * ((nsteps + ks - 1) / ks) + (ks > 1 ? 85 : 10));
+    const int64_t t = (br + grid - 1) / grid * (100 * ((nsteps + ks - 1) / ks) + (ks > 1 ? 30 : 10));
     if (best_t < 0 || t < best_t) best_t = t, best.ks = ks, best.grid = static_cast<unsigned>(grid);
   }
   return best;
 }
 
+// K steps per stage: the most (up to kMaxSps, and no more than a warp's steps per round) whose rings fit beside x.
+// MLXN_TUNE_QGEMV_SPS=k caps it at k: tuning runs only.
+template <typename F>
+int stage_steps(int mt, int64_t nsteps, int ks, int64_t static_bytes) {
+  static const int cap = tune_knob("MLXN_TUNE_QGEMV_SPS", kMaxSps);
+  const int64_t spw = (nsteps + ks - 1) / ks;
+  int sps = 1;
+  for (int s = 2; s <= std::min(kMaxSps, cap) && s <= spw; s *= 2) {
+    if (Geometry<F>{s}.ring_bytes() > kStageBudget) break;
+    if (smem_bytes<F>(mt, nsteps, s) + static_bytes > smem_optin()) break;
+    sps = s;
+  }
+  return sps;
+}
+
 inline int mt_for(int64_t M) { return M <= 1 ? 1 : M <= 2 ? 2 : 4; }
 
-// Whether this kernel takes the call: M <= 4 and the quantized x plus the rings fit the SM's shared memory.
+// Whether this kernel takes the call: M <= 4 and the quantized x plus the rings (one step per stage) fit the SM's
+// shared memory.
 template <typename F>
 bool fits(const kern::QMatmulParams& p, int64_t slots_m) {
   if (slots_m > 4 || p.K <= 0) return false;
   const int64_t nsteps = (p.K + kStep - 1) / kStep;
-  // 1 KiB for the kernel's static shared memory (the partial sums).
-  return smem_bytes<F>(mt_for(slots_m), nsteps) + 1024 <= smem_optin();
+  // 2 KiB for the kernel's static shared memory (partial sums, barriers).
+  return smem_bytes<F>(mt_for(slots_m), nsteps, 1) + 2048 <= smem_optin();
 }
 
 template <typename F, int MT>
@@ -1040,20 +1096,20 @@ Status launch_mt(const kern::QMatmulParams& p, const F& fmt, const Route& route,
   const int64_t target = std::max<int64_t>(1, sm_count() / std::max<int64_t>(1, slots));
   const Plan pl = plan(route.w_up != nullptr ? 2 * p.N : p.N, nsteps, target);  // gated: one row group per n
   if (slots > 65535) return unsupported("matmul", "more than 65535 expert slots in one launch");
-  const int64_t smem = smem_bytes<F>(MT, nsteps);
   // The dynamic limit is the opt-in maximum less the kernel's static shared memory (a larger value is rejected and
   // leaves the 48 KiB default in place).
-  static const bool opted = [] {
+  static const int64_t static_bytes = [] {
     cudaFuncAttributes fa{};
     cudaFuncGetAttributes(&fa, qgemv_kernel<F, MT>);
     cudaFuncSetAttribute(qgemv_kernel<F, MT>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                          static_cast<int>(smem_optin() - static_cast<int64_t>(fa.sharedSizeBytes)));
-    return true;
+    return static_cast<int64_t>(fa.sharedSizeBytes);
   }();
-  (void)opted;
+  const int sps = stage_steps<F>(MT, nsteps, pl.ks, static_bytes);
+  const int64_t smem = smem_bytes<F>(MT, nsteps, sps);
   const dim3 grid(pl.grid, 1, static_cast<unsigned>(slots));
   return launch_status(launch_kernel_smem(qgemv_kernel<F, MT>, grid, dim3(kThreads), static_cast<size_t>(smem), stream,
-                                          true, p, fmt, route, pl.ks),
+                                          true, p, fmt, route, pl.ks, sps),
                        "matmul");
 }
 

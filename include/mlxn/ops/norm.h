@@ -21,7 +21,9 @@ Status rms_norm(Session& s, const Buffer& x, const Buffer& w, const Buffer& y, c
 // Common rules of the ops below: x, y and the residual buffers are contiguous f32 / f16 / bf16; r and h have x's
 // dtype and shape, y has x's shape and any of the three dtypes; w and b have one element per normalised column, in
 // x's dtype or f32 (both the same); arithmetic is f32 and each output is rounded once. An output may be exactly an
-// input (in place) but not overlap it partially; weights may not overlap outputs.
+// input (in place) but not overlap it partially; weights may not overlap outputs. On CUDA the kernels read w before
+// they wait for the previous kernel in the stream (programmatic dependent launch; weights are constants): w must not
+// be the output of the op recorded immediately before (MLXN_PDL=0 turns the overlap off). This holds for rms_norm too.
 
 // Fused residual add + RMSNorm (the pre-norm of a transformer block): h = x + r (rounded to x's dtype: the new
 // residual stream) and y = rms_norm(h) * (w + weight_offset), both written by one kernel. The norm sees h as
