@@ -54,7 +54,7 @@ __global__ void __launch_bounds__(rms_norm_max_threads<VPT>()) rms_norm_vec_kern
 
   // The weights are constants (include/mlxn/ops/norm.h): read them before waiting for the previous kernel, where
   // registers allow, so the row's loads are the only memory round trip after the wait.
-  constexpr bool kPreW = VPT * (2 * sizeof(Raw8<Tx>) + sizeof(Raw8<Tw>)) <= 384;
+  constexpr bool kPreW = VPT * (2 * sizeof(Raw8<Tx>) + sizeof(Raw8<Tw>)) <= 256;
   Raw8<Tw> wr[kPreW ? VPT : 1];
   if constexpr (kPreW) {
     if (w != nullptr) {
