@@ -72,7 +72,7 @@ using qmm::spread_bit4;
 inline constexpr int kWarps = 16, kThreads = kWarps * 32;
 inline constexpr int kRows = 2;                 // rows of W per warp
 inline constexpr int kStep = 1024;              // elements of K per warp step: 32 lanes x 32
-inline constexpr int kStageBudget = 144 * 1024;  // shared memory for the weight rings of one block (at most)
+inline constexpr int kStageBudget = 160 * 1024;  // shared memory for the weight rings of one block (at most)
 
 // One lane's decoded block: byte j of q[i] pairs with x position 4 i + j; d / m per half (positions 0-15, 16-31)
 // when the format has 16-element scales, else d[0] / m[0] for all 32.
@@ -510,10 +510,10 @@ struct Affine {
 __host__ __device__ constexpr int range_pieces(int cap) { return (cap + 30) / 16; }
 __host__ __device__ constexpr int range_stride(int cap) { return range_pieces(cap) * 16 + 16; }
 
-// Each warp's ring has two slots: one stage is computed while the next is in flight. A stage holds `sps` consecutive
-// K steps of the warp's rows (chosen per launch: as many as shared memory allows, up to kMaxSps), so a GGML row costs
-// one bulk copy per sps steps rather than one per step.
-inline constexpr int kStages = 2;
+// Each warp's ring has 2 to 4 slots: one stage is computed while the others are in flight. A stage holds `sps`
+// consecutive K steps of the warp's rows, so a GGML row costs one bulk copy per sps steps rather than one per step.
+// Both are chosen per launch (stage_plan()): the most steps per stage with two slots, then as many slots as fit.
+inline constexpr int kMaxSlots = 4;
 inline constexpr int kMaxSps = 8;
 
 template <typename F>
@@ -526,13 +526,15 @@ struct Geometry {
   }
   __host__ __device__ int region() const { return offset(F::kRanges); }  // one row's bytes of one stage
   __host__ __device__ int stage_warp() const { return kRows * region(); }  // one warp's bytes of one stage
-  __host__ __device__ int64_t ring_bytes() const { return static_cast<int64_t>(kStages) * kWarps * stage_warp(); }
+  __host__ __device__ int64_t ring_bytes(int slots) const {
+    return static_cast<int64_t>(slots) * kWarps * stage_warp();
+  }
 };
 
 // Dynamic shared memory of a launch: the quantized x rows and the weight rings.
 template <typename F>
-constexpr int64_t smem_bytes(int mt, int64_t nsteps, int sps) {
-  return mt * nsteps * (kStep + 32 * 16) + Geometry<F>{sps}.ring_bytes();
+constexpr int64_t smem_bytes(int mt, int64_t nsteps, int sps, int slots) {
+  return mt * nsteps * (kStep + 32 * 16) + Geometry<F>{sps}.ring_bytes(slots);
 }
 
 // ---- integer dot products ----
@@ -727,11 +729,10 @@ __device__ __forceinline__ void group_sync(int id, int warps) {
 }
 
 // The kernel. MT: x rows per launch (1, 2, 4; rows past M are zero). ks: warps per row group (divides 16); sps: K
-// steps per stage (the geometry of the rings).
+// steps per stage and S: slots per ring (the geometry of the rings; S = 2 below sm_90).
 template <typename F, int MT>
 __global__ void __launch_bounds__(kThreads, 1)
-    qgemv_kernel(kern::QMatmulParams p, F fmt, Route route, int ks, int sps) {
-  constexpr int S = kStages;
+    qgemv_kernel(kern::QMatmulParams p, F fmt, Route route, int ks, int sps, int S) {
   constexpr int NV = kRows * MT;
   // Partial sums of a row group's warps, by round parity: the group's one barrier per round orders the reads of
   // round i before the writes of round i + 2.
@@ -766,7 +767,7 @@ __global__ void __launch_bounds__(kThreads, 1)
 #if MLXN_HAS_BULK_COPY
   // One mbarrier per ring slot of the warp: lane 0 copies a stage's byte ranges with bulk copies (one instruction
   // per row and range) and the lanes wait on the slot's barrier. The slot's k-th use completes phase k: parity k & 1.
-  __shared__ uint64_t bars[kWarps][S];
+  __shared__ uint64_t bars[kWarps][kMaxSlots];
   mbar_init_ring(bars[warp], lane);
 #endif
   // Staging cursor: the (round, stage) of the next item to stage, S - 1 items ahead of the compute loop, with its row
@@ -915,7 +916,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       mbar_wait(&bars[warp][item % S], static_cast<uint32_t>(item / S) & 1u);
 #else
       cp_async_commit();
-      cp_async_wait<S - 1>();
+      cp_async_wait<1>();  // S = 2 here
       __syncwarp();
 #endif
       const int step0 = kbeg + j * sps;
@@ -1063,31 +1064,37 @@ inline Plan plan(int64_t N, int64_t nsteps, int64_t target) {
   return best;
 }
 
-// K steps per stage: the most (up to kMaxSps, and no more than a warp's steps per round) whose rings fit beside x.
-// MLXN_TUNE_QGEMV_SPS=k caps it at k: tuning runs only.
-template <typename F>
-int stage_steps(int mt, int64_t nsteps, int ks, int64_t static_bytes) {
-  static const int cap = tune_knob("MLXN_TUNE_QGEMV_SPS", kMaxSps);
-  const int64_t spw = (nsteps + ks - 1) / ks;
-  int sps = 1;
-  for (int s = 2; s <= std::min(kMaxSps, cap) && s <= spw; s *= 2) {
-    if (Geometry<F>{s}.ring_bytes() > kStageBudget) break;
-    if (smem_bytes<F>(mt, nsteps, s) + static_bytes > smem_optin()) break;
-    sps = s;
-  }
-  return sps;
-}
-
 inline int mt_for(int64_t M) { return M <= 1 ? 1 : M <= 2 ? 2 : 4; }
 
-// Whether this kernel takes the call: M <= 4 and the quantized x plus the rings (one step per stage) fit the SM's
+// Whether this kernel takes the call: M <= 4 and the quantized x plus the rings (two slots of one step) fit the SM's
 // shared memory.
 template <typename F>
 bool fits(const kern::QMatmulParams& p, int64_t slots_m) {
   if (slots_m > 4 || p.K <= 0) return false;
   const int64_t nsteps = (p.K + kStep - 1) / kStep;
   // 2 KiB for the kernel's static shared memory (partial sums, barriers).
-  return smem_bytes<F>(mt_for(slots_m), nsteps, 1) + 2048 <= smem_optin();
+  return smem_bytes<F>(mt_for(slots_m), nsteps, 1, 2) + 2048 <= smem_optin();
+}
+
+// Ring geometry of a launch: the most K steps per stage (up to kMaxSps, no more than a warp's steps per round) whose
+// two slots fit beside x within kStageBudget, then up to kMaxSlots slots (bulk copies only; the cp.async path waits
+// with a fixed depth). MLXN_TUNE_QGEMV_SPS / MLXN_TUNE_QGEMV_SLOTS cap them: tuning runs only.
+struct RingPlan {
+  int sps = 1, slots = 2;
+};
+template <typename F>
+RingPlan ring_plan(int mt, int64_t nsteps, int ks, int64_t static_bytes, bool bulk) {
+  static const int cap_sps = tune_knob("MLXN_TUNE_QGEMV_SPS", kMaxSps);
+  static const int cap_slots = tune_knob("MLXN_TUNE_QGEMV_SLOTS", kMaxSlots);
+  const int64_t spw = (nsteps + ks - 1) / ks;
+  auto fits_in = [&](int sps, int slots) {
+    return Geometry<F>{sps}.ring_bytes(slots) <= kStageBudget &&
+           smem_bytes<F>(mt, nsteps, sps, slots) + static_bytes <= smem_optin();
+  };
+  RingPlan r;
+  for (int s = 2; s <= std::min(kMaxSps, cap_sps) && s <= spw && fits_in(s, 2); s *= 2) r.sps = s;
+  while (bulk && r.slots < std::min(kMaxSlots, cap_slots) && fits_in(r.sps, r.slots + 1)) ++r.slots;
+  return r;
 }
 
 template <typename F, int MT>
@@ -1105,11 +1112,17 @@ Status launch_mt(const kern::QMatmulParams& p, const F& fmt, const Route& route,
                          static_cast<int>(smem_optin() - static_cast<int64_t>(fa.sharedSizeBytes)));
     return static_cast<int64_t>(fa.sharedSizeBytes);
   }();
-  const int sps = stage_steps<F>(MT, nsteps, pl.ks, static_bytes);
-  const int64_t smem = smem_bytes<F>(MT, nsteps, sps);
+  static const bool bulk = [] {
+    int dev = 0, major = 0;
+    cudaGetDevice(&dev);
+    cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
+    return major >= 9;
+  }();
+  const RingPlan rp = ring_plan<F>(MT, nsteps, pl.ks, static_bytes, bulk);
+  const int64_t smem = smem_bytes<F>(MT, nsteps, rp.sps, rp.slots);
   const dim3 grid(pl.grid, 1, static_cast<unsigned>(slots));
   return launch_status(launch_kernel_smem(qgemv_kernel<F, MT>, grid, dim3(kThreads), static_cast<size_t>(smem), stream,
-                                          true, p, fmt, route, pl.ks, sps),
+                                          true, p, fmt, route, pl.ks, rp.sps, rp.slots),
                        "matmul");
 }
 
