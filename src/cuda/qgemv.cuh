@@ -660,6 +660,93 @@ __device__ void quantize_x(const void* x, DType tx, int64_t ldx, int rows, int64
   }
 }
 
+// Whether a format's x layout keeps each 8-element chunk of a block in its own two words: pos(8 t + i) = 8 t + pos(i)
+// (true for the natural order and 4-bit affine, not for 2-bit affine).
+template <typename F>
+__host__ __device__ constexpr bool chunk_local() {
+  for (int t = 0; t < 4; ++t)
+    for (int i = 0; i < 8; ++i)
+      if (F::pos(8 * t + i) != 8 * t + F::pos(i)) return false;
+  return true;
+}
+
+// quantize_x with four threads per 32-element block (8 elements each; max and code sums through shuffles), so all 16
+// warps share the prologue (one thread per block left three quarters of them idle at K = 4096 and put ~20 % of the
+// kernel's instructions on its critical path: ncu, q4_0 14336x4096). The same f32 expressions, so the same codes.
+// For chunk_local formats; MT * nsteps * 32 * 4 is a multiple of kThreads, so every thread runs the same iterations
+// (the shuffles need whole warps).
+template <typename F, int MT>
+__device__ void quantize_x4(const void* x, DType tx, int64_t ldx, int rows, int64_t K, int nsteps, uint8_t* xq,
+                            float4* xinfo) {
+  static_assert(chunk_local<F>(), "quantize_x4 needs chunk-local positions");
+  const int64_t nblk = K / 32;
+  const int nb = nsteps * 32;
+  const size_t esize = tx == DType::F32 ? 4 : 2;
+  const bool vec = (reinterpret_cast<uintptr_t>(x) % 16) == 0 && (ldx * esize) % 16 == 0;
+  for (int it = threadIdx.x; it < MT * nb * 4; it += kThreads) {
+    const int unit = it >> 2, t = it & 3;
+    const int mt = unit / nb, b = unit % nb;
+    float v[8];
+    if (mt < rows && b < nblk) {
+      const int64_t off = mt * ldx + 32 * static_cast<int64_t>(b) + 8 * t;
+      if (tx == DType::F32) {
+        const float* src = static_cast<const float*>(x) + off;
+        if (vec) {
+          const float4 f0 = __ldg(reinterpret_cast<const float4*>(src));
+          const float4 f1 = __ldg(reinterpret_cast<const float4*>(src) + 1);
+          v[0] = f0.x, v[1] = f0.y, v[2] = f0.z, v[3] = f0.w, v[4] = f1.x, v[5] = f1.y, v[6] = f1.z, v[7] = f1.w;
+        } else {
+#pragma unroll
+          for (int i = 0; i < 8; ++i) v[i] = src[i];
+        }
+      } else {
+        const uint16_t* src = static_cast<const uint16_t*>(x) + off;
+        const bool bf = tx == DType::BF16;
+        auto cv = [bf](uint32_t h) {
+          return bf ? __uint_as_float(h << 16) : __half2float(__ushort_as_half(static_cast<unsigned short>(h)));
+        };
+        if (vec) {
+          const uint4 u = __ldg(reinterpret_cast<const uint4*>(src));
+          const uint32_t wd[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+          for (int k = 0; k < 4; ++k) v[2 * k] = cv(wd[k] & 0xFFFFu), v[2 * k + 1] = cv(wd[k] >> 16);
+        } else {
+#pragma unroll
+          for (int i = 0; i < 8; ++i) v[i] = cv(src[i]);
+        }
+      }
+    } else {
+#pragma unroll
+      for (int i = 0; i < 8; ++i) v[i] = 0.0f;
+    }
+    float amax = 0.0f;
+#pragma unroll
+    for (int i = 0; i < 8; ++i) amax = fmaxf(amax, fabsf(v[i]));
+    amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 1));
+    amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 2));
+    const float d = amax / 127.0f;
+    const float id = amax > 0.0f ? 127.0f / amax : 0.0f;
+    uint32_t w[2] = {0, 0};
+    int sum = 0;
+#pragma unroll
+    for (int i = 0; i < 8; ++i) {
+      const int q = __float2int_rn(v[i] * id);
+      const int ps = F::pos(i);  // within the chunk (chunk_local)
+      w[ps / 4] |= (static_cast<uint32_t>(q) & 0xFFu) << (8 * (ps % 4));
+      sum += q;
+    }
+    // Chunks 0, 1 hold positions 0-15 and chunks 2, 3 positions 16-31.
+    const int pair = sum + __shfl_xor_sync(0xffffffffu, sum, 1);
+    const int other = __shfl_xor_sync(0xffffffffu, pair, 2);
+    uint8_t* dst = xq + (static_cast<int64_t>(mt) * nsteps + b / 32) * kStep + (b % 32) * 16 + (t >> 1) * (kStep / 2) +
+                   (t & 1) * 8;
+    *reinterpret_cast<uint2*>(dst) = make_uint2(w[0], w[1]);
+    if (t == 0)
+      xinfo[static_cast<int64_t>(mt) * nb + b] =
+          make_float4(d, d * static_cast<float>(pair + other), d * static_cast<float>(pair), d * static_cast<float>(other));
+  }
+}
+
 // Sum of each of NV values over the warp's lanes (NV a power of two <= 32): halves of the set are exchanged rather
 // than every value reduced separately (NV / 2 + ... + 1 shuffles, then 5 - log2(NV) for the rest). Afterwards every
 // lane holds the full sum of value lane >> (5 - log2(NV)).
@@ -745,7 +832,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int kslot = warp % ks, gslot = warp / ks, gpb = kWarps / ks;
   const int nsteps = static_cast<int>((p.K + kStep - 1) / kStep);
-  const int64_t nblk = p.K / 32;
+  const int nblk32 = static_cast<int>(p.K / 32);
   // The group's warps take contiguous step ranges (so a stage of sps steps is one contiguous range of each row).
   const int spw = (nsteps + ks - 1) / ks;
   const int kbeg = min(kslot * spw, nsteps), kend = min(kbeg + spw, nsteps);
@@ -895,7 +982,10 @@ __global__ void __launch_bounds__(kThreads, 1)
     rows = 1;
     prefetch();
   }
-  quantize_x<F, MT>(xsrc, p.tx, p.ldx, rows, p.K, nsteps, xq, xinfo);
+  if constexpr (chunk_local<F>())
+    quantize_x4<F, MT>(xsrc, p.tx, p.ldx, rows, p.K, nsteps, xq, xinfo);
+  else
+    quantize_x<F, MT>(xsrc, p.tx, p.ldx, rows, p.K, nsteps, xq, xinfo);
   __syncthreads();
 
   float acc[kRows][MT];
@@ -905,6 +995,8 @@ __global__ void __launch_bounds__(kThreads, 1)
     for (int m = 0; m < MT; ++m) acc[r][m] = 0.0f;
 
   int item = 0;
+  int cslot = 0;       // ring slot of `item` (item % S, kept without a division)
+  uint32_t cpar = 0;   // its barrier phase parity ((item / S) & 1)
   for (int round = 0; round < rounds; ++round) {
     const int64_t rg = group_of(round);
     uint32_t row_lo[kRows];  // low 32 bits of each row's address
@@ -913,9 +1005,9 @@ __global__ void __launch_bounds__(kThreads, 1)
       row_lo[r] = static_cast<uint32_t>(reinterpret_cast<uintptr_t>(base_of(r))) +
                   static_cast<uint32_t>(row_of(rg, r)) * static_cast<uint32_t>(p.row_bytes);
     for (int j = 0; j < ipr; ++j, ++item) {
-      if (item + S - 1 < nitems) stage((item + S - 1) % S);
+      if (item + S - 1 < nitems) stage(cslot == 0 ? S - 1 : cslot - 1);  // slot (item + S - 1) % S
 #if MLXN_HAS_BULK_COPY
-      mbar_wait(&bars[warp][item % S], static_cast<uint32_t>(item / S) & 1u);
+      mbar_wait(&bars[warp][cslot], cpar);
 #else
       cp_async_commit();
       cp_async_wait<1>();  // S = 2 here
@@ -923,7 +1015,7 @@ __global__ void __launch_bounds__(kThreads, 1)
 #endif
       const int step0 = kbeg + j * sps;
       const int cnt = min(sps, kend - step0);
-      const uint8_t* slot = ring + (item % S) * stage_warp;
+      const uint8_t* slot = ring + cslot * stage_warp;
       if (rg < rowgroups) {
         // Where each row's stage starts within its staged copy (the copy began at the 16-byte piece below).
         const uint8_t* sbase[kRows][F::kRanges];
@@ -943,8 +1035,9 @@ __global__ void __launch_bounds__(kThreads, 1)
         }
         for (int s = 0; s < cnt; ++s) {
           const int step = step0 + s;
-          const int64_t blk = static_cast<int64_t>(step) * 32 + lane;
-          if (blk >= nblk) continue;
+          // 32-bit: K is bounded by the quantized x in shared memory (1.5 bytes per element).
+          const int blk = step * 32 + lane;
+          if (blk >= nblk32) continue;
           Dec dec[kRows];
 #pragma unroll
           for (int r = 0; r < kRows; ++r) {
@@ -962,16 +1055,17 @@ __global__ void __launch_bounds__(kThreads, 1)
           }
 #pragma unroll
           for (int m = 0; m < MT; ++m) {
-            const uint8_t* xrow = xq + (static_cast<int64_t>(m) * nsteps + step) * kStep + lane * 16;
+            const uint8_t* xrow = xq + (m * nsteps + step) * kStep + lane * 16;
             const uint4 xa = *reinterpret_cast<const uint4*>(xrow);
             const uint4 xb = *reinterpret_cast<const uint4*>(xrow + kStep / 2);
-            const float4 xi = xinfo[static_cast<int64_t>(m) * nsteps * 32 + blk];
+            const float4 xi = xinfo[m * nsteps * 32 + blk];
 #pragma unroll
             for (int r = 0; r < kRows; ++r) block_dot<F>(dec[r], xa, xb, xi, acc[r][m]);
           }
         }
       }
       __syncwarp();  // every lane is done with this slot before lane 0's next copies refill it
+      if (++cslot == S) cslot = 0, cpar ^= 1u;
     }
     // End of the round: lanes, then (KS > 1) the group's warps in a fixed order.
     float v[NV];
