@@ -821,7 +821,7 @@ __device__ __forceinline__ void group_sync(int id, int warps) {
 // steps per stage and S: slots per ring (the geometry of the rings; S = 2 below sm_90).
 template <typename F, int MT>
 __global__ void __launch_bounds__(kThreads, 1)
-    qgemv_kernel(kern::QMatmulParams p, F fmt, Route route, int ks, int sps, int S) {
+    qgemv_kernel(kern::QMatmulParams p, F fmt, Route route, int ks, int sps, int S, bool qx4) {
   constexpr int NV = kRows * MT;
   // Partial sums of a row group's warps, by round parity: the group's one barrier per round orders the reads of
   // round i before the writes of round i + 2.
@@ -982,10 +982,14 @@ __global__ void __launch_bounds__(kThreads, 1)
     rows = 1;
     prefetch();
   }
-  if constexpr (chunk_local<F>())
-    quantize_x4<F, MT>(xsrc, p.tx, p.ldx, rows, p.K, nsteps, xq, xinfo);
-  else
+  if constexpr (chunk_local<F>()) {
+    if (qx4)
+      quantize_x4<F, MT>(xsrc, p.tx, p.ldx, rows, p.K, nsteps, xq, xinfo);
+    else
+      quantize_x<F, MT>(xsrc, p.tx, p.ldx, rows, p.K, nsteps, xq, xinfo);
+  } else {
     quantize_x<F, MT>(xsrc, p.tx, p.ldx, rows, p.K, nsteps, xq, xinfo);
+  }
   __syncthreads();
 
   float acc[kRows][MT];
@@ -1139,9 +1143,11 @@ struct Plan {
 // KS and the grid for N rows and nsteps K steps on `target` blocks (the SMs, or the SMs per expert slot). Modelled
 // time: (rounds of the busiest block) x (steps per warp and round + the round's fixed cost), in hundredths of a step.
 // With KS > 1 a round ends in partials through shared memory and one barrier of the group's warps (a named barrier:
-// the other groups run on); with KS = 1 it is a few shuffles. (Before the group barrier, a block-wide one put all
-// 16 warps in lock step and cost about 0.85 of a step: H200, MLXN_TUNE_QGEMV_KS, q4_0 14336x4096, KS = 1 / 2 / 4 at
-// 2317 / 1890 / 1420 GB/s.) The smallest KS among equals (fewer partials).
+// the other groups run on), and its stages are shorter; with KS = 1 it is a few shuffles. Measured (H200,
+// MLXN_TUNE_QGEMV_KS, q4_0): KS = 2 loses wherever KS = 1 fills the SMs, by more than its rounds suggest (14336x4096:
+// 11.35 us at KS = 1, 14.96 at KS = 2, 7 rounds of 2 steps against 4 of 4; 151936x4096: 101 vs 115 us), and ties
+// KS = 1 and 4 at 1024x4096 (4.1-4.2 us): the modelled cost of a KS > 1 round is 1.5 steps. The smallest KS among
+// equals (fewer partials).
 // MLXN_TUNE_QGEMV_KS=k (1, 2, 4, 8, 16) forces KS = k where k <= nsteps: tuning runs only.
 inline Plan plan(int64_t N, int64_t nsteps, int64_t target) {
   static const int forced = tune_knob("MLXN_TUNE_QGEMV_KS", 0);
@@ -1154,7 +1160,7 @@ inline Plan plan(int64_t N, int64_t nsteps, int64_t target) {
     const int64_t gpb = kWarps / ks;
     const int64_t br = (rowgroups + gpb - 1) / gpb;
     const int64_t grid = std::max<int64_t>(1, std::min(br, target));
-    const int64_t t = (br + grid - 1) / grid * (100 * ((nsteps + ks - 1) / ks) + (ks > 1 ? 30 : 10));
+    const int64_t t = (br + grid - 1) / grid * (100 * ((nsteps + ks - 1) / ks) + (ks > 1 ? 150 : 10));
     if (best_t < 0 || t < best_t) best_t = t, best.ks = ks, best.grid = static_cast<unsigned>(grid);
   }
   return best;
@@ -1215,10 +1221,12 @@ Status launch_mt(const kern::QMatmulParams& p, const F& fmt, const Route& route,
     return major >= 9;
   }();
   const RingPlan rp = ring_plan<F>(MT, nsteps, pl.ks, static_bytes, bulk);
+  // MLXN_TUNE_QGEMV_QX4=0: x quantized by one thread per block (the earlier prologue): A/B runs only.
+  static const bool qx4 = tune_knob("MLXN_TUNE_QGEMV_QX4", 1) != 0;
   const int64_t smem = smem_bytes<F>(MT, nsteps, rp.sps, rp.slots);
   const dim3 grid(pl.grid, 1, static_cast<unsigned>(slots));
   return launch_status(launch_kernel_smem(qgemv_kernel<F, MT>, grid, dim3(kThreads), static_cast<size_t>(smem), stream,
-                                          true, p, fmt, route, pl.ks, rp.sps, rp.slots),
+                                          true, p, fmt, route, pl.ks, rp.sps, rp.slots, qx4),
                        "matmul");
 }
 
