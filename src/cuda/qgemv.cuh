@@ -671,10 +671,10 @@ __host__ __device__ constexpr bool chunk_local() {
 }
 
 // quantize_x with four threads per 32-element block (8 elements each; max and code sums through shuffles), so all 16
-// warps share the prologue (one thread per block left three quarters of them idle at K = 4096 and put ~20 % of the
-// kernel's instructions on its critical path: ncu, q4_0 14336x4096). The same f32 expressions, so the same codes.
-// For chunk_local formats; MT * nsteps * 32 * 4 is a multiple of kThreads, so every thread runs the same iterations
-// (the shuffles need whole warps).
+// warps share the prologue (one thread per block left three quarters of them idle at K = 4096, with ~20 % of the
+// kernel's instructions in the prologue: ncu, q4_0 14336x4096). The same f32 expressions, so the same codes. For
+// chunk_local formats; MT * nsteps * 32 * 4 is a multiple of kThreads, so every thread runs the same iterations (the
+// shuffles need whole warps). Used where it is one pass (see launch_mt).
 template <typename F, int MT>
 __device__ void quantize_x4(const void* x, DType tx, int64_t ldx, int rows, int64_t K, int nsteps, uint8_t* xq,
                             float4* xinfo) {
@@ -1221,8 +1221,11 @@ Status launch_mt(const kern::QMatmulParams& p, const F& fmt, const Route& route,
     return major >= 9;
   }();
   const RingPlan rp = ring_plan<F>(MT, nsteps, pl.ks, static_bytes, bulk);
-  // MLXN_TUNE_QGEMV_QX4=0: x quantized by one thread per block (the earlier prologue): A/B runs only.
-  static const bool qx4 = tune_knob("MLXN_TUNE_QGEMV_QX4", 1) != 0;
+  // Four threads per x block where that is one pass of the block's threads (K <= 4096 at M = 1): at K = 14336 the
+  // four dependent passes lost to one thread per block (H200, q4_0 4096x14336: 13.34 vs 12.39 us; at 4096 columns
+  // 11.35 vs 11.76 us for 14336x4096). MLXN_TUNE_QGEMV_QX4=0 turns it off: A/B runs only.
+  static const bool qx4_on = tune_knob("MLXN_TUNE_QGEMV_QX4", 1) != 0;
+  const bool qx4 = qx4_on && MT * nsteps * 32 * 4 <= kThreads;
   const int64_t smem = smem_bytes<F>(MT, nsteps, rp.sps, rp.slots);
   const dim3 grid(pl.grid, 1, static_cast<unsigned>(slots));
   return launch_status(launch_kernel_smem(qgemv_kernel<F, MT>, grid, dim3(kThreads), static_cast<size_t>(smem), stream,
