@@ -210,6 +210,19 @@ inline std::vector<QMatmulCase> qmatmul_cases(bool big) {
       cases.push_back(c);
     }
   const DType ts[] = {DType::F16, DType::BF16, DType::F32};
+  if (big) {
+    // Long K on enough rows that each warp of the decode kernel owns a row pair (KS = 1): stages of 8 K steps, then
+    // a shorter one ending in a half step (K = 9.5 steps of 1024), at M = 1 and 2.
+    for (DType t : qmatmul_formats()) {
+      const int64_t kb = dtype_info(t).block_elems;
+      cases.push_back(QMatmulCase{t, 0, 0, DType::F16, 1 + i % 2, 2200, 9728 / kb * kb, xs[i % 3], pad(i)});
+      ++i;
+    }
+    for (int bits : {3, 4}) {
+      cases.push_back(QMatmulCase{DType::U32, bits, 64, ts[i % 3], 1 + i % 2, 2200, 9728, xs[i % 3], pad(i)});
+      ++i;
+    }
+  }
   for (int bits : {2, 3, 4, 5, 6, 8})
     for (int group : {32, 64, 128})
       for (auto [M, N, K] : shapes(128)) {

@@ -741,9 +741,10 @@ __device__ void quantize_x4(const void* x, DType tx, int64_t ldx, int rows, int6
     uint8_t* dst = xq + (static_cast<int64_t>(mt) * nsteps + b / 32) * kStep + (b % 32) * 16 + (t >> 1) * (kStep / 2) +
                    (t & 1) * 8;
     *reinterpret_cast<uint2*>(dst) = make_uint2(w[0], w[1]);
-    if (t == 0)
-      xinfo[static_cast<int64_t>(mt) * nb + b] =
-          make_float4(d, d * static_cast<float>(pair + other), d * static_cast<float>(pair), d * static_cast<float>(other));
+    if (t == 0) {
+      const float lo = static_cast<float>(pair), hi = static_cast<float>(other);
+      xinfo[static_cast<int64_t>(mt) * nb + b] = make_float4(d, d * static_cast<float>(pair + other), d * lo, d * hi);
+    }
   }
 }
 
