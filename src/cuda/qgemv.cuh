@@ -586,6 +586,44 @@ __device__ __forceinline__ void block_dot(const Dec& w, const uint4& xa, const u
 }
 
 // ---- x quantization (prologue) ----
+// N consecutive elements of x (f32, f16 or bf16) from element `off` as floats; vec: 16-byte loads (x and its row
+// stride 16-byte aligned, off a multiple of 8).
+template <int N>
+__device__ __forceinline__ void load_x_run(const void* x, DType tx, int64_t off, bool vec, float (&v)[N]) {
+  static_assert(N % 8 == 0, "whole 16-byte words");
+  if (tx == DType::F32) {
+    const float* src = static_cast<const float*>(x) + off;
+    if (vec) {
+#pragma unroll
+      for (int i = 0; i < N / 4; ++i) {
+        const float4 f = __ldg(reinterpret_cast<const float4*>(src) + i);
+        v[4 * i] = f.x, v[4 * i + 1] = f.y, v[4 * i + 2] = f.z, v[4 * i + 3] = f.w;
+      }
+    } else {
+#pragma unroll
+      for (int i = 0; i < N; ++i) v[i] = src[i];
+    }
+    return;
+  }
+  const uint16_t* src = static_cast<const uint16_t*>(x) + off;
+  const bool bf = tx == DType::BF16;
+  auto cv = [bf](uint32_t h) {
+    return bf ? __uint_as_float(h << 16) : __half2float(__ushort_as_half(static_cast<unsigned short>(h)));
+  };
+  if (vec) {
+#pragma unroll
+    for (int i = 0; i < N / 8; ++i) {
+      const uint4 u = __ldg(reinterpret_cast<const uint4*>(src) + i);
+      const uint32_t wd[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+      for (int k = 0; k < 4; ++k) v[8 * i + 2 * k] = cv(wd[k] & 0xFFFFu), v[8 * i + 2 * k + 1] = cv(wd[k] >> 16);
+    }
+  } else {
+#pragma unroll
+    for (int i = 0; i < N; ++i) v[i] = cv(src[i]);
+  }
+}
+
 // Quantizes `rows` rows of x (MT slots; slots past `rows` and blocks past K are zero) into xq / xinfo. One thread per
 // 32-element block: 32 loads-and-converts, 32 max, 32 (mul, round), 32 byte inserts, 2 stores.
 template <typename F, int MT>
@@ -599,38 +637,7 @@ __device__ void quantize_x(const void* x, DType tx, int64_t ldx, int rows, int64
     const int mt = it / nb, b = it % nb;
     float v[32];
     if (mt < rows && b < nblk) {
-      const int64_t off = mt * ldx + 32 * static_cast<int64_t>(b);
-      if (tx == DType::F32) {
-        const float* src = static_cast<const float*>(x) + off;
-        if (vec) {
-#pragma unroll
-          for (int i = 0; i < 8; ++i) {
-            const float4 f = __ldg(reinterpret_cast<const float4*>(src) + i);
-            v[4 * i] = f.x, v[4 * i + 1] = f.y, v[4 * i + 2] = f.z, v[4 * i + 3] = f.w;
-          }
-        } else {
-#pragma unroll
-          for (int i = 0; i < 32; ++i) v[i] = src[i];
-        }
-      } else {
-        const uint16_t* src = static_cast<const uint16_t*>(x) + off;
-        const bool bf = tx == DType::BF16;
-        auto cv = [bf](uint32_t h) {
-          return bf ? __uint_as_float(h << 16) : __half2float(__ushort_as_half(static_cast<unsigned short>(h)));
-        };
-        if (vec) {
-#pragma unroll
-          for (int i = 0; i < 4; ++i) {
-            const uint4 u = __ldg(reinterpret_cast<const uint4*>(src) + i);
-            const uint32_t wd[4] = {u.x, u.y, u.z, u.w};
-#pragma unroll
-            for (int k = 0; k < 4; ++k) v[8 * i + 2 * k] = cv(wd[k] & 0xFFFFu), v[8 * i + 2 * k + 1] = cv(wd[k] >> 16);
-          }
-        } else {
-#pragma unroll
-          for (int i = 0; i < 32; ++i) v[i] = cv(src[i]);
-        }
-      }
+      load_x_run(x, tx, mt * ldx + 32 * static_cast<int64_t>(b), vec, v);
     } else {
 #pragma unroll
       for (int i = 0; i < 32; ++i) v[i] = 0.0f;
@@ -688,33 +695,7 @@ __device__ void quantize_x4(const void* x, DType tx, int64_t ldx, int rows, int6
     const int mt = unit / nb, b = unit % nb;
     float v[8];
     if (mt < rows && b < nblk) {
-      const int64_t off = mt * ldx + 32 * static_cast<int64_t>(b) + 8 * t;
-      if (tx == DType::F32) {
-        const float* src = static_cast<const float*>(x) + off;
-        if (vec) {
-          const float4 f0 = __ldg(reinterpret_cast<const float4*>(src));
-          const float4 f1 = __ldg(reinterpret_cast<const float4*>(src) + 1);
-          v[0] = f0.x, v[1] = f0.y, v[2] = f0.z, v[3] = f0.w, v[4] = f1.x, v[5] = f1.y, v[6] = f1.z, v[7] = f1.w;
-        } else {
-#pragma unroll
-          for (int i = 0; i < 8; ++i) v[i] = src[i];
-        }
-      } else {
-        const uint16_t* src = static_cast<const uint16_t*>(x) + off;
-        const bool bf = tx == DType::BF16;
-        auto cv = [bf](uint32_t h) {
-          return bf ? __uint_as_float(h << 16) : __half2float(__ushort_as_half(static_cast<unsigned short>(h)));
-        };
-        if (vec) {
-          const uint4 u = __ldg(reinterpret_cast<const uint4*>(src));
-          const uint32_t wd[4] = {u.x, u.y, u.z, u.w};
-#pragma unroll
-          for (int k = 0; k < 4; ++k) v[2 * k] = cv(wd[k] & 0xFFFFu), v[2 * k + 1] = cv(wd[k] >> 16);
-        } else {
-#pragma unroll
-          for (int i = 0; i < 8; ++i) v[i] = cv(src[i]);
-        }
-      }
+      load_x_run(x, tx, mt * ldx + 32 * static_cast<int64_t>(b) + 8 * t, vec, v);
     } else {
 #pragma unroll
       for (int i = 0; i < 8; ++i) v[i] = 0.0f;
