@@ -31,6 +31,32 @@ constexpr int rms_norm_max_threads() {
   return 512;
 }
 
+// A thread's VPT chunks of 8 norm weights. PRE: read before the PDL wait (weights are constants:
+// include/mlxn/ops/norm.h), so the row's loads are the only memory round trip after it; chosen per kernel where the
+// registers allow. Otherwise each chunk is read where it is used.
+template <typename Tw, int VPT, bool PRE>
+struct WeightChunks {
+  const Tw* w;
+  Raw8<Tw> raw[PRE ? VPT : 1];
+  template <typename Chunk>
+  __device__ __forceinline__ WeightChunks(const Tw* w_, int64_t n8, Chunk chunk) : w(w_) {
+    if constexpr (PRE) {
+      if (w != nullptr) {
+#pragma unroll
+        for (int k = 0; k < VPT; ++k)
+          if (chunk(k) < n8) raw[k] = load_raw8(w + chunk(k) * 8);
+      }
+    }
+  }
+  // Chunk k (column chunk c) as floats.
+  __device__ __forceinline__ void get(int k, int64_t c, float (&v)[8]) const {
+    if constexpr (PRE)
+      unpack8(raw[k], v);
+    else
+      load8(w + c * 8, v);
+  }
+};
+
 // Rows whose length is a multiple of 8 with 16-byte aligned pointers. Each thread keeps VPT chunks of 8 elements
 // of its row in registers (x is read once) and prefetches the same chunks of the block's next row before it
 // reduces and writes the current one, so loads stay in flight across the reduction. Blocks loop over rows.
@@ -52,19 +78,8 @@ __global__ void __launch_bounds__(rms_norm_max_threads<VPT>()) rms_norm_vec_kern
     }
   };
 
-  // The weights are constants (include/mlxn/ops/norm.h): read them before waiting for the previous kernel, where
-  // registers allow, so the row's loads are the only memory round trip after the wait.
-  constexpr bool kPreW = VPT * (2 * sizeof(Raw8<Tx>) + sizeof(Raw8<Tw>)) <= 256;
-  Raw8<Tw> wr[kPreW ? VPT : 1];
-  if constexpr (kPreW) {
-    if (w != nullptr) {
-#pragma unroll
-      for (int k = 0; k < VPT; ++k) {
-        const int64_t c = threadIdx.x + static_cast<int64_t>(k) * blockDim.x;
-        if (c < n8) wr[k] = load_raw8(w + c * 8);
-      }
-    }
-  }
+  const WeightChunks<Tw, VPT, VPT * (2 * sizeof(Raw8<Tx>) + sizeof(Raw8<Tw>)) <= 256> wc(
+      w, n8, [](int k) { return threadIdx.x + static_cast<int64_t>(k) * blockDim.x; });
   Raw8<Tx> cur[VPT], nxt[VPT];
   pdl_wait();
   if (row < p.rows) load_row(row, cur);
@@ -97,10 +112,7 @@ __global__ void __launch_bounds__(rms_norm_max_threads<VPT>()) rms_norm_vec_kern
       unpack8(cur[k], v);
       if (w != nullptr) {
         float wv[8];
-        if constexpr (kPreW)
-          unpack8(wr[k], wv);
-        else
-          load8(w + c * 8, wv);
+        wc.get(k, c, wv);
 #pragma unroll
         for (int i = 0; i < 8; ++i) o[i] = v[i] * r * (wv[i] + p.w_offset);
       } else {
@@ -225,17 +237,8 @@ __global__ void __launch_bounds__(kNormMaxThreads) norm_vec_kernel(kern::NormPar
   const Tr* r = static_cast<const Tr*>(p.r) + row * p.cols;
   auto chunk = [&](int k) { return threadIdx.x + static_cast<int64_t>(k) * blockDim.x; };
 
-  // Weights are constants (include/mlxn/ops/norm.h): w is read before the wait where registers allow.
   const Tw* w = static_cast<const Tw*>(p.w);
-  constexpr bool kPreW = VPT * (sizeof(Raw8<Tx>) + sizeof(Raw8<Tr>) + sizeof(Raw8<Tw>)) <= 320;
-  Raw8<Tw> wr[kPreW ? VPT : 1];
-  if constexpr (kPreW) {
-    if (w != nullptr) {
-#pragma unroll
-      for (int k = 0; k < VPT; ++k)
-        if (chunk(k) < n8) wr[k] = load_raw8(w + chunk(k) * 8);
-    }
-  }
+  const WeightChunks<Tw, VPT, VPT * (sizeof(Raw8<Tx>) + sizeof(Raw8<Tr>) + sizeof(Raw8<Tw>)) <= 320> wc(w, n8, chunk);
   Raw8<Tx> v[VPT];
   Raw8<Tr> rv[VPT];
   pdl_wait();
@@ -299,10 +302,7 @@ __global__ void __launch_bounds__(kNormMaxThreads) norm_vec_kernel(kern::NormPar
     for (int i = 0; i < 8; ++i) o[i] = (o[i] - st.mean) * st.scale;
     if (w != nullptr) {
       float wv[8];
-      if constexpr (kPreW)
-        unpack8(wr[k], wv);
-      else
-        load8(w + c * 8, wv);
+      wc.get(k, c, wv);
 #pragma unroll
       for (int i = 0; i < 8; ++i) o[i] *= wv[i] + p.w_offset;
     }

@@ -811,6 +811,9 @@ __global__ void __launch_bounds__(kThreads, 1)
   extern __shared__ __align__(16) uint8_t smem[];
   const Geometry<F> geo{sps};
   const int region = geo.region(), stage_warp = geo.stage_warp();
+  int roff[F::kRanges];  // where each staged range starts within a row's region
+#pragma unroll
+  for (int t = 0; t < F::kRanges; ++t) roff[t] = geo.offset(t);
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int kslot = warp % ks, gslot = warp / ks, gpb = kWarps / ks;
   const int nsteps = static_cast<int>((p.K + kStep - 1) / kStep);
@@ -909,7 +912,7 @@ __global__ void __launch_bounds__(kThreads, 1)
 #pragma unroll
     for (int r = 0; r < kRows; ++r)
 #pragma unroll
-      for (int t = 0; t < F::kRanges; ++t) bulk_copy(dst0 + r * region + geo.offset(t), src[r][t], len[r][t], bar);
+      for (int t = 0; t < F::kRanges; ++t) bulk_copy(dst0 + r * region + roff[t], src[r][t], len[r][t], bar);
 #else
     if (rg >= rowgroups) return;
 #pragma unroll
@@ -920,7 +923,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       for (int t = 0; t < F::kRanges; ++t) {
         const uint8_t* a = reinterpret_cast<const uint8_t*>(reinterpret_cast<uintptr_t>(rr[t].src) & ~uintptr_t{15});
         const uint8_t* end = rr[t].src + rr[t].bytes;
-        uint8_t* dst = dst0 + r * region + geo.offset(t);
+        uint8_t* dst = dst0 + r * region + roff[t];
         const int pieces = static_cast<int>((end - a + 15) / 16);
         for (int q = lane; q < pieces; q += 32) cp_async16(dst + 16 * q, a + 16 * q, true);
       }
@@ -996,7 +999,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       mbar_wait(&bars[warp][cslot], cpar);
 #else
       cp_async_commit();
-      cp_async_wait<1>();  // S = 2 here
+      cp_async_wait<1>();  // S = 2 below sm_90 (ring_plan); with more slots this only waits longer
       __syncwarp();
 #endif
       const int step0 = kbeg + j * sps;
@@ -1016,7 +1019,7 @@ __global__ void __launch_bounds__(kThreads, 1)
             fmt.ranges(p, base_of(r), row_of(rg, r), step0, first[r]);
 #pragma unroll
             for (int t = 0; t < F::kRanges; ++t)
-              sbase[r][t] = slot + r * region + geo.offset(t) + (reinterpret_cast<uintptr_t>(first[r][t].src) & 15);
+              sbase[r][t] = slot + r * region + roff[t] + (reinterpret_cast<uintptr_t>(first[r][t].src) & 15);
           }
         }
         for (int s = 0; s < cnt; ++s) {
@@ -1095,17 +1098,26 @@ __global__ void __launch_bounds__(kThreads, 1)
 }
 
 // ---- host side ----
-inline int sm_count() {
-  static int cached[16] = {};
+// A device attribute of the current device, cached per device (the launch path asks on every call).
+inline int cached_device_attr(cudaDeviceAttr attr, int (&cache)[16]) {
   int dev = 0;
   cudaGetDevice(&dev);
   if (dev < 0 || dev >= 16) dev = 0;
-  if (cached[dev] == 0) {
+  if (cache[dev] == 0) {
     int v = 0;
-    cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev);
-    cached[dev] = v > 0 ? v : 1;
+    cudaDeviceGetAttribute(&v, attr, dev);
+    cache[dev] = v > 0 ? v : 1;
   }
-  return cached[dev];
+  return cache[dev];
+}
+inline int sm_count() {
+  static int cache[16] = {};
+  return cached_device_attr(cudaDevAttrMultiProcessorCount, cache);
+}
+// Bulk copies (the copy engine, sm_90+): rings of more than two slots.
+inline bool bulk_copy_device() {
+  static int cache[16] = {};
+  return cached_device_attr(cudaDevAttrComputeCapabilityMajor, cache) >= 9;
 }
 inline int64_t smem_optin() {
   static int64_t cached = [] {
@@ -1196,13 +1208,7 @@ Status launch_mt(const kern::QMatmulParams& p, const F& fmt, const Route& route,
                          static_cast<int>(smem_optin() - static_cast<int64_t>(fa.sharedSizeBytes)));
     return static_cast<int64_t>(fa.sharedSizeBytes);
   }();
-  static const bool bulk = [] {
-    int dev = 0, major = 0;
-    cudaGetDevice(&dev);
-    cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
-    return major >= 9;
-  }();
-  const RingPlan rp = ring_plan<F>(MT, nsteps, pl.ks, static_bytes, bulk);
+  const RingPlan rp = ring_plan<F>(MT, nsteps, pl.ks, static_bytes, bulk_copy_device());
   // Four threads per x block where that is one pass of the block's threads (K <= 4096 at M = 1): at K = 14336 the
   // four dependent passes lost to one thread per block (H200, q4_0 4096x14336: 13.34 vs 12.39 us; at 4096 columns
   // 11.35 vs 11.76 us for 14336x4096). MLXN_TUNE_QGEMV_QX4=0 turns it off: A/B runs only.

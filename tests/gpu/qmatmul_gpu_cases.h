@@ -1,5 +1,5 @@
-// Helpers shared by the CUDA quantized-matmul tests: dispatch against the kernel registry, and two matmuls that share
-// the session scratch run eagerly, captured, and captured with explicit hazards.
+// Helpers shared by the CUDA quantized-matmul tests: the int8 kernels' check, dispatch against the kernel registry,
+// and two matmuls that share the session scratch run eagerly, captured, and captured with explicit hazards.
 #pragma once
 
 #include <utility>
@@ -8,6 +8,15 @@
 #include "dequant_cases.h"
 
 namespace mlxn::test {
+
+// Runs case c on the GPU (y poisoned before the run) and checks the int8 kernels' bound (M <= 16: x quantized per
+// 32-element block, exact integer block products).
+inline void expect_int8_matches_reference(const Device& gpu, const QMatmulCase& c, uint64_t seed) {
+  const auto q = make_qweights(c, seed);
+  auto run = run_qmatmul(gpu, c, q, seed);
+  ASSERT_TRUE(run.status.is_ok()) << run.status.to_string();
+  EXPECT_LE(qmatmul_err_int8(run, rtol_for(c.tx)), 1.0);
+}
 
 // ops::matmul with an M-row x succeeds exactly for the (format, x dtype) pairs the registry lists.
 inline void expect_qmatmul_registry_agrees(const Device& gpu, int64_t M) {

@@ -63,10 +63,7 @@ TEST(GpuQMatmulI8, MatchesReference) {
     const std::string key = c.tw == DType::U32 ? "affine" + std::to_string(c.bits) + "." + std::string(dtype_name(c.tx))
                                                : KernelRegistry::key({c.tw, c.tx});
     if (!gpu.kernels().supports("qmatmul", key)) continue;  // kernel sets without this x dtype
-    const auto q = test::make_qweights(c, seed);
-    auto run = test::run_qmatmul(gpu, c, q, seed);  // y poisoned before the run
-    ASSERT_TRUE(run.status.is_ok()) << run.status.to_string();
-    EXPECT_LE(test::qmatmul_err_int8(run, test::rtol_for(c.tx)), 1.0);
+    test::expect_int8_matches_reference(gpu, c, seed);
   }
 }
 
@@ -81,10 +78,7 @@ TEST(GpuQMatmulI8, ManyRows) {
       const test::QMatmulCase c{t, 0, 0, DType::F16, M, 1000, 2048, DType::BF16, 0};
       SCOPED_TRACE(test::describe(c));
       if (!gpu.kernels().supports("qmatmul", KernelRegistry::key({t, c.tx}))) continue;
-      const auto q = test::make_qweights(c, seed);
-      auto run = test::run_qmatmul(gpu, c, q, seed);
-      ASSERT_TRUE(run.status.is_ok()) << run.status.to_string();
-      EXPECT_LE(test::qmatmul_err_int8(run, test::rtol_for(c.tx)), 1.0);
+      test::expect_int8_matches_reference(gpu, c, seed);
     }
 }
 
