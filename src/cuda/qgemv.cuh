@@ -1145,12 +1145,15 @@ struct Plan {
 // MLXN_TUNE_QGEMV_KS=k (1, 2, 4, 8, 16) forces KS = k where k <= nsteps: tuning runs only.
 inline Plan plan(int64_t N, int64_t nsteps, int64_t target) {
   static const int forced = tune_knob("MLXN_TUNE_QGEMV_KS", 0);
+  // Other values (not a power of two up to 16, or more than the steps) are ignored.
+  const bool forced_ok =
+      forced > 0 && forced <= kWarps && (forced & (forced - 1)) == 0 && (forced == 1 || forced <= nsteps);
   const int64_t rowgroups = (N + kRows - 1) / kRows;
   Plan best;
   int64_t best_t = -1;
   for (int ks = 1; ks <= kWarps; ks *= 2) {
     if (ks > 1 && ks > nsteps) break;
-    if (forced > 0 && forced <= nsteps && ks != forced) continue;
+    if (forced_ok && ks != forced) continue;
     const int64_t gpb = kWarps / ks;
     const int64_t br = (rowgroups + gpb - 1) / gpb;
     const int64_t grid = std::max<int64_t>(1, std::min(br, target));
