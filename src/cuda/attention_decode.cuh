@@ -13,7 +13,7 @@
 // log2(e) factor folded into the scale) and O accumulator in registers, so no block barrier sits in the loop. About
 // 2 tiles x 4 warps x 16 KiB = 128 KiB are in flight per SM; bandwidth x latency needs ~32-64 KiB. The 4 warps
 // merge through shared memory at the end; with one split the block normalises and writes out itself, else it writes
-// (O, m, l) partials that attention_decode_merge2_kernel combines (log-sum-exp in base 2) with the sink.
+// (O, m, l) partials that attention_decode_merge_kernel (attention.cuh) combines in base 2 with the sink.
 //
 // Quantized caches are staged raw and converted per tile into an f16 tile before the mma: fp8 e4m3 -> f16 is exact
 // (cvt.rn.f16x2.e4m3x2); the per-(position, head) scales are applied to the scores (K) and folded into P (V, with a
@@ -581,60 +581,6 @@ __global__ void __launch_bounds__(128, 1) attention_decode_mma_kernel(kern::Atte
   }
 }
 
-// Merges the splits of one (sequence, query token, head) row, m in base 2: M = max(m_s, sink log2 e), out =
-// sum O_s 2^(m_s - M) / (sum l_s 2^(m_s - M) + 2^(sink log2 e - M)); a row with nothing visible is zero.
-template <typename TO, int D>
-__global__ void __launch_bounds__(128) attention_decode_merge2_kernel(kern::AttentionParams p, int32_t n_splits) {
-  constexpr float kLog2e = 1.4426950408889634f;
-  const int64_t row = blockIdx.x;  // (b, i, h)
-  const int32_t h = static_cast<int32_t>(row % p.n_heads);
-  const int32_t i = static_cast<int32_t>(row / p.n_heads % p.q_len);
-  const int32_t b = static_cast<int32_t>(row / (static_cast<int64_t>(p.n_heads) * p.q_len));
-  TO* out = static_cast<TO*>(p.out) + row * D;
-  pdl_wait();
-  pdl_trigger();
-  const kern::SeqRange sr = kern::seq_range(p.kv_lens, p.q_lens, b, p.q_len, p.cache);
-  if (i >= sr.n_q) {
-    for (int d = threadIdx.x; d < D; d += blockDim.x) out[d] = from_f32<TO>(0.0f);
-    return;
-  }
-  const float* ws_o = static_cast<const float*>(p.workspace);
-  const int64_t n_parts = static_cast<int64_t>(p.batch) * p.q_len * p.n_heads * n_splits;
-  const float* ml = ws_o + n_parts * D + 2 * row * n_splits;
-  const float* o = ws_o + row * n_splits * D;
-  // Split weights once per block (at most 256 splits).
-  __shared__ float s_w[256];
-  __shared__ float s_inv;
-  if (threadIdx.x < 32) {
-    float m = -INFINITY;
-    for (int s = threadIdx.x; s < n_splits; s += 32) m = fmaxf(m, ml[2 * s]);
-    m = warp_max(m);
-    const bool has_sink = p.sinks != nullptr;
-    const float sink = has_sink ? load_any_f32(p.sinks, p.tsinks, h) * kLog2e : -INFINITY;
-    m = fmaxf(m, sink);
-    float l = 0.0f;
-    for (int s = threadIdx.x; s < n_splits; s += 32) {
-      const float ms = ml[2 * s];
-      const float w = ms == -INFINITY ? 0.0f : exp2_approx(ms - m);
-      s_w[s] = w;
-      l = fmaf(ml[2 * s + 1], w, l);
-    }
-    l = warp_sum(l);
-    if (threadIdx.x == 0) {
-      if (has_sink && m != -INFINITY) l += exp2_approx(sink - m);
-      s_inv = l > 0.0f ? 1.0f / l : 0.0f;
-    }
-  }
-  __syncthreads();
-  const float inv = s_inv;
-  for (int d = threadIdx.x; d < D; d += blockDim.x) {
-    float acc = 0.0f;
-    for (int s = 0; s < n_splits; ++s)
-      if (s_w[s] != 0.0f) acc = fmaf(o[s * D + d], s_w[s], acc);
-    out[d] = from_f32<TO>(acc * inv);
-  }
-}
-
 template <typename TQ, typename F, int D, int ROWS>
 Status launch_attention_decode_mma_rows(const kern::AttentionParams& p, const ExecContext& ctx) {
   using C = Dec2Cfg<D, F>;
@@ -654,7 +600,7 @@ Status launch_attention_decode_mma_rows(const kern::AttentionParams& p, const Ex
   MLXN_TRY(launch_status(launch_kernel_smem(kernel, grid, dim3(C::kThreads), C::kSmem, stream, true, p, splits), op));
   if (splits == 1) return Status::ok();
   const int64_t rows = static_cast<int64_t>(p.batch) * p.q_len * p.n_heads;
-  return launch_status(launch_kernel(attention_decode_merge2_kernel<TQ, D>, dim3(static_cast<unsigned>(rows)),
+  return launch_status(launch_kernel(attention_decode_merge_kernel<TQ, D, true>, dim3(static_cast<unsigned>(rows)),
                                      dim3(128), stream, /*pdl=*/true, p, splits),
                        op);
 }
