@@ -32,6 +32,19 @@ Result<Buffer> row(const Buffer& b, int64_t r) {
 Status linear(Session& s, const Buffer& x, const Buffer& w, const ops::AffineWeight& a, const Buffer& y) {
   return a.packed.valid() ? ops::matmul_affine(s, x, a, y) : ops::matmul(s, x, w, y);
 }
+Status linear(Session& s, const Buffer& x, const Buffer& w, const ops::AffineWeight& a, const Buffer& y,
+              const ops::MatmulFusion& f) {
+  return a.packed.valid() ? ops::matmul_affine(s, x, a, y, f) : ops::matmul(s, x, w, y, f);
+}
+// Whether a weight takes the fused matmul forms at one row of K columns.
+// MLXN_MODEL_FUSE_MATMUL=0 keeps the norms and adds out of the matmuls (A/B runs).
+bool fusable(const Device& d, const Buffer& w, const ops::AffineWeight& a, int64_t K) {
+  static const bool on = [] {
+    const char* v = std::getenv("MLXN_MODEL_FUSE_MATMUL");
+    return v == nullptr || std::string_view(v) != "0";
+  }();
+  return on && (a.packed.valid() || (w.valid() && is_quantized(w.dtype()))) && ops::matmul_fuses(d, 1, K);
+}
 
 }  // namespace
 
@@ -192,6 +205,28 @@ Status Model::residual_norm_add(const Buffer& x, const Buffer& delta, const Buff
   return ops::add(session_, x, t, x);
 }
 
+bool Model::matmul_fused(int64_t il, int64_t n) const {
+  const auto& c = config_;
+  const auto& L = weights_.layers[static_cast<size_t>(il)];
+  if (!fuse_ || n != 1 || c.post_norms) return false;
+  const Device& d = device_;
+  const int64_t e = c.n_embd;
+  // The projections this step runs: the fused q|k|v and gate|up where they were loaded fused (same types).
+  const bool qkv = L.wqkv.valid() || L.affine.wqkv.packed.valid()
+                       ? fusable(d, L.wqkv, L.affine.wqkv, e)
+                       : fusable(d, L.wq, L.affine.wq, e) && fusable(d, L.wk, L.affine.wk, e) &&
+                             fusable(d, L.wv, L.affine.wv, e);
+  const bool gate_up = L.w_gate_up.valid() || L.affine.w_gate_up.packed.valid()
+                           ? fusable(d, L.w_gate_up, L.affine.w_gate_up, e)
+                           : fusable(d, L.w_gate, L.affine.w_gate, e) && fusable(d, L.w_up, L.affine.w_up, e);
+  return qkv && gate_up && fusable(d, L.wo, L.affine.wo, c.n_head * c.head_dim) &&
+         fusable(d, L.w_down, L.affine.w_down, c.n_ff);
+}
+
+bool Model::head_fused() const {
+  return fuse_ && fusable(device_, weights_.output, weights_.output_affine, config_.n_embd);
+}
+
 Status Model::layer(int64_t il, int64_t n, const Buffer& positions, const Buffer& kv_lens, bool normed,
                     const Buffer& next_norm, const Buffer& next_out) {
   const auto& c = config_;
@@ -207,13 +242,24 @@ Status Model::layer(int64_t il, int64_t n, const Buffer& positions, const Buffer
   // Single-token steps (the captured decode graph) run the fused projections where the weights were fused.
   const bool one_qkv = fuse_ && n == 1 && (L.wqkv.valid() || L.affine.wqkv.packed.valid());
   const bool one_gate_up = fuse_ && n == 1 && (L.w_gate_up.valid() || L.affine.w_gate_up.packed.valid());
+  // The norms and residual adds inside the matmuls.
+  const bool mm = matmul_fused(il, n);
+  ops::MatmulFusion attn_in, ffn_in, add_to_x;
+  attn_in.norm = L.attn_norm;
+  ffn_in.norm = L.ffn_norm;
+  attn_in.eps = ffn_in.eps = c.rms_eps;
+  add_to_x.residual = x;
 
-  // Attention block. Unless the previous layer's last add was fused with this norm, it runs here.
-  if (!normed) MLXN_TRY(ops::rms_norm(s, x, L.attn_norm, xn, {c.rms_eps}));
+  // Attention block. Unless the previous layer's last add was fused with this norm (or the q|k|v matmul norms x
+  // itself), it runs here.
+  if (!normed && !mm) MLXN_TRY(ops::rms_norm(s, x, L.attn_norm, xn, {c.rms_eps}));
   Buffer q, k, v;
   if (one_qkv) {
     // One matmul into [1, Nq + Nk + Nv]: q, k and v are adjacent slices of the row.
-    MLXN_TRY(linear(s, xn, L.wqkv, L.affine.wqkv, qkv_));
+    if (mm)
+      MLXN_TRY(linear(s, x, L.wqkv, L.affine.wqkv, qkv_, attn_in));
+    else
+      MLXN_TRY(linear(s, xn, L.wqkv, L.affine.wqkv, qkv_));
     MLXN_ASSIGN_OR_RETURN(q, qkv_.view(0, act_, Shape{1, qd}));
     MLXN_ASSIGN_OR_RETURN(k, qkv_.view(static_cast<size_t>(qd) * es, act_, Shape{1, kvd}));
     MLXN_ASSIGN_OR_RETURN(v, qkv_.view(static_cast<size_t>(qd + kvd) * es, act_, Shape{1, kvd}));
@@ -221,9 +267,11 @@ Status Model::layer(int64_t il, int64_t n, const Buffer& positions, const Buffer
     MLXN_ASSIGN_OR_RETURN(q, rows(q_, n));
     MLXN_ASSIGN_OR_RETURN(k, rows(k_, n));
     MLXN_ASSIGN_OR_RETURN(v, rows(v_, n));
-    MLXN_TRY(linear(s, xn, L.wq, L.affine.wq, q));
-    MLXN_TRY(linear(s, xn, L.wk, L.affine.wk, k));
-    MLXN_TRY(linear(s, xn, L.wv, L.affine.wv, v));
+    const Buffer& h = mm ? x : xn;
+    const ops::MatmulFusion f = mm ? attn_in : ops::MatmulFusion{};
+    MLXN_TRY(linear(s, h, L.wq, L.affine.wq, q, f));
+    MLXN_TRY(linear(s, h, L.wk, L.affine.wk, k, f));
+    MLXN_TRY(linear(s, h, L.wv, L.affine.wv, v, f));
   }
   if (c.qkv_bias) {
     if (one_qkv && L.bqkv.valid()) {
@@ -277,6 +325,26 @@ Status Model::layer(int64_t il, int64_t n, const Buffer& positions, const Buffer
   ap.window = sliding ? c.sliding_window : 0;
   ap.softcap = c.attn_softcap;
   MLXN_TRY(ops::attention(s, q4, kc, lens, o4, ap, {}, {}, attn_ws_));
+  if (mm) {
+    // x += a Wo^T in the matmul; gate|up (or gate and up) normalise x themselves; x += h Wd^T in the down matmul.
+    MLXN_TRY(linear(s, att, L.wo, L.affine.wo, x, add_to_x));
+    if (one_gate_up && !L.affine.w_gate_up.packed.valid()) {
+      // GGML gate|up: act(gate) * up in the matmul's store (ops::MatmulFusion::glu), no [1, 2 ff] intermediate.
+      ops::MatmulFusion ffn_glu = ffn_in;
+      ffn_glu.glu = true;
+      ffn_glu.act = c.ffn_act;
+      MLXN_TRY(ops::matmul(s, x, L.w_gate_up, gate, ffn_glu));
+    } else if (one_gate_up) {
+      MLXN_TRY(linear(s, x, L.w_gate_up, L.affine.w_gate_up, gate_up_, ffn_in));
+      MLXN_TRY(ops::glu_split(s, c.ffn_act, gate_up_, gate));
+    } else {
+      MLXN_ASSIGN_OR_RETURN(Buffer up, rows(up_, n));
+      MLXN_TRY(linear(s, x, L.w_gate, L.affine.w_gate, gate, ffn_in));
+      MLXN_TRY(linear(s, x, L.w_up, L.affine.w_up, up, ffn_in));
+      MLXN_TRY(ops::glu(s, c.ffn_act, gate, up, gate));
+    }
+    return linear(s, gate, L.w_down, L.affine.w_down, x, add_to_x);
+  }
   MLXN_TRY(linear(s, att, L.wo, L.affine.wo, o));
   if (c.post_norms) {
     MLXN_TRY(residual_norm_add(x, o, L.post_attn_norm, n));
@@ -310,23 +378,34 @@ Status Model::forward(int64_t n, const Buffer& ids, const Buffer& positions, boo
   // Gemma 3's post norms end a layer with rms_norm_add instead.
   const bool chain = fuse_ && !c.post_norms;
   bool head_normed = false;
+  // A layer whose matmuls take the norms (matmul_fused) ends with x updated and no norm: the next layer or the head
+  // norms x itself.
+  bool normed = false;
   for (int64_t il = 0; il < c.n_layer; ++il) {
     Buffer next_norm, next_out;
-    if (chain && il + 1 < c.n_layer) {
+    const bool mm = matmul_fused(il, n);
+    if (chain && !mm && il + 1 < c.n_layer) {
       next_norm = weights_.layers[static_cast<size_t>(il + 1)].attn_norm;
       next_out = xn;
-    } else if (chain && want_logits && n == 1) {
+    } else if (chain && !mm && want_logits && n == 1 && !head_fused()) {
       next_norm = weights_.output_norm;
       next_out = xf_;
       head_normed = true;
     }
-    MLXN_TRY(layer(il, n, positions, kv_lens, chain && il > 0, next_norm, next_out));
+    MLXN_TRY(layer(il, n, positions, kv_lens, normed, next_norm, next_out));
+    normed = next_norm.valid() && il + 1 < c.n_layer;
   }
   if (!want_logits) return Status::ok();
-  if (!head_normed) {
-    MLXN_ASSIGN_OR_RETURN(Buffer last, row(resid_, n - 1));
-    MLXN_TRY(ops::rms_norm(session_, last, weights_.output_norm, xf_, {c.rms_eps}));
+  MLXN_ASSIGN_OR_RETURN(Buffer last, row(resid_, n - 1));
+  if (n == 1 && head_fused()) {
+    ops::MatmulFusion head_in;
+    head_in.norm = weights_.output_norm;
+    head_in.eps = c.rms_eps;
+    MLXN_TRY(linear(session_, last, weights_.output, weights_.output_affine, logits_, head_in));
+    if (c.final_softcap > 0.0f) MLXN_TRY(ops::softcap(session_, logits_, logits_, c.final_softcap));
+    return Status::ok();
   }
+  if (!head_normed) MLXN_TRY(ops::rms_norm(session_, last, weights_.output_norm, xf_, {c.rms_eps}));
   MLXN_TRY(linear(session_, xf_, weights_.output, weights_.output_affine, logits_));
   if (c.final_softcap > 0.0f) MLXN_TRY(ops::softcap(session_, logits_, logits_, c.final_softcap));
   return Status::ok();

@@ -624,11 +624,40 @@ __device__ __forceinline__ void load_x_run(const void* x, DType tx, int64_t off,
   }
 }
 
+// The fused RMSNorm's input side (kern::QMatmulParams::norm): x's elements are multiplied by norm[k] + offset before
+// quantization (the row's 1 / rms is a common factor, applied to the result), and their squares are summed.
+struct XNorm {
+  const void* w = nullptr;
+  DType tw = DType::F32;
+  float offset = 0.0f;
+  bool vec = false;  // 16-byte aligned
+};
+// Scales the N elements of x from column k0 by the norm weights, adding the squares of the raw values to ss.
+template <int N>
+__device__ __forceinline__ void apply_xnorm(const XNorm& nm, int64_t k0, float (&v)[N], float& ss) {
+#pragma unroll
+  for (int c = 0; c < N / 8; ++c) {
+    float w[8];
+    load_x_run(nm.w, nm.tw, k0 + 8 * c, nm.vec, w);
+#pragma unroll
+    for (int i = 0; i < 8; ++i) {
+      ss = fmaf(v[8 * c + i], v[8 * c + i], ss);
+      v[8 * c + i] *= w[i] + nm.offset;
+    }
+  }
+}
+template <int MT>
+__device__ __forceinline__ void add_row_ss(float (&ss)[MT], int mt, float v) {
+#pragma unroll
+  for (int m = 0; m < MT; ++m)
+    if (m == mt) ss[m] += v;
+}
+
 // Quantizes `rows` rows of x (MT slots; slots past `rows` and blocks past K are zero) into xq / xinfo. One thread per
 // 32-element block: 32 loads-and-converts, 32 max, 32 (mul, round), 32 byte inserts, 2 stores.
 template <typename F, int MT>
 __device__ void quantize_x(const void* x, DType tx, int64_t ldx, int rows, int64_t K, int nsteps, uint8_t* xq,
-                           float4* xinfo) {
+                           float4* xinfo, const XNorm& nm, float (&ss)[MT]) {
   const int64_t nblk = K / 32;
   const int nb = nsteps * 32;
   const size_t esize = tx == DType::F32 ? 4 : 2;
@@ -638,6 +667,11 @@ __device__ void quantize_x(const void* x, DType tx, int64_t ldx, int rows, int64
     float v[32];
     if (mt < rows && b < nblk) {
       load_x_run(x, tx, mt * ldx + 32 * static_cast<int64_t>(b), vec, v);
+      if (nm.w != nullptr) {
+        float q = 0.0f;
+        apply_xnorm(nm, 32 * static_cast<int64_t>(b), v, q);
+        add_row_ss(ss, mt, q);
+      }
     } else {
 #pragma unroll
       for (int i = 0; i < 32; ++i) v[i] = 0.0f;
@@ -684,7 +718,7 @@ __host__ __device__ constexpr bool chunk_local() {
 // shuffles need whole warps). Used where it is one pass (see launch_mt).
 template <typename F, int MT>
 __device__ void quantize_x4(const void* x, DType tx, int64_t ldx, int rows, int64_t K, int nsteps, uint8_t* xq,
-                            float4* xinfo) {
+                            float4* xinfo, const XNorm& nm, float (&ss)[MT]) {
   static_assert(chunk_local<F>(), "quantize_x4 needs chunk-local positions");
   const int64_t nblk = K / 32;
   const int nb = nsteps * 32;
@@ -696,6 +730,11 @@ __device__ void quantize_x4(const void* x, DType tx, int64_t ldx, int rows, int6
     float v[8];
     if (mt < rows && b < nblk) {
       load_x_run(x, tx, mt * ldx + 32 * static_cast<int64_t>(b) + 8 * t, vec, v);
+      if (nm.w != nullptr) {
+        float q = 0.0f;
+        apply_xnorm(nm, 32 * static_cast<int64_t>(b) + 8 * t, v, q);
+        add_row_ss(ss, mt, q);
+      }
     } else {
 #pragma unroll
       for (int i = 0; i < 8; ++i) v[i] = 0.0f;
@@ -794,6 +833,12 @@ __device__ __forceinline__ void store_any(void* y, DType t, int64_t i, float v) 
     store_y<__nv_bfloat16>(y, i, v);
 }
 
+__device__ __forceinline__ float load_any(const void* y, DType t, int64_t i) {
+  if (t == DType::F32) return static_cast<const float*>(y)[i];
+  const uint16_t h = static_cast<const uint16_t*>(y)[i];
+  return t == DType::F16 ? __half2float(__ushort_as_half(h)) : __uint_as_float(static_cast<uint32_t>(h) << 16);
+}
+
 // Named barrier for the `warps` warps of one row group (id 1..15; id 0 is __syncthreads).
 __device__ __forceinline__ void group_sync(int id, int warps) {
   asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(warps * 32) : "memory");
@@ -822,7 +867,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int spw = (nsteps + ks - 1) / ks;
   const int kbeg = min(kslot * spw, nsteps), kend = min(kbeg + spw, nsteps);
   const int ipr = (kend - kbeg + sps - 1) / sps;  // stages per round of this warp
-  const bool glu = route.w_up != nullptr;         // routed only, with MT = 1
+  const bool glu = route.w_up != nullptr;         // MT = 1: routed, or the gated fused form
   const int64_t rowgroups = glu ? p.N : (p.N + kRows - 1) / kRows;
   const int64_t brounds = (rowgroups + gpb - 1) / gpb;
   const int rounds = static_cast<int>((brounds - blockIdx.x + gridDim.x - 1) / gridDim.x);
@@ -957,7 +1002,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       for (int round = 0; round < rounds; ++round) {
         const int64_t rg = group_of(round);
         const int64_t n = glu ? rg : rg * kRows + lane;
-        if (kslot == 0 && lane < (glu ? 1 : kRows) && rg < rowgroups && n < p.N) store_any(p.y, p.tx, ybase + n, 0.0f);
+        if (kslot == 0 && lane < (glu ? 1 : kRows) && rg < rowgroups && n < p.N) store_any(p.y, p.ty, ybase + n, 0.0f);
       }
       return;
     }
@@ -967,15 +1012,59 @@ __global__ void __launch_bounds__(kThreads, 1)
     rows = 1;
     prefetch();
   }
+  XNorm nm;
+  if (p.norm != nullptr) {
+    nm.w = p.norm;
+    nm.tw = p.tn;
+    nm.offset = p.norm_offset;
+    nm.vec = reinterpret_cast<uintptr_t>(p.norm) % 16 == 0;
+  }
+  float ss[MT];
+#pragma unroll
+  for (int m = 0; m < MT; ++m) ss[m] = 0.0f;
   if constexpr (chunk_local<F>()) {
     if (qx4)
-      quantize_x4<F, MT>(xsrc, p.tx, p.ldx, rows, p.K, nsteps, xq, xinfo);
+      quantize_x4<F, MT>(xsrc, p.tx, p.ldx, rows, p.K, nsteps, xq, xinfo, nm, ss);
     else
-      quantize_x<F, MT>(xsrc, p.tx, p.ldx, rows, p.K, nsteps, xq, xinfo);
+      quantize_x<F, MT>(xsrc, p.tx, p.ldx, rows, p.K, nsteps, xq, xinfo, nm, ss);
   } else {
-    quantize_x<F, MT>(xsrc, p.tx, p.ldx, rows, p.K, nsteps, xq, xinfo);
+    quantize_x<F, MT>(xsrc, p.tx, p.ldx, rows, p.K, nsteps, xq, xinfo, nm, ss);
+  }
+  // The fused RMSNorm: the block's sums of squares per row, in a fixed order (every block gets the same scale).
+  float gain[MT];
+#pragma unroll
+  for (int m = 0; m < MT; ++m) gain[m] = 1.0f;
+  if (p.norm != nullptr) {
+    __shared__ float ssw[kWarps][MT];
+#pragma unroll
+    for (int m = 0; m < MT; ++m) {
+      const float t = warp_sum(ss[m]);
+      if (lane == 0) ssw[warp][m] = t;
+    }
+    __syncthreads();
+#pragma unroll
+    for (int m = 0; m < MT; ++m) {
+      float t = 0.0f;
+      for (int w = 0; w < kWarps; ++w) t += ssw[w][m];
+      gain[m] = rsqrtf(t / static_cast<float>(p.K) + p.eps);
+    }
   }
   __syncthreads();
+  // One output: the row's norm scale, then the residual, then y's dtype.
+  auto emit = [&](int m, int64_t n, float v) {
+#pragma unroll
+    for (int i = 0; i < MT; ++i)
+      if (i == m) v *= gain[i];
+    const int64_t at = ybase + m * p.ldy + n;
+    if (p.r != nullptr) v += load_any(p.r, p.ty, at);
+    store_any(p.y, p.ty, at, v);
+  };
+  // The gated output of row group rg (M = 1): both products scaled by the norm's gain before the activation.
+  auto emit_glu = [&](int64_t rg, float gate, float up) {
+    float v = glu_act(route.act, gate * gain[0]) * (up * gain[0]);
+    if (p.r != nullptr) v += load_any(p.r, p.ty, ybase + rg);
+    store_any(p.y, p.ty, ybase + rg, v);
+  };
 
   float acc[kRows][MT];
 #pragma unroll
@@ -1068,11 +1157,11 @@ __global__ void __launch_bounds__(kThreads, 1)
     if (ks == 1) {
       if (glu) {  // lanes 0-15 hold the gate's sum, 16-31 the up projection's
         const float up = __shfl_sync(0xffffffffu, sum, 16);
-        if (lane == 0 && rg < rowgroups) store_any(p.y, p.tx, ybase + rg, glu_act(route.act, sum) * up);
+        if (lane == 0 && rg < rowgroups) emit_glu(rg, sum, up);
       } else {
         const int r = idx / MT, m = idx % MT;
         const int64_t n = rg * kRows + r;
-        if (writer && rg < rowgroups && n < p.N && m < rows) store_any(p.y, p.tx, ybase + m * p.ldy + n, sum);
+        if (writer && rg < rowgroups && n < p.N && m < rows) emit(m, n, sum);
       }
     } else {
       float(&part)[kWarps][NV] = partial[round & 1];
@@ -1083,11 +1172,11 @@ __global__ void __launch_bounds__(kThreads, 1)
         for (int k = 0; k < ks; ++k) t += part[warp + k][lane];
         if (glu) {
           const float up = __shfl_sync((1u << NV) - 1, t, 1);
-          if (lane == 0) store_any(p.y, p.tx, ybase + rg, glu_act(route.act, t) * up);
+          if (lane == 0) emit_glu(rg, t, up);
         } else {
           const int r = lane / MT, m = lane % MT;
           const int64_t n = rg * kRows + r;
-          if (n < p.N && m < rows) store_any(p.y, p.tx, ybase + m * p.ldy + n, t);
+          if (n < p.N && m < rows) emit(m, n, t);
         }
       }
     }
@@ -1224,9 +1313,24 @@ Status launch_mt(const kern::QMatmulParams& p, const F& fmt, const Route& route,
                        "matmul");
 }
 
+// The fused forms (norm, residual, y's dtype not x's) run only in this kernel: MLXN_TUNE_QGEMV=0 does not move them.
+inline bool fused(const kern::QMatmulParams& p) {
+  return p.norm != nullptr || p.r != nullptr || p.ty != p.tx || p.glu;
+}
+inline Status unfit_fused(const kern::QMatmulParams& p) {
+  return unsupported("matmul", "the fused norm / residual forms at M = ", p.M, ", K = ", p.K,
+                     " need more shared memory than this device has");
+}
+
 // y = x W^T for M <= 4 (fits() must hold).
 template <typename F>
 Status launch(const kern::QMatmulParams& p, const F& fmt, cudaStream_t stream) {
+  if (p.glu) {  // M = 1 (the op layer checks): the up rows follow the gate rows
+    Route r;
+    r.w_up = static_cast<const uint8_t*>(p.w) + p.N * p.row_bytes;
+    r.act = p.act;
+    return launch_mt<F, 1>(p, fmt, r, 1, stream);
+  }
   const Route none;
   switch (mt_for(p.M)) {
     case 1:
@@ -1316,6 +1420,10 @@ template <DType T, typename Tx>
 Status launch_qmatmul_ggml(const kern::QMatmulParams& p, const ExecContext& ctx) {
   if (p.M == 0 || p.N == 0) return Status::ok();
   auto stream = static_cast<cudaStream_t>(ctx.stream);
+  if (qgv::fused(p)) {
+    if (!qgv::fits<qgv::Ggml<T>>(p, p.M)) return qgv::unfit_fused(p);
+    return qgv::launch(p, qgv::Ggml<T>{}, stream);
+  }
   if (qgemv_enabled() && qgv::fits<qgv::Ggml<T>>(p, p.M)) return qgv::launch(p, qgv::Ggml<T>{}, stream);
   if (qgemm_i8_takes(p)) return qg8::launch(p, qgv::Ggml<T>{}, stream);
   return qmm::launch_tiles<qmm::Ggml<T>, Tx>(p, qmm::Ggml<T>{}, stream);
@@ -1327,7 +1435,8 @@ Status launch_qmatmul_affine(const kern::QMatmulParams& p, const ExecContext& ct
   auto stream = static_cast<cudaStream_t>(ctx.stream);
   return dispatch_float(p.ts, "matmul", "scales", [&](auto tag) {
     using Ts = typename decltype(tag)::type;
-    if (qgemv_enabled() && qgv::fits<qgv::Affine<BITS, Ts>>(p, p.M)) {
+    if (qgv::fused(p) && !qgv::fits<qgv::Affine<BITS, Ts>>(p, p.M)) return qgv::unfit_fused(p);
+    if ((qgemv_enabled() || qgv::fused(p)) && qgv::fits<qgv::Affine<BITS, Ts>>(p, p.M)) {
       qgv::Affine<BITS, Ts> f;
       f.group = p.group;
       return qgv::launch(p, f, stream);
@@ -1353,6 +1462,7 @@ Status launch_experts_ggml(const kern::ExpertsParams& e, const ExecContext& ctx)
   p.w = e.w;
   p.y = e.y;
   p.tx = e.tx;
+  p.ty = e.tx;
   p.tw = T;
   p.M = 1;
   p.N = e.N;

@@ -15,7 +15,9 @@ enum class QWeight : uint8_t {
   Affine,  // MLX affine: packed u32 rows of K * bits / 32 words, scales and biases [N, K / group] of type ts
 };
 
-// y[m * ldy + n] = sum_k x[m * ldx + k] * W(n, k) for m < M, n < N.
+// y[m * ldy + n] = sum_k x[m * ldx + k] * W(n, k) for m < M, n < N; with the fused forms (norm, r: the decode
+// step's glue, ops::MatmulFusion), y[m * ldy + n] = r[m * ldy + n] + g_m sum_k x[m * ldx + k] (norm[k] + norm_offset)
+// W(n, k), g_m = 1 / sqrt(mean_k x[m * ldx + k]^2 + eps).
 struct QMatmulParams {
   const void* x = nullptr;
   const void* w = nullptr;       // GGML blocks, or the packed affine words
@@ -23,7 +25,8 @@ struct QMatmulParams {
   const void* biases = nullptr;  // affine only
   void* y = nullptr;
   QWeight layout = QWeight::Ggml;
-  DType tx = DType::F32;  // y has x's dtype
+  DType tx = DType::F32;
+  DType ty = DType::F32;   // y's dtype: x's, except in the fused forms
   DType tw = DType::Q4_0;  // GGML block type (Ggml layout)
   DType ts = DType::F16;   // affine scales / biases dtype
   int bits = 4;            // affine
@@ -35,7 +38,23 @@ struct QMatmulParams {
   // tensor-core kernel runs instead). Written by the matmul, never read by the caller.
   void* workspace = nullptr;
   int64_t workspace_bytes = 0;
+  // Fused forms (CPU; CUDA where qmatmul_fuses): an RMSNorm of x's rows with weight `norm` [K] (type tn) before the
+  // product, and a residual r (y's dtype and row stride; may be y itself) added to it.
+  const void* norm = nullptr;
+  DType tn = DType::F32;
+  float eps = 1e-6f, norm_offset = 0.0f;
+  const void* r = nullptr;
+  // Gated: W holds 2N rows (gate rows, then up rows) and y[m, n] = act(x . W(n)) * (x . W(N + n)), the norm's scale
+  // applied to both products (CPU; CUDA at M = 1 over GGML blocks).
+  bool glu = false;
+  ActOp act = ActOp::Silu;
 };
+
+// Whether a backend runs the fused forms at this M and K: the CPU always; CUDA in its int8 decode kernel (M <= 4),
+// whose quantized x must fit shared memory beside the weight ring (at most 32 steps of 1024 columns over the rows).
+inline constexpr bool qmatmul_fuses(bool cuda, int64_t M, int64_t K) {
+  return !cuda || (M <= 4 && M * ((K + 1023) / 1024) <= 32);
+}
 
 // Rows of x the int8 tensor-core kernel (src/cuda/qgemm_i8.cuh) takes, and the workspace it needs: x padded to 8 or
 // 16 rows of K int8 codes, then one float4 {d, d sum, d sum(0..15), d sum(16..31)} per row and 32-element block.

@@ -21,14 +21,17 @@ Result<std::pair<int64_t, int64_t>> rows_of(std::string_view op, std::string_vie
   return invalid_argument(op, arg, " must be contiguous or a 2-D view with contiguous rows (shape ", b.shape(), ")");
 }
 
-// x, y and K checks shared by the dense and quantized entry points; fills the x / y fields of `kp`.
+// x, y and K checks shared by the dense and quantized entry points; fills the x / y fields of `kp`. A fusion (quantized
+// entry points only) lets y take any float dtype.
 template <typename P>
-Status check_xy(std::string_view op, Session& s, const Buffer& x, const Buffer& y, int64_t N, int64_t K, P& kp) {
+Status check_xy(std::string_view op, Session& s, const Buffer& x, const Buffer& y, int64_t N, int64_t K, P& kp,
+                bool fused = false) {
   MLXN_TRY(detail::check_buffer(op, "x", s, x));
   MLXN_TRY(detail::check_buffer(op, "y", s, y));
   MLXN_TRY(detail::check_float(op, "x", x));
   MLXN_TRY(detail::check_float(op, "y", y));
-  if (y.dtype() != x.dtype()) return unsupported(op, "y has dtype ", y.dtype(), "; expected x's (", x.dtype(), ")");
+  if (!fused && y.dtype() != x.dtype())
+    return unsupported(op, "y has dtype ", y.dtype(), "; expected x's (", x.dtype(), ")");
   MLXN_ASSIGN_OR_RETURN(auto xr, rows_of(op, "x", x));
   MLXN_ASSIGN_OR_RETURN(auto yr, rows_of(op, "y", y));
   if (x.shape().back() != K) return invalid_argument(op, "x has ", x.shape().back(), " columns, w has K = ", K);
@@ -47,12 +50,56 @@ Status check_xy(std::string_view op, Session& s, const Buffer& x, const Buffer& 
   return Status::ok();
 }
 
-Status record_qmatmul(Session& s, const kern::QMatmulParams& kp, const std::string& key, const Buffer& x,
-                      std::span<const MemRange> w_ranges, const Buffer& y) {
+// The fused forms' checks (after check_xy): fills kp's norm / residual fields and the ranges they read.
+Status check_fusion(std::string_view op, Session& s, const Buffer& x, const Buffer& y, const MatmulFusion& f,
+                    kern::QMatmulParams& kp, std::vector<MemRange>& reads) {
+  kp.ty = y.dtype();
+  if (f.empty()) return Status::ok();
+  const bool cuda = s.device().backend() == Backend::Cuda;
+  if (!kern::qmatmul_fuses(cuda, kp.M, kp.K))
+    return unsupported(op, "the fused norm / residual forms need M <= 4 and M * ceil(K / 1024) <= 32 on CUDA (M = ",
+                       kp.M, ", K = ", kp.K, "); see matmul_fuses");
+  if (f.glu) {
+    if (cuda && (kp.M != 1 || kp.layout != kern::QWeight::Ggml))
+      return unsupported(op, "the gated form runs at M = 1 over GGML weights on CUDA (M = ", kp.M, ")");
+    kp.glu = true;
+    kp.act = detail::act_op(f.act);
+  }
+  if (f.norm.valid()) {
+    MLXN_TRY(detail::check_buffer(op, "norm", s, f.norm));
+    MLXN_TRY(detail::check_float(op, "norm", f.norm));
+    MLXN_TRY(detail::check_contiguous(op, "norm", f.norm));
+    if (f.norm.shape() != Shape{kp.K}) return invalid_argument(op, "norm has shape ", f.norm.shape(), ", expected [", kp.K, "]");
+    if (!(f.eps >= 0.0f)) return invalid_argument(op, "eps = ", f.eps, " must be >= 0");
+    if (y.range().overlaps(f.norm.range())) return invalid_argument(op, "y overlaps norm");
+    kp.norm = f.norm.data();
+    kp.tn = f.norm.dtype();
+    kp.eps = f.eps;
+    kp.norm_offset = f.norm_offset;
+    reads.push_back(f.norm.range());
+  }
+  if (f.residual.valid()) {
+    const Buffer& r = f.residual;
+    MLXN_TRY(detail::check_buffer(op, "residual", s, r));
+    if (r.dtype() != y.dtype() || r.shape() != y.shape())
+      return invalid_argument(op, "residual is ", r.dtype(), " ", r.shape(), "; expected y's ", y.dtype(), " ",
+                              y.shape());
+    MLXN_ASSIGN_OR_RETURN(auto rr, rows_of(op, "residual", r));
+    if (rr.second != kp.ldy) return invalid_argument(op, "residual has row stride ", rr.second, ", y ", kp.ldy);
+    // Either y itself (each element read, then written, by the same thread) or disjoint from it.
+    if (r.data() != y.data() && r.range().overlaps(y.range()))
+      return invalid_argument(op, "residual overlaps y without being y");
+    if (r.range().overlaps(x.range())) return invalid_argument(op, "residual overlaps x");
+    kp.r = r.data();
+    reads.push_back(r.range());
+  }
+  return Status::ok();
+}
+
+Status record_qmatmul(Session& s, const kern::QMatmulParams& kp, const std::string& key, std::vector<MemRange> reads,
+                      const Buffer& y) {
   constexpr std::string_view op = "matmul";
   MLXN_TRY(s.device().kernels().require("qmatmul", key));
-  std::vector<MemRange> reads{x.range()};
-  reads.insert(reads.end(), w_ranges.begin(), w_ranges.end());
   // Prefill-sized M on CUDA: dequantize W in chunks and multiply on cuBLASLt (src/ops/dequantize.cpp).
   if (detail::use_qprefill(s, kp)) return detail::record_qprefill(s, kp, reads, y);
   // 5 (or 9) <= M <= 16 on CUDA: the int8 tensor-core kernel quantizes x into a workspace first (src/cuda/qgemm_i8.cuh).
@@ -72,7 +119,7 @@ Status record_qmatmul(Session& s, const kern::QMatmulParams& kp, const std::stri
   return s.record(op, reads, writes, [kp](const ExecContext& ctx) { return MLXN_BACKEND_CALL(qmatmul, kp, ctx); });
 }
 
-Status matmul_quantized(Session& s, const Buffer& x, const Buffer& w, const Buffer& y) {
+Status matmul_quantized(Session& s, const Buffer& x, const Buffer& w, const Buffer& y, const MatmulFusion& f) {
   constexpr std::string_view op = "matmul";
   MLXN_TRY(detail::check_contiguous(op, "w", w));
   const DType t = w.dtype();
@@ -84,24 +131,32 @@ Status matmul_quantized(Session& s, const Buffer& x, const Buffer& w, const Buff
     default: return unsupported(op, "w has block type ", t, ", which has no matmul (it is not a weight format)");
   }
   const auto& info = dtype_info(t);
-  const int64_t N = w.shape()[0], K = w.shape()[1];
+  const int64_t K = w.shape()[1];
+  if (f.glu && w.shape()[0] % 2 != 0)
+    return invalid_argument(op, "the gated form needs w of 2N rows (gate, then up), got ", w.shape()[0]);
+  const int64_t N = f.glu ? w.shape()[0] / 2 : w.shape()[0];
   if (K % info.block_elems != 0)
     return invalid_argument(op, "w has K = ", K, ", not a whole number of ", t, " blocks of ", info.block_elems);
   if (reinterpret_cast<uintptr_t>(w.data()) % 4 != 0) return invalid_argument(op, "w data is not 4-byte aligned");
   kern::QMatmulParams kp;
-  MLXN_TRY(check_xy(op, s, x, y, N, K, kp));
+  MLXN_TRY(check_xy(op, s, x, y, N, K, kp, !f.empty()));
   if (y.range().overlaps(w.range())) return invalid_argument(op, "y overlaps w");
+  std::vector<MemRange> reads{x.range(), w.range()};
   kp.layout = kern::QWeight::Ggml;
+  MLXN_TRY(check_fusion(op, s, x, y, f, kp, reads));
   kp.w = w.data();
   kp.tw = t;
   kp.row_bytes = K / info.block_elems * info.block_bytes;
-  const MemRange wr[1] = {w.range()};
-  return record_qmatmul(s, kp, KernelRegistry::key({t, x.dtype()}), x, wr, y);
+  return record_qmatmul(s, kp, KernelRegistry::key({t, x.dtype()}), std::move(reads), y);
 }
 
 }  // namespace
 
 Status matmul_affine(Session& s, const Buffer& x, const AffineWeight& w, const Buffer& y) {
+  return matmul_affine(s, x, w, y, MatmulFusion{});
+}
+
+Status matmul_affine(Session& s, const Buffer& x, const AffineWeight& w, const Buffer& y, const MatmulFusion& f) {
   constexpr std::string_view op = "matmul_affine";
   MLXN_TRY(detail::check_buffer(op, "packed", s, w.packed));
   MLXN_TRY(detail::check_buffer(op, "scales", s, w.scales));
@@ -128,9 +183,13 @@ Status matmul_affine(Session& s, const Buffer& x, const AffineWeight& w, const B
   if (w.scales.shape() != gs) return invalid_argument(op, "scales have shape ", w.scales.shape(), ", expected ", gs);
   if (w.biases.shape() != gs) return invalid_argument(op, "biases have shape ", w.biases.shape(), ", expected ", gs);
   kern::QMatmulParams kp;
-  MLXN_TRY(check_xy(op, s, x, y, N, K, kp));
+  MLXN_TRY(check_xy(op, s, x, y, N, K, kp, !f.empty()));
   for (const Buffer* b : {&w.packed, &w.scales, &w.biases})
     if (y.range().overlaps(b->range())) return invalid_argument(op, "y overlaps the weight");
+  if (f.glu) return unsupported(op, "the gated form takes GGML weights (matmul), not MLX affine ones");
+  std::vector<MemRange> reads{x.range(), w.packed.range(), w.scales.range(), w.biases.range()};
+  kp.layout = kern::QWeight::Affine;
+  MLXN_TRY(check_fusion(op, s, x, y, f, kp, reads));
   kp.layout = kern::QWeight::Affine;
   kp.w = w.packed.data();
   kp.scales = w.scales.data();
@@ -139,9 +198,8 @@ Status matmul_affine(Session& s, const Buffer& x, const AffineWeight& w, const B
   kp.bits = w.bits;
   kp.group = w.group_size;
   kp.row_bytes = K / 8 * w.bits;
-  const MemRange wr[3] = {w.packed.range(), w.scales.range(), w.biases.range()};
-  return record_qmatmul(s, kp, "affine" + std::to_string(w.bits) + "." + std::string(dtype_name(x.dtype())), x, wr,
-                        y);
+  return record_qmatmul(s, kp, "affine" + std::to_string(w.bits) + "." + std::string(dtype_name(x.dtype())),
+                        std::move(reads), y);
 }
 
 namespace {
@@ -244,11 +302,25 @@ Status matmul_experts_glu(Session& s, Activation act, const Buffer& x, const Buf
                   [kp](const ExecContext& ctx) { return MLXN_BACKEND_CALL(matmul_experts, kp, ctx); });
 }
 
+bool matmul_fuses(const Device& d, int64_t m, int64_t k) {
+  return kern::qmatmul_fuses(d.backend() == Backend::Cuda, m, k);
+}
+
+Status matmul(Session& s, const Buffer& x, const Buffer& w, const Buffer& y, const MatmulFusion& f) {
+  constexpr std::string_view op = "matmul";
+  MLXN_TRY(detail::check_buffer(op, "w", s, w));
+  if (w.rank() != 2) return invalid_argument(op, "w must be [N, K], got ", w.shape());
+  if (!is_quantized(w.dtype()))
+    return f.empty() ? matmul(s, x, w, y)
+                     : unsupported(op, "the fused norm / residual forms need a quantized w (got ", w.dtype(), ")");
+  return matmul_quantized(s, x, w, y, f);
+}
+
 Status matmul(Session& s, const Buffer& x, const Buffer& w, const Buffer& y) {
   constexpr std::string_view op = "matmul";
   MLXN_TRY(detail::check_buffer(op, "w", s, w));
   if (w.rank() != 2) return invalid_argument(op, "w must be [N, K], got ", w.shape());
-  if (is_quantized(w.dtype())) return matmul_quantized(s, x, w, y);
+  if (is_quantized(w.dtype())) return matmul_quantized(s, x, w, y, MatmulFusion{});
   MLXN_TRY(detail::check_buffer(op, "x", s, x));
   MLXN_TRY(detail::check_buffer(op, "y", s, y));
   MLXN_TRY(detail::check_float(op, "x", x));

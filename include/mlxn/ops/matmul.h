@@ -33,6 +33,30 @@ namespace mlxn::ops {
 // (upload it, or let any other op run in between; MLXN_PDL=0 turns the overlap off).
 Status matmul(Session& s, const Buffer& x, const Buffer& w, const Buffer& y);
 
+// The glue of a transformer decode step fused into a quantized matmul (no extra kernel, no intermediate):
+//   y = residual + (rms_norm(x) * (norm + norm_offset)) W^T,
+// each part optional. norm: [K] f32 / f16 / bf16; x's rows are scaled by 1 / sqrt(mean(x^2) + eps) first, as
+// ops::rms_norm does (in f32, never rounded to x's dtype in between). residual: y's shape, dtype and row stride, and
+// may be y itself (y += ...). With either, y may have any float dtype (an f32 residual stream with bf16
+// activations). Quantized W (GGML formats, and matmul_affine) only; supported where matmul_fuses says so (the CPU
+// always; CUDA at M <= 4 with M * ceil(K / 1024) <= 32, in the int8 decode kernel: x is normalised and scaled by
+// the norm weight in f32 and then quantized to int8 per 32-element block as above, and the row's 1 / rms scales the
+// f32 result; the error bound above holds for the normalised x). Elsewhere the call fails with Unsupported.
+// glu: W is [2N, K], the gate projection's N rows then the up projection's (as a fused gate|up weight is stored),
+// and y = act(xn Wg^T) * (xn Wu^T) is [..., N] (the SwiGLU / GeGLU of ops::glu in the same kernel; CUDA: M = 1, GGML
+// formats).
+struct MatmulFusion {
+  Buffer norm;
+  float eps = 1e-6f;
+  float norm_offset = 0.0f;
+  Buffer residual;
+  bool glu = false;
+  Activation act = Activation::Silu;
+  bool empty() const { return !norm.valid() && !residual.valid() && !glu; }
+};
+bool matmul_fuses(const Device& d, int64_t m, int64_t k);
+Status matmul(Session& s, const Buffer& x, const Buffer& w, const Buffer& y, const MatmulFusion& f);
+
 // An MLX affine-quantized linear weight (quant/affine.h): `packed` is the u32 tensor [N, K * bits / 32], `scales`
 // and `biases` are [N, K / group_size] in f16, bf16 or f32. W[n, k] = scale * q + bias.
 struct AffineWeight {
@@ -43,6 +67,7 @@ struct AffineWeight {
 
 // y = x W^T with an MLX affine weight; x and y as for matmul.
 Status matmul_affine(Session& s, const Buffer& x, const AffineWeight& w, const Buffer& y);
+Status matmul_affine(Session& s, const Buffer& x, const AffineWeight& w, const Buffer& y, const MatmulFusion& f);
 
 // Expert-routed matmul (mixture of experts): for token t < T and slot j < k, with e = ids[t, j],
 //   y[t, j, n] = sum_k xr[k] * W[e, n, k],  xr = x[t, :] for x [T, K] (every slot of a token reads its row, as the

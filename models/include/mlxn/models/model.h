@@ -18,9 +18,14 @@
 //     views of it), so a single-token step runs one q|k|v matmul into [1, Nq + Nk + Nv] and one gate|up matmul into
 //     [1, 2 ff] followed by glu_split; prefill (n > 1) keeps the separate matmuls on the views.
 //   - Without q / k norms, one RoPE launch rotates q and k (adjacent heads of the q|k|v row) at n == 1.
-//   - Every residual add is fused with the norm after it (add_rms_norm, an f16 / bf16 block output widened into the
-//     f32 stream): the post-attention add with ffn_norm, a layer's final add with the next layer's attn_norm, and
-//     the last layer's with output_norm at n == 1. Gemma 3's post norms (rms_norm_add) are unchanged.
+//   - With quantized weights where ops::matmul_fuses holds (CUDA: the int8 decode kernel), a single-token step runs
+//     the norms and residual adds inside the matmuls (ops::MatmulFusion): q|k|v and gate|up read the f32 stream x and
+//     normalise it in their prologue, o and down add their result into x in their epilogue, and the LM head takes
+//     output_norm: two kernels fewer per layer; a GGML gate|up matmul also applies the gated activation in its store
+//     (no glu_split). Otherwise every residual add is fused with the norm after it
+//     (add_rms_norm, an f16 / bf16 block output widened into the f32 stream): the post-attention add with ffn_norm,
+//     a layer's final add with the next layer's attn_norm, and the last layer's with output_norm at n == 1.
+//     Gemma 3's post norms (rms_norm_add) are unchanged.
 //
 // Per-token values of the decode step live in step-parameter slots (kSlot*) that the ops read through Buffer views
 // of the session's step block: the position (RoPE), the KV length (cache write and attention) and the sampling
@@ -166,6 +171,10 @@ class Model {
   Status residual_add_norm(const Buffer& x, const Buffer& delta, const Buffer& w, const Buffer& out);
   // x += rms_norm(delta) * w (Gemma's post norms).
   Status residual_norm_add(const Buffer& x, const Buffer& delta, const Buffer& w, int64_t n);
+  // Whether layer il's single-token step runs its norms and residual adds inside the matmuls (ops::MatmulFusion).
+  bool matmul_fused(int64_t il, int64_t n) const;
+  // Whether the LM head at n == 1 takes output_norm inside its matmul.
+  bool head_fused() const;
 
   ModelConfig config_;
   ModelWeights weights_;
