@@ -200,6 +200,15 @@ struct FusedWeight {
   int64_t block() const { return tw == DType::U32 ? group : dtype_info(tw).block_elems; }
 };
 
+// Every GGML weight format and MLX affine at 4 and 8 bits (group 64).
+inline std::vector<FusedWeight> fused_weights() {
+  std::vector<FusedWeight> ws;
+  for (DType t : qmatmul_formats()) ws.push_back(FusedWeight{t, 0, 0, DType::F16});
+  ws.push_back(FusedWeight{DType::U32, 4, 64, DType::F16});
+  ws.push_back(FusedWeight{DType::U32, 8, 64, DType::BF16});
+  return ws;
+}
+
 inline FusedCase fused_case(const FusedWeight& w, int64_t M, int64_t N, int64_t K, DType tx, DType ty,
                             std::optional<DType> tn, float offset, FusedResidual residual) {
   FusedCase c;
@@ -242,6 +251,31 @@ inline double run_glu_err(const Device& dev, const FusedCase& c2n, const QWeight
       worst = std::max(worst, std::abs(yv - ref) / bound);
     }
   return worst;
+}
+
+// One gated case on `dev` against its bound.
+inline void expect_glu_matches(const Device& dev, const FusedCase& c2n, uint64_t seed, bool int8) {
+  SCOPED_TRACE(describe(c2n));
+  const auto q = make_qweights(c2n.q, seed);
+  const auto d = make_fused_data(c2n, q, seed);
+  Status st;
+  EXPECT_LE(run_glu_err(dev, c2n, q, d, int8, &st), 1.0);
+  EXPECT_TRUE(st.is_ok()) << st.to_string();
+}
+
+// The gated form on zero-filled buffers of M rows, a Q8_0 W of `w_rows` x 256 and y of M x y_cols (error paths).
+inline Status glu_call(const Device& dev, int64_t M, int64_t w_rows, int64_t y_cols) {
+  auto s = Session::create(dev).value();
+  ops::MatmulFusion f;
+  f.glu = true;
+  auto x = dev.alloc(DType::F32, {M, 256}).value();
+  auto w = dev.alloc(DType::Q8_0, {w_rows, 256}).value();
+  auto y = dev.alloc(DType::F32, {M, y_cols}).value();
+  EXPECT_TRUE(x.fill_bytes(0).is_ok());
+  EXPECT_TRUE(w.fill_bytes(0).is_ok());
+  Status st = ops::matmul(s, x, w, y, f);
+  if (st.is_ok()) st = s.finish();
+  return st;
 }
 
 }  // namespace mlxn::test

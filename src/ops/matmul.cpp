@@ -158,6 +158,7 @@ Status matmul_affine(Session& s, const Buffer& x, const AffineWeight& w, const B
 
 Status matmul_affine(Session& s, const Buffer& x, const AffineWeight& w, const Buffer& y, const MatmulFusion& f) {
   constexpr std::string_view op = "matmul_affine";
+  if (f.glu) return unsupported(op, "the gated form takes GGML weights (matmul), not MLX affine ones");
   MLXN_TRY(detail::check_buffer(op, "packed", s, w.packed));
   MLXN_TRY(detail::check_buffer(op, "scales", s, w.scales));
   MLXN_TRY(detail::check_buffer(op, "biases", s, w.biases));
@@ -186,7 +187,6 @@ Status matmul_affine(Session& s, const Buffer& x, const AffineWeight& w, const B
   MLXN_TRY(check_xy(op, s, x, y, N, K, kp, !f.empty()));
   for (const Buffer* b : {&w.packed, &w.scales, &w.biases})
     if (y.range().overlaps(b->range())) return invalid_argument(op, "y overlaps the weight");
-  if (f.glu) return unsupported(op, "the gated form takes GGML weights (matmul), not MLX affine ones");
   std::vector<MemRange> reads{x.range(), w.packed.range(), w.scales.range(), w.biases.range()};
   kp.layout = kern::QWeight::Affine;
   MLXN_TRY(check_fusion(op, s, x, y, f, kp, reads));

@@ -17,13 +17,6 @@ bool built(const Device& gpu, const test::FusedCase& c) {
   return gpu.kernels().supports("qmatmul", key);
 }
 
-std::vector<test::FusedWeight> fused_weights() {
-  std::vector<test::FusedWeight> ws;
-  for (DType t : test::qmatmul_formats()) ws.push_back(test::FusedWeight{t, 0, 0, DType::F16});
-  ws.push_back(test::FusedWeight{DType::U32, 4, 64, DType::F16});
-  ws.push_back(test::FusedWeight{DType::U32, 8, 64, DType::BF16});
-  return ws;
-}
 
 // Ks of the decode kernel's paths (steps of 1024 columns): 768, one partial step (x quantized four threads per block
 // at every M <= 4, and one warp per row pair: KS = 1); 4096 + 256, five steps, the last a quarter (the warps of a row
@@ -44,7 +37,7 @@ TEST(GpuQMatmulFused, MatchesInt8Bound) {
   SCOPED_TRACE(detail::cat("seed ", seed));
   const DType norm_types[] = {DType::F32, DType::BF16, DType::F16};
   int i = 0, ran = 0;
-  for (const auto& w : fused_weights())
+  for (const auto& w : test::fused_weights())
     for (const auto& [K, Ms] : k_shapes(w))
       for (int64_t N : {77, 1}) {
         if (K == 8192 && N == 1) continue;
@@ -98,22 +91,10 @@ TEST(GpuQMatmulFused, GatedMatchesInt8Bound) {
     for (int64_t K : {int64_t{768}, int64_t{4096 + 256}}) {
       const auto c = test::fused_case(fw, 1, 2 * 77, K, DType::BF16, DType::BF16, DType::F32, 0.0f,
                                       FusedResidual::None);
-      if (!built(gpu, c)) continue;
-      SCOPED_TRACE(test::describe(c));
-      const auto q = test::make_qweights(c.q, seed);
-      const auto d = test::make_fused_data(c, q, seed);
-      Status st;
-      EXPECT_LE(test::run_glu_err(gpu, c, q, d, true, &st), 1.0);
-      EXPECT_TRUE(st.is_ok()) << st.to_string();
+      if (built(gpu, c)) test::expect_glu_matches(gpu, c, seed, true);
     }
   }
-  auto s = Session::create(gpu).value();
-  ops::MatmulFusion f;
-  f.glu = true;
-  auto x = gpu.alloc(DType::F32, {2, 256}).value();
-  auto w = gpu.alloc(DType::Q8_0, {8, 256}).value();
-  auto y = gpu.alloc(DType::F32, {2, 4}).value();
-  const Status two = ops::matmul(s, x, w, y, f);
+  const Status two = test::glu_call(gpu, 2, 8, 4);
   EXPECT_EQ(two.code(), StatusCode::Unsupported) << two.to_string();
 }
 
