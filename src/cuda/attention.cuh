@@ -18,17 +18,6 @@ namespace mlxn::cuda {
 
 // ---- helpers of the attention kernels -----------------------------------------------------------------------------
 
-__device__ __forceinline__ float load_any_f32(const void* p, DType t, int64_t i) {
-  switch (t) {
-    case DType::F16:
-      return __half2float(static_cast<const __half*>(p)[i]);
-    case DType::BF16:
-      return __bfloat162float(static_cast<const __nv_bfloat16*>(p)[i]);
-    default:
-      return static_cast<const float*>(p)[i];
-  }
-}
-
 __device__ __forceinline__ float exp2_approx(float x) {
   float y;
   asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));  // ex2(-inf) = +0

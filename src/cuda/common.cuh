@@ -19,6 +19,17 @@ namespace mlxn::cuda {
 __device__ __forceinline__ float to_f32(float v) { return v; }
 __device__ __forceinline__ float to_f32(__half v) { return __half2float(v); }
 __device__ __forceinline__ float to_f32(__nv_bfloat16 v) { return __bfloat162float(v); }
+// Element i of an f32 / f16 / bf16 array whose dtype is known only at run time.
+__device__ __forceinline__ float load_any_f32(const void* p, DType t, int64_t i) {
+  switch (t) {
+    case DType::F16:
+      return __half2float(static_cast<const __half*>(p)[i]);
+    case DType::BF16:
+      return __bfloat162float(static_cast<const __nv_bfloat16*>(p)[i]);
+    default:
+      return static_cast<const float*>(p)[i];
+  }
+}
 
 template <typename T>
 __device__ __forceinline__ T from_f32(float v);

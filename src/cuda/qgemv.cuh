@@ -646,11 +646,23 @@ __device__ __forceinline__ void apply_xnorm(const XNorm& nm, int64_t k0, float (
     }
   }
 }
-template <int MT>
-__device__ __forceinline__ void add_row_ss(float (&ss)[MT], int mt, float v) {
+// N elements of x's row mt from column k0 as floats (zeros where `live` is false: rows past M, blocks past K), scaled
+// by the fused norm's weights if there is one, with their squares added to the row's ss[mt].
+template <int N, int MT>
+__device__ __forceinline__ void load_x_normed(const void* x, DType tx, int64_t ldx, int mt, int64_t k0, bool vec,
+                                              bool live, const XNorm& nm, float (&ss)[MT], float (&v)[N]) {
+  if (!live) {
+#pragma unroll
+    for (int i = 0; i < N; ++i) v[i] = 0.0f;
+    return;
+  }
+  load_x_run(x, tx, mt * ldx + k0, vec, v);
+  if (nm.w == nullptr) return;
+  float q = 0.0f;
+  apply_xnorm(nm, k0, v, q);
 #pragma unroll
   for (int m = 0; m < MT; ++m)
-    if (m == mt) ss[m] += v;
+    if (m == mt) ss[m] += q;
 }
 
 // Quantizes `rows` rows of x (MT slots; slots past `rows` and blocks past K are zero) into xq / xinfo. One thread per
@@ -665,17 +677,7 @@ __device__ void quantize_x(const void* x, DType tx, int64_t ldx, int rows, int64
   for (int it = threadIdx.x; it < MT * nb; it += kThreads) {
     const int mt = it / nb, b = it % nb;
     float v[32];
-    if (mt < rows && b < nblk) {
-      load_x_run(x, tx, mt * ldx + 32 * static_cast<int64_t>(b), vec, v);
-      if (nm.w != nullptr) {
-        float q = 0.0f;
-        apply_xnorm(nm, 32 * static_cast<int64_t>(b), v, q);
-        add_row_ss(ss, mt, q);
-      }
-    } else {
-#pragma unroll
-      for (int i = 0; i < 32; ++i) v[i] = 0.0f;
-    }
+    load_x_normed(x, tx, ldx, mt, 32 * static_cast<int64_t>(b), vec, mt < rows && b < nblk, nm, ss, v);
     float amax = 0.0f;
 #pragma unroll
     for (int i = 0; i < 32; ++i) amax = fmaxf(amax, fabsf(v[i]));
@@ -728,17 +730,7 @@ __device__ void quantize_x4(const void* x, DType tx, int64_t ldx, int rows, int6
     const int unit = it >> 2, t = it & 3;
     const int mt = unit / nb, b = unit % nb;
     float v[8];
-    if (mt < rows && b < nblk) {
-      load_x_run(x, tx, mt * ldx + 32 * static_cast<int64_t>(b) + 8 * t, vec, v);
-      if (nm.w != nullptr) {
-        float q = 0.0f;
-        apply_xnorm(nm, 32 * static_cast<int64_t>(b) + 8 * t, v, q);
-        add_row_ss(ss, mt, q);
-      }
-    } else {
-#pragma unroll
-      for (int i = 0; i < 8; ++i) v[i] = 0.0f;
-    }
+    load_x_normed(x, tx, ldx, mt, 32 * static_cast<int64_t>(b) + 8 * t, vec, mt < rows && b < nblk, nm, ss, v);
     float amax = 0.0f;
 #pragma unroll
     for (int i = 0; i < 8; ++i) amax = fmaxf(amax, fabsf(v[i]));
@@ -831,12 +823,6 @@ __device__ __forceinline__ void store_any(void* y, DType t, int64_t i, float v) 
     store_y<__half>(y, i, v);
   else
     store_y<__nv_bfloat16>(y, i, v);
-}
-
-__device__ __forceinline__ float load_any(const void* y, DType t, int64_t i) {
-  if (t == DType::F32) return static_cast<const float*>(y)[i];
-  const uint16_t h = static_cast<const uint16_t*>(y)[i];
-  return t == DType::F16 ? __half2float(__ushort_as_half(h)) : __uint_as_float(static_cast<uint32_t>(h) << 16);
 }
 
 // Named barrier for the `warps` warps of one row group (id 1..15; id 0 is __syncthreads).
@@ -1056,13 +1042,13 @@ __global__ void __launch_bounds__(kThreads, 1)
     for (int i = 0; i < MT; ++i)
       if (i == m) v *= gain[i];
     const int64_t at = ybase + m * p.ldy + n;
-    if (p.r != nullptr) v += load_any(p.r, p.ty, at);
+    if (p.r != nullptr) v += load_any_f32(p.r, p.ty, at);
     store_any(p.y, p.ty, at, v);
   };
   // The gated output of row group rg (M = 1): both products scaled by the norm's gain before the activation.
   auto emit_glu = [&](int64_t rg, float gate, float up) {
     float v = glu_act(route.act, gate * gain[0]) * (up * gain[0]);
-    if (p.r != nullptr) v += load_any(p.r, p.ty, ybase + rg);
+    if (p.r != nullptr) v += load_any_f32(p.r, p.ty, ybase + rg);
     store_any(p.y, p.ty, ybase + rg, v);
   };
 

@@ -59,9 +59,8 @@ Status check_fusion(std::string_view op, Session& s, const Buffer& x, const Buff
   if (!kern::qmatmul_fuses(cuda, kp.M, kp.K))
     return unsupported(op, "the fused norm / residual forms need M <= 4 and M * ceil(K / 1024) <= 32 on CUDA (M = ",
                        kp.M, ", K = ", kp.K, "); see matmul_fuses");
-  if (f.glu) {
-    if (cuda && (kp.M != 1 || kp.layout != kern::QWeight::Ggml))
-      return unsupported(op, "the gated form runs at M = 1 over GGML weights on CUDA (M = ", kp.M, ")");
+  if (f.glu) {  // GGML weights only (matmul_affine refuses it)
+    if (cuda && kp.M != 1) return unsupported(op, "the gated form runs at M = 1 on CUDA (M = ", kp.M, ")");
     kp.glu = true;
     kp.act = detail::act_op(f.act);
   }
@@ -69,7 +68,8 @@ Status check_fusion(std::string_view op, Session& s, const Buffer& x, const Buff
     MLXN_TRY(detail::check_buffer(op, "norm", s, f.norm));
     MLXN_TRY(detail::check_float(op, "norm", f.norm));
     MLXN_TRY(detail::check_contiguous(op, "norm", f.norm));
-    if (f.norm.shape() != Shape{kp.K}) return invalid_argument(op, "norm has shape ", f.norm.shape(), ", expected [", kp.K, "]");
+    if (f.norm.shape() != Shape{kp.K})
+      return invalid_argument(op, "norm has shape ", f.norm.shape(), ", expected [", kp.K, "]");
     if (!(f.eps >= 0.0f)) return invalid_argument(op, "eps = ", f.eps, " must be >= 0");
     if (y.range().overlaps(f.norm.range())) return invalid_argument(op, "y overlaps norm");
     kp.norm = f.norm.data();
@@ -142,8 +142,8 @@ Status matmul_quantized(Session& s, const Buffer& x, const Buffer& w, const Buff
   MLXN_TRY(check_xy(op, s, x, y, N, K, kp, !f.empty()));
   if (y.range().overlaps(w.range())) return invalid_argument(op, "y overlaps w");
   std::vector<MemRange> reads{x.range(), w.range()};
-  kp.layout = kern::QWeight::Ggml;
   MLXN_TRY(check_fusion(op, s, x, y, f, kp, reads));
+  kp.layout = kern::QWeight::Ggml;
   kp.w = w.data();
   kp.tw = t;
   kp.row_bytes = K / info.block_elems * info.block_bytes;
@@ -188,7 +188,6 @@ Status matmul_affine(Session& s, const Buffer& x, const AffineWeight& w, const B
   for (const Buffer* b : {&w.packed, &w.scales, &w.biases})
     if (y.range().overlaps(b->range())) return invalid_argument(op, "y overlaps the weight");
   std::vector<MemRange> reads{x.range(), w.packed.range(), w.scales.range(), w.biases.range()};
-  kp.layout = kern::QWeight::Affine;
   MLXN_TRY(check_fusion(op, s, x, y, f, kp, reads));
   kp.layout = kern::QWeight::Affine;
   kp.w = w.packed.data();
