@@ -59,16 +59,6 @@ __device__ __forceinline__ void load8_any(const void* p, DType t, float (&v)[8])
       break;
   }
 }
-__device__ __forceinline__ float load_any(const void* p, DType t, int64_t i) {
-  switch (t) {
-    case DType::F16:
-      return __half2float(static_cast<const __half*>(p)[i]);
-    case DType::BF16:
-      return __bfloat162float(static_cast<const __nv_bfloat16*>(p)[i]);
-    default:
-      return static_cast<const float*>(p)[i];
-  }
-}
 
 // ---- reductions over the blockDim.x threads of one row ----
 // blockDim.x is either a power of two <= 32 (several rows per block along threadIdx.y; each row's threads are an

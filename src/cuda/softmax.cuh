@@ -159,7 +159,7 @@ __global__ void __launch_bounds__(1024) softmax_any_kernel(kern::SoftmaxParams p
   const void* mrow = p.mask != nullptr && live ? mask_row(p, row) : nullptr;
   auto value = [&](int64_t c) {
     const float t = to_f32(x[c]);
-    return mrow != nullptr ? fmaf(t, p.scale, load_any(mrow, p.tm, c)) : t * p.scale;
+    return mrow != nullptr ? fmaf(t, p.scale, load_any_f32(mrow, p.tm, c)) : t * p.scale;
   };
   float m = -INFINITY, s = 0.0f;
   if (live) {
