@@ -1,6 +1,10 @@
 // Benchmark harness: times ops recorded into a Session with stream markers (CUDA events; a host clock on the
 // CPU), warms up, takes the median over many samples, rotates input sets so the L2 cache does not flatter, and
 // reports each case against the copy bandwidth measured in the same run.
+// On CUDA the calls of a sample are captured into one linear graph and replayed (as a model's decode step runs), so
+// the time is the device's: timed eagerly, an op of a few microseconds measures the host's enqueue cost instead
+// (seen: 13-15 us per short-context attention decode call whatever its kernels did, and 4-6 us matmuls that varied
+// from run to run). --eager times eager calls.
 #pragma once
 
 #include <algorithm>
@@ -27,14 +31,25 @@ struct Row {
 
 class Harness {
  public:
-  Harness(Device dev, Session& s, bool quick) : dev_(std::move(dev)), s_(s), quick_(quick) {}
+  Harness(Device dev, Session& s, bool quick, bool eager = false)
+      : dev_(std::move(dev)), s_(s), quick_(quick), graph_(!eager && dev_.backend() == Backend::Cuda) {}
 
   // Median microseconds per call of body(k), k counting calls (use it to rotate inputs). Each sample times enough
   // calls to last about `target_sample_us`.
   Result<double> time_us(const std::function<Status(int)>& body, double target_sample_us = 300) {
+    return time_calls_us(body, target_sample_us, graph_);
+  }
+  // Eager calls always (what the launch-overhead case compares, or a body that replays a graph itself).
+  Result<double> time_eager_us(const std::function<Status(int)>& body, double target_sample_us = 300) {
+    return time_calls_us(body, target_sample_us, false);
+  }
+
+ private:
+  Result<double> time_calls_us(const std::function<Status(int)>& body, double target_sample_us, bool graph) {
     int k = 0;
     for (int i = 0; i < 3; ++i) MLXN_TRY(body(k++));
     MLXN_TRY(s_.finish());
+    if (graph) return time_graph_us(body, k, target_sample_us);
     // Calibrate: how many calls make one sample.
     MLXN_ASSIGN_OR_RETURN(Marker a, s_.mark());
     MLXN_TRY(body(k++));
@@ -55,6 +70,46 @@ class Harness {
     return v[v.size() / 2];
   }
 
+  // time_us on CUDA: per_sample calls captured into one graph, replayed once per sample. The session must capture
+  // linear graphs (SessionOptions::max_branches = 1) so calls on rotated inputs do not overlap.
+  Result<double> time_graph_us(const std::function<Status(int)>& body, int k, double target_sample_us) {
+    auto capture = [&](int n) -> Result<Graph> {
+      MLXN_TRY(s_.begin_capture());
+      for (int i = 0; i < n; ++i) {
+        Status st = body(k++);
+        if (!st.is_ok()) {
+          (void)s_.end_capture();
+          return st;
+        }
+      }
+      return s_.end_capture();
+    };
+    auto time_replay = [&](Graph& g) -> Result<double> {
+      MLXN_ASSIGN_OR_RETURN(Marker a, s_.mark());
+      MLXN_TRY(g.replay());
+      MLXN_ASSIGN_OR_RETURN(Marker b, s_.mark());
+      return s_.elapsed_ms(a, b);
+    };
+    constexpr int kCalibrate = 4;
+    MLXN_ASSIGN_OR_RETURN(Graph cal, capture(kCalibrate));
+    MLXN_TRY(cal.replay());
+    MLXN_ASSIGN_OR_RETURN(double cal_ms, time_replay(cal));
+    const double one_us = std::max(cal_ms * 1e3 / kCalibrate, 0.05);
+    const int per_sample = std::clamp(static_cast<int>(target_sample_us / one_us), kCalibrate, 2000);
+    MLXN_ASSIGN_OR_RETURN(Graph g, capture(per_sample));
+    MLXN_TRY(g.replay());
+    const int samples = quick_ ? 5 : 21;
+    std::vector<double> v;
+    for (int smp = 0; smp < samples; ++smp) {
+      MLXN_ASSIGN_OR_RETURN(double ms, time_replay(g));
+      v.push_back(ms * 1e3 / per_sample);
+    }
+    MLXN_TRY(s_.finish());
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  }
+
+ public:
   // How many input sets to rotate through so that they span at least 4x the L2 cache (at least 1).
   int rotation(double bytes_per_set) const {
     const double l2 = static_cast<double>(dev_.properties().l2_cache_bytes);
@@ -77,6 +132,7 @@ class Harness {
   Session& session() { return s_; }
   const Device& device() const { return dev_; }
   bool quick() const { return quick_; }
+  bool graph_timing() const { return graph_; }
 
   void print_header() const {
     std::printf("%-28s %-16s %-16s %10s %10s %8s  %s\n", "op", "shape", "dtype", "us", "GB/s", "%copy", "note");
@@ -112,6 +168,7 @@ class Harness {
   Device dev_;
   Session& s_;
   bool quick_;
+  bool graph_;
   double copy_gbps_ = 0;
   std::vector<Row> rows_;
 };

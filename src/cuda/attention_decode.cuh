@@ -259,16 +259,38 @@ __global__ void __launch_bounds__(128, 1) attention_decode_mma_kernel(kern::Atte
     cp_async_commit();
   }
 
-  // Q rows in the mma type; rows past n_rows are zero.
-  for (int idx = tid; idx < C::kRowsMax * D; idx += C::kThreads) {
-    const int r = idx / D, d = idx % D;
-    float v = 0.0f;
-    if (r < n_rows) {
-      const int32_t gr = row0 + r;
-      const int64_t qrow = (static_cast<int64_t>(b) * p.q_len + gr / group) * p.n_heads + hkv * group + gr % group;
-      v = to_f32(static_cast<const TQ*>(p.q)[qrow * D + d]);
+  static_assert(sizeof(TQ) == 2, "q in f16 or bf16");
+  // Q rows in the mma type; rows past n_rows are zero. 16-byte loads, all of a thread's issued before the first is
+  // used (an element loop waited for each load in turn: ncu showed the Q load as the largest stall of a short decode).
+  auto q_row = [&](int r) {
+    const int32_t gr = row0 + r;
+    return (static_cast<int64_t>(b) * p.q_len + gr / group) * p.n_heads + hkv * group + gr % group;
+  };
+  if ((reinterpret_cast<uintptr_t>(p.q) & 15u) == 0) {
+    constexpr int kChunks = C::kRowsMax * D / 8, kPer = (kChunks + C::kThreads - 1) / C::kThreads;
+    uint4 raw[kPer];
+#pragma unroll
+    for (int k = 0; k < kPer; ++k) {
+      const int idx = tid + k * C::kThreads, r = idx / (D / 8), c8 = idx % (D / 8);
+      raw[k] = make_uint4(0u, 0u, 0u, 0u);
+      if (idx < kChunks && r < n_rows)
+        raw[k] = *reinterpret_cast<const uint4*>(static_cast<const TQ*>(p.q) + q_row(r) * D + c8 * 8);
     }
-    s_q[r * C::kPitch + d] = to_mma<TM>(v);
+#pragma unroll
+    for (int k = 0; k < kPer; ++k) {
+      const int idx = tid + k * C::kThreads, r = idx / (D / 8), c8 = idx % (D / 8);
+      if (idx >= kChunks) continue;
+      float v[8];
+      unpack8_16<TQ>(raw[k], v);
+#pragma unroll
+      for (int e = 0; e < 8; ++e) s_q[r * C::kPitch + c8 * 8 + e] = to_mma<TM>(v[e]);
+    }
+  } else {
+    for (int idx = tid; idx < C::kRowsMax * D; idx += C::kThreads) {
+      const int r = idx / D, d = idx % D;
+      const float v = r < n_rows ? to_f32(static_cast<const TQ*>(p.q)[q_row(r) * D + d]) : 0.0f;
+      s_q[r * C::kPitch + d] = to_mma<TM>(v);
+    }
   }
 
   __syncthreads();  // s_q written

@@ -141,6 +141,13 @@ TEST(GpuAttention, LongDecodeAndPrefill) {
     c.sinks = true;
     expect_gpu_matches_cpu(gpu, c, seed);
   }
+  // Sinks and a mask over several splits (merged by the merge kernel).
+  {
+    auto c = test::attn_case(1, 32, 8, 128, {3001});
+    c.sinks = true;
+    c.mask = true;
+    expect_gpu_matches_cpu(gpu, c, seed);
+  }
   // MHA (one real row of the mma's 8) and GQA 8 at q_len 2 (16 rows), head dims 64 and 256.
   expect_gpu_matches_cpu(gpu, test::attn_case(1, 4, 4, 64, {5000}), seed);
   expect_gpu_matches_cpu(gpu, test::attn_case(2, 16, 2, 256, {3000}), seed);
