@@ -74,6 +74,11 @@ class ModelFuse : public ::testing::TestWithParam<FuseCase> {};
 // the f16 block output exactly as add() does); only the order of reductions could differ, and on the CPU backend
 // (float64 sums) it does not: measured max |diff| 0 (bit-identical logits). The bound allows f16 rounding
 // differences of the activations (2^-11 relative) on other backends' orders.
+// Quantized weights, decode steps: the matmuls also take the RMSNorm and the residual add (ops::MatmulFusion), so x
+// is no longer rounded to f16 between the norm and the matmul: a different rounding of the same size as the
+// difference itself (seen: 4.6e-3 against the 4e-3 bound). There the fused step is held to the accuracy of the
+// unfused one against the same model with f32 activations: at most 1.5x its distance plus a quarter of the bound
+// (as GpuModelFuse does).
 TEST_P(ModelFuse, FusedEqualsUnfused) {
   const auto [arch, type] = GetParam();
   const uint64_t seed = test::fresh_seed();
@@ -105,21 +110,39 @@ TEST_P(ModelFuse, FusedEqualsUnfused) {
   const auto a0 = logits_of(*plain), b0 = logits_of(*fused);
   const double bound = 4e-3;  // logits of O(1): a few f16 ulps of the activations
   EXPECT_LE(max_abs_diff(b0, a0), bound) << "prefill";
+  const bool quantized = is_quantized(type);
+  std::unique_ptr<models::Model> ref;
+  if (quantized) {
+    ref = test::load_model(path, Device::cpu(), test::model_options(16, 64, DType::F32, false));
+    ASSERT_TRUE(ref && ref->prefill(prompt).is_ok());
+  }
   auto cap = graph->capture_decode();
   ASSERT_TRUE(cap.is_ok()) << cap.status().to_string();
-  double worst = max_abs_diff(b0, a0);
+  double worst = max_abs_diff(b0, a0), worst_f = 0, worst_p = 0;
   for (size_t i = prompt.size(); i < toks.size(); ++i) {
     ASSERT_TRUE(plain->decode(toks[i]).is_ok());
     ASSERT_TRUE(fused->decode(toks[i]).is_ok());
     ASSERT_TRUE(graph->set_token(toks[i]).is_ok());
     ASSERT_TRUE(graph->replay_decode(*cap).is_ok());
     const auto a = logits_of(*plain), b = logits_of(*fused), c = logits_of(*graph);
-    EXPECT_LE(max_abs_diff(b, a), bound) << "token " << i;
+    if (quantized) {
+      ASSERT_TRUE(ref->decode(toks[i]).is_ok());
+      const auto r = logits_of(*ref);
+      const double ef = max_abs_diff(b, r), ep = max_abs_diff(a, r);
+      EXPECT_LE(ef, 1.5 * ep + bound / 4) << "token " << i << ": fused " << ef << ", unfused " << ep
+                                          << " from the f32-activation model";
+      worst_f = std::max(worst_f, ef);
+      worst_p = std::max(worst_p, ep);
+    } else {
+      EXPECT_LE(max_abs_diff(b, a), bound) << "token " << i;
+    }
     EXPECT_EQ(c, b) << "token " << i;  // graph replay of the fused step equals the eager fused step
     worst = std::max(worst, max_abs_diff(b, a));
   }
-  std::printf("[fuse] %s %s: max |fused - unfused| over prompt + 5 steps = %.3g\n",
-              std::string(models::arch_name(arch)).c_str(), std::string(dtype_name(type)).c_str(), worst);
+  std::printf("[fuse] %s %s: max |fused - unfused| over prompt + 5 steps = %.3g", std::string(models::arch_name(arch)).c_str(),
+              std::string(dtype_name(type)).c_str(), worst);
+  if (quantized) std::printf("; from the f32-activation model: fused %.3g, unfused %.3g", worst_f, worst_p);
+  std::printf("\n");
 }
 
 INSTANTIATE_TEST_SUITE_P(Tiny, ModelFuse,
