@@ -19,8 +19,11 @@ using models::Arch;
 
 using test::TmpDir;
 
+// Unfused: the decode-step fusions take the RMSNorm and the residual add into the quantized matmuls only (dense
+// weights keep the separate ops), which moves where values are rounded and would compare two different step
+// orders (seen: rel_l2 1.7e-5 on one seed); the fused step's accuracy is ModelFuse's subject.
 std::unique_ptr<models::Model> load(const fs::path& p) {
-  return test::load_model(p.string(), Device::cpu(), test::model_options(8, 32));
+  return test::load_model(p.string(), Device::cpu(), test::model_options(8, 32, {}, false));
 }
 
 using test::logits_of;

@@ -62,6 +62,20 @@ double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
   return m;
 }
 
+// Quantized decode steps (see FusedEqualsUnfused): the fused step's logits may be at most 1.5x as far from the
+// f32-activation model's as the unfused step's, plus a quarter of the direct bound. Returns the two distances.
+std::pair<double, double> expect_as_accurate(const std::vector<float>& fused, const std::vector<float>& plain,
+                                             const std::vector<float>& ref, double bound, const std::string& what) {
+  const double ef = max_abs_diff(fused, ref), ep = max_abs_diff(plain, ref);
+  EXPECT_LE(ef, 1.5 * ep + bound / 4) << what << ": fused " << ef << ", unfused " << ep
+                                      << " from the f32-activation model";
+  return {ef, ep};
+}
+
+std::unique_ptr<models::Model> load_f32_reference(const std::string& path) {
+  return test::load_model(path, Device::cpu(), test::model_options(16, 64, DType::F32, false));
+}
+
 struct FuseCase {
   Arch arch;
   DType type;
@@ -113,7 +127,7 @@ TEST_P(ModelFuse, FusedEqualsUnfused) {
   const bool quantized = is_quantized(type);
   std::unique_ptr<models::Model> ref;
   if (quantized) {
-    ref = test::load_model(path, Device::cpu(), test::model_options(16, 64, DType::F32, false));
+    ref = load_f32_reference(path);
     ASSERT_TRUE(ref && ref->prefill(prompt).is_ok());
   }
   auto cap = graph->capture_decode();
@@ -127,10 +141,7 @@ TEST_P(ModelFuse, FusedEqualsUnfused) {
     const auto a = logits_of(*plain), b = logits_of(*fused), c = logits_of(*graph);
     if (quantized) {
       ASSERT_TRUE(ref->decode(toks[i]).is_ok());
-      const auto r = logits_of(*ref);
-      const double ef = max_abs_diff(b, r), ep = max_abs_diff(a, r);
-      EXPECT_LE(ef, 1.5 * ep + bound / 4) << "token " << i << ": fused " << ef << ", unfused " << ep
-                                          << " from the f32-activation model";
+      const auto [ef, ep] = expect_as_accurate(b, a, logits_of(*ref), bound, "token " + std::to_string(i));
       worst_f = std::max(worst_f, ef);
       worst_p = std::max(worst_p, ep);
     } else {
@@ -155,7 +166,8 @@ INSTANTIATE_TEST_SUITE_P(Tiny, ModelFuse,
                          });
 
 // Hugging Face folders: a dense f32 checkpoint (safetensors bytes fused as read) and an MLX affine one (packed
-// weights, scales and biases each fused), fused against unfused.
+// weights, scales and biases each fused), fused against unfused; the MLX one's decode steps as FusedEqualsUnfused's
+// quantized ones (against the f32-activation model: seen 4.0-4.9e-3 from the unfused step in 10 of 150 runs).
 TEST(ModelFuse, SafetensorsDenseAndMlxAffine) {
   const uint64_t seed = test::fresh_seed();
   SCOPED_TRACE(seed);
@@ -180,14 +192,25 @@ TEST(ModelFuse, SafetensorsDenseAndMlxAffine) {
       ASSERT_TRUE(L.wqkv.valid() && L.w_gate_up.valid() && L.bqkv.valid());
       EXPECT_EQ(L.w_up.storage_id(), L.w_gate_up.storage_id());
     }
+    const bool affine = std::string(kind) == "mlx";
+    std::unique_ptr<models::Model> ref = affine ? load_f32_reference(path) : nullptr;
+    ASSERT_TRUE(!affine || ref);
     const std::vector<int32_t> toks = {1, 5, 9, 200, 3, 77, 12, 40, 8};
     ASSERT_TRUE(plain->prefill(std::span(toks).first(6)).is_ok());
     ASSERT_TRUE(fused->prefill(std::span(toks).first(6)).is_ok());
+    if (ref) {
+      ASSERT_TRUE(ref->prefill(std::span(toks).first(6)).is_ok());
+    }
     EXPECT_LE(max_abs_diff(logits_of(*fused), logits_of(*plain)), 4e-3);
     for (size_t i = 6; i < toks.size(); ++i) {
       ASSERT_TRUE(plain->decode(toks[i]).is_ok());
       ASSERT_TRUE(fused->decode(toks[i]).is_ok());
-      EXPECT_LE(max_abs_diff(logits_of(*fused), logits_of(*plain)), 4e-3) << "token " << i;
+      if (ref) {
+        ASSERT_TRUE(ref->decode(toks[i]).is_ok());
+        expect_as_accurate(logits_of(*fused), logits_of(*plain), logits_of(*ref), 4e-3, "token " + std::to_string(i));
+      } else {
+        EXPECT_LE(max_abs_diff(logits_of(*fused), logits_of(*plain)), 4e-3) << "token " << i;
+      }
     }
   }
 }
