@@ -132,7 +132,8 @@ int main(int argc, char** argv) {
     else if (a == "--quick") o.quick = true;
     else if (a == "--eager") o.eager = true;
     else {
-      std::fprintf(stderr, "usage: mlxn_bench [--device cpu|cuda|best] [--json FILE] [--filter SUBSTRING] [--quick] [--eager]\n");
+      std::fprintf(stderr,
+                   "usage: mlxn_bench [--device cpu|cuda|best] [--json FILE] [--filter SUBSTRING] [--quick] [--eager]\n");
       return 2;
     }
   }

@@ -22,9 +22,9 @@ namespace mlxn::bench {
 
 struct Row {
   std::string op, shape, dtype, note;
-  double us = 0;        // median time per call
-  double bytes = 0;     // minimum bytes moved per call (0: not bandwidth-bound)
-  double flops = 0;     // arithmetic per call, for compute-bound cases (reported as TFLOP/s in the note)
+  double us = 0;     // median time per call
+  double bytes = 0;  // minimum bytes moved per call (0: not bandwidth-bound)
+  double flops = 0;  // arithmetic per call, for compute-bound cases (reported as TFLOP/s in the note)
   double gbps() const { return bytes > 0 && us > 0 ? bytes / (us * 1e3) : 0; }
   double tflops() const { return flops > 0 && us > 0 ? flops / (us * 1e6) : 0; }
 };
@@ -42,6 +42,59 @@ class Harness {
   // Eager calls always (what the launch-overhead case compares, or a body that replays a graph itself).
   Result<double> time_eager_us(const std::function<Status(int)>& body, double target_sample_us = 300) {
     return time_calls_us(body, target_sample_us, false);
+  }
+
+  // How many input sets to rotate through so that they span at least 4x the L2 cache (at least 1).
+  int rotation(double bytes_per_set) const {
+    const double l2 = static_cast<double>(dev_.properties().l2_cache_bytes);
+    if (l2 <= 0 || bytes_per_set <= 0) return 1;
+    return std::clamp(static_cast<int>(4 * l2 / bytes_per_set) + 1, 1, 64);
+  }
+
+  void add(Row r) {
+    if (r.flops > 0) {
+      char buf[64];
+      std::snprintf(buf, sizeof(buf), "%.1f TFLOP/s", r.tflops());
+      r.note = r.note.empty() ? buf : r.note + ", " + buf;
+    }
+    rows_.push_back(std::move(r));
+    print_row(rows_.back());
+  }
+  void set_ceiling(double gbps) { copy_gbps_ = gbps; }
+  double ceiling() const { return copy_gbps_; }
+  const std::vector<Row>& rows() const { return rows_; }
+  Session& session() { return s_; }
+  const Device& device() const { return dev_; }
+  bool quick() const { return quick_; }
+
+  void print_header() const {
+    std::printf("%-28s %-16s %-16s %10s %10s %8s  %s\n", "op", "shape", "dtype", "us", "GB/s", "%copy", "note");
+  }
+  void print_row(const Row& r) const {
+    const double pct = copy_gbps_ > 0 && r.bytes > 0 ? 100.0 * r.gbps() / copy_gbps_ : 0;
+    if (r.bytes > 0)
+      std::printf("%-28s %-16s %-16s %10.2f %10.1f %7.1f%%  %s\n", r.op.c_str(), r.shape.c_str(), r.dtype.c_str(), r.us,
+                  r.gbps(), pct, r.note.c_str());
+    else
+      std::printf("%-28s %-16s %-16s %10.2f %10s %8s  %s\n", r.op.c_str(), r.shape.c_str(), r.dtype.c_str(), r.us, "-",
+                  "-", r.note.c_str());
+    std::fflush(stdout);
+  }
+
+  // One JSON object per line: machine-readable results.
+  bool write_json(const std::string& path, const std::string& device_name) const {
+    FILE* f = std::fopen(path.c_str(), "w");
+    if (!f) return false;
+    for (const auto& r : rows_) {
+      const double pct = copy_gbps_ > 0 && r.bytes > 0 ? 100.0 * r.gbps() / copy_gbps_ : 0;
+      std::fprintf(f,
+                   "{\"device\":\"%s\",\"op\":\"%s\",\"shape\":\"%s\",\"dtype\":\"%s\",\"us\":%.3f,\"gbps\":%.1f,"
+                   "\"pct_copy\":%.1f,\"copy_gbps\":%.1f,\"tflops\":%.2f,\"note\":\"%s\"}\n",
+                   device_name.c_str(), r.op.c_str(), r.shape.c_str(), r.dtype.c_str(), r.us, r.gbps(), pct, copy_gbps_,
+                   r.tflops(), r.note.c_str());
+    }
+    std::fclose(f);
+    return true;
   }
 
  private:
@@ -109,61 +162,6 @@ class Harness {
     return v[v.size() / 2];
   }
 
- public:
-  // How many input sets to rotate through so that they span at least 4x the L2 cache (at least 1).
-  int rotation(double bytes_per_set) const {
-    const double l2 = static_cast<double>(dev_.properties().l2_cache_bytes);
-    if (l2 <= 0 || bytes_per_set <= 0) return 1;
-    return std::clamp(static_cast<int>(4 * l2 / bytes_per_set) + 1, 1, 64);
-  }
-
-  void add(Row r) {
-    if (r.flops > 0) {
-      char buf[64];
-      std::snprintf(buf, sizeof(buf), "%.1f TFLOP/s", r.tflops());
-      r.note = r.note.empty() ? buf : r.note + ", " + buf;
-    }
-    rows_.push_back(std::move(r));
-    print_row(rows_.back());
-  }
-  void set_ceiling(double gbps) { copy_gbps_ = gbps; }
-  double ceiling() const { return copy_gbps_; }
-  const std::vector<Row>& rows() const { return rows_; }
-  Session& session() { return s_; }
-  const Device& device() const { return dev_; }
-  bool quick() const { return quick_; }
-
-  void print_header() const {
-    std::printf("%-28s %-16s %-16s %10s %10s %8s  %s\n", "op", "shape", "dtype", "us", "GB/s", "%copy", "note");
-  }
-  void print_row(const Row& r) const {
-    const double pct = copy_gbps_ > 0 && r.bytes > 0 ? 100.0 * r.gbps() / copy_gbps_ : 0;
-    if (r.bytes > 0)
-      std::printf("%-28s %-16s %-16s %10.2f %10.1f %7.1f%%  %s\n", r.op.c_str(), r.shape.c_str(), r.dtype.c_str(),
-                  r.us, r.gbps(), pct, r.note.c_str());
-    else
-      std::printf("%-28s %-16s %-16s %10.2f %10s %8s  %s\n", r.op.c_str(), r.shape.c_str(), r.dtype.c_str(), r.us,
-                  "-", "-", r.note.c_str());
-    std::fflush(stdout);
-  }
-
-  // One JSON object per line: machine-readable results.
-  bool write_json(const std::string& path, const std::string& device_name) const {
-    FILE* f = std::fopen(path.c_str(), "w");
-    if (!f) return false;
-    for (const auto& r : rows_) {
-      const double pct = copy_gbps_ > 0 && r.bytes > 0 ? 100.0 * r.gbps() / copy_gbps_ : 0;
-      std::fprintf(f,
-                   "{\"device\":\"%s\",\"op\":\"%s\",\"shape\":\"%s\",\"dtype\":\"%s\",\"us\":%.3f,\"gbps\":%.1f,"
-                   "\"pct_copy\":%.1f,\"copy_gbps\":%.1f,\"tflops\":%.2f,\"note\":\"%s\"}\n",
-                   device_name.c_str(), r.op.c_str(), r.shape.c_str(), r.dtype.c_str(), r.us, r.gbps(), pct,
-                   copy_gbps_, r.tflops(), r.note.c_str());
-    }
-    std::fclose(f);
-    return true;
-  }
-
- private:
   Device dev_;
   Session& s_;
   bool quick_;
@@ -180,8 +178,8 @@ struct BenchEnv {
 };
 
 struct Case {
-  std::string name;  // what --filter matches
-  int order = 0;     // cases run by (order, registration); the copy ceiling is order 0 and always runs first
+  std::string name;    // what --filter matches
+  int order = 0;       // cases run by (order, registration); the copy ceiling is order 0 and always runs first
   bool heavy = false;  // skipped on the CPU unless --filter names it
   std::function<Status(Harness&, const BenchEnv&)> fn;
 };

@@ -150,8 +150,8 @@ TEST_P(ModelFuse, FusedEqualsUnfused) {
     EXPECT_EQ(c, b) << "token " << i;  // graph replay of the fused step equals the eager fused step
     worst = std::max(worst, max_abs_diff(b, a));
   }
-  std::printf("[fuse] %s %s: max |fused - unfused| over prompt + 5 steps = %.3g", std::string(models::arch_name(arch)).c_str(),
-              std::string(dtype_name(type)).c_str(), worst);
+  std::printf("[fuse] %s %s: max |fused - unfused| over prompt + 5 steps = %.3g",
+              std::string(models::arch_name(arch)).c_str(), std::string(dtype_name(type)).c_str(), worst);
   if (quantized) std::printf("; from the f32-activation model: fused %.3g, unfused %.3g", worst_f, worst_p);
   std::printf("\n");
 }
